@@ -1,0 +1,47 @@
+#!/bin/bash
+# Starts a lab node from the configs mounted under /lab: the network
+# plumbing first, then only the daemons the node's role has configs for.
+set -euo pipefail
+
+log() { echo "lab-entrypoint: $*"; }
+
+# Links and routes (rendered from the topology). It also drops Docker's
+# default route: nothing the lab sends may leave the machine.
+if [ -f /lab/network.sh ]; then
+  log "plumbing network"
+  bash /lab/network.sh
+fi
+
+if [ -f /lab/strongswan/strongswan.conf ]; then
+  log "starting charon"
+  cp /lab/strongswan/strongswan.conf /etc/strongswan.conf
+  mkdir -p /etc/swanctl/conf.d
+  cp /lab/strongswan/swanctl.conf /etc/swanctl/swanctl.conf
+  if [ -f /lab/secrets/psk.conf ]; then
+    install -m 0600 /lab/secrets/psk.conf /etc/swanctl/conf.d/psk.conf
+  fi
+  /usr/lib/ipsec/charon >/var/log/charon.log 2>&1 &
+  for _ in $(seq 1 100); do [ -S /var/run/charon.vici ] && break; sleep 0.1; done
+  [ -S /var/run/charon.vici ] || { log "charon did not open its VICI socket"; cat /var/log/charon.log; exit 1; }
+  swanctl --load-all --noprompt >/var/log/swanctl-load.log 2>&1 || { cat /var/log/swanctl-load.log; exit 1; }
+fi
+
+if [ -f /lab/frr/frr.conf ]; then
+  log "starting FRR"
+  install -o frr -g frr -m 0640 /lab/frr/frr.conf /etc/frr/frr.conf
+  install -o frr -g frr -m 0640 /lab/frr/daemons /etc/frr/daemons
+  printf 'service integrated-vtysh-config\n' > /etc/frr/vtysh.conf
+  /usr/lib/frr/frrinit.sh start >/var/log/frr-start.log 2>&1 || { cat /var/log/frr-start.log; exit 1; }
+fi
+
+if [ -f /lab/keepalived/keepalived.conf ]; then
+  log "starting keepalived"
+  keepalived --dont-fork --log-console --use-file /lab/keepalived/keepalived.conf >/var/log/keepalived.log 2>&1 &
+fi
+
+touch /run/lab-ready
+log "ready"
+# Stay in the foreground as PID 1's child reaper; SIGTERM ends the node.
+trap 'log "stopping"; exit 0' TERM INT
+sleep infinity &
+wait $!

@@ -1,0 +1,58 @@
+"""FRR, through `vtysh -c '... json'` run in the node's container."""
+from __future__ import annotations
+
+import json
+
+from ..errors import LabError
+from ..ports import BgpPeerState
+
+
+class FrrRoute:
+    def __init__(self, node: str, container: str, runtime):
+        self.node = node
+        self.container = container
+        self.runtime = runtime
+
+    def _json(self, command: str) -> dict:
+        code, output = self.runtime.exec(self.container, ["vtysh", "-c", command], timeout_s=10)
+        if code != 0:
+            raise LabError(f"{self.node}: vtysh {command!r} failed: {output.strip()[:200]}")
+        try:
+            return json.loads(output or "{}")
+        except json.JSONDecodeError:
+            raise LabError(f"{self.node}: vtysh {command!r} gave no JSON: {output.strip()[:200]}") from None
+
+    def bgp_peers(self) -> list[BgpPeerState]:
+        data = self._json("show bgp neighbors json")
+        peers = []
+        for address, peer in data.items():
+            if not isinstance(peer, dict) or "bgpState" not in peer:
+                continue
+            received = 0
+            for af in (peer.get("addressFamilyInfo") or {}).values():
+                received += int(af.get("acceptedPrefixCounter", 0))
+            peers.append(
+                BgpPeerState(
+                    peer=address,
+                    remote_as=int(peer.get("remoteAs", 0)),
+                    state=peer["bgpState"],
+                    prefixes_received=received,
+                    uptime_ms=peer.get("bgpTimerUpMsec"),
+                    description=peer.get("nbrDesc", ""),
+                )
+            )
+        return peers
+
+    def routes(self) -> dict[str, list[str]]:
+        """Prefix -> protocols that installed it, from zebra's RIB."""
+        data = self._json("show ip route json")
+        return {prefix: [r.get("protocol", "?") for r in entries if r.get("selected")] for prefix, entries in data.items()}
+
+    def bfd_peers(self) -> list[dict]:
+        code, output = self.runtime.exec(self.container, ["vtysh", "-c", "show bfd peers json"], timeout_s=10)
+        if code != 0:
+            return []
+        try:
+            return json.loads(output or "[]")
+        except json.JSONDecodeError:
+            return []

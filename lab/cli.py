@@ -1,0 +1,137 @@
+"""The `lab` command: builds the real adapters, calls the core, renders results."""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from . import lifecycle
+from .errors import LabError
+from .report import print_status, status_json
+from .topology import builtin_profiles, builtin_scenarios, load_plan
+from .wiring import real_adapters
+
+DEFAULT_SCENARIO = "active-standby"
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Azure VPN gateway high-availability lab.")
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(exc: Exception, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def up(
+    scenario: str = typer.Argument(DEFAULT_SCENARIO, help=f"built-in scenario ({', '.join(builtin_scenarios())}) or a YAML file"),
+    profile: Optional[str] = typer.Option(None, help=f"timer profile ({', '.join(builtin_profiles())}); default: the scenario's"),
+    lab: Optional[str] = typer.Option(None, help="lab name (default: the scenario's name)"),
+    json_out: bool = typer.Option(False, "--json", help="print the final status as JSON"),
+) -> None:
+    """Build and start a lab; returns once IKE and BGP have converged."""
+    try:
+        plan = load_plan(scenario, profile, lab)
+        adapters = real_adapters()
+        with err.status("starting") as spinner:
+            def progress(message: str) -> None:
+                spinner.update(message)
+                err.log(message)
+
+            status = lifecycle.up(plan, adapters, progress)
+    except LabError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print("interrupted: the lab was removed")
+        raise typer.Exit(130)
+    if json_out:
+        out.print(status_json(status), highlight=False)
+    else:
+        print_status(status, out)
+
+
+@app.command()
+def down(lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)")) -> None:
+    """Remove every container, network and file of a lab."""
+    try:
+        adapters = real_adapters()
+        name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
+        removed = lifecycle.down(name, adapters)
+    except LabError as exc:
+        _fail(exc)
+    out.print(f"lab {name}: removed {len(removed)} object(s)")
+
+
+@app.command()
+def status(
+    lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)"),
+    json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Tunnels, BGP sessions, the active instance and the data plane."""
+    try:
+        adapters = real_adapters()
+        adapters.runtime.ping()
+        result = lifecycle.read_status(lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO), adapters)
+    except LabError as exc:
+        _fail(exc)
+    if json_out:
+        out.print(status_json(result), highlight=False, soft_wrap=True)
+    else:
+        print_status(result, out)
+    raise typer.Exit(0 if result.converged else 1)
+
+
+@app.command(name="exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def exec_(
+    ctx: typer.Context,
+    node: str = typer.Argument(..., help="node name, e.g. onprem-host"),
+    lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)"),
+) -> None:
+    """Run a command in a node: lab exec NODE -- CMD ..."""
+    argv = list(ctx.args)
+    if not argv:
+        _fail(LabError("no command given: lab exec NODE -- CMD ..."))
+    try:
+        adapters = real_adapters()
+        name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
+        code, output = adapters.runtime.exec(f"lab-{name}-{node}", argv, timeout_s=60)
+    except LabError as exc:
+        _fail(exc)
+    sys.stdout.write(output)
+    raise typer.Exit(code)
+
+
+@app.command()
+def logs(
+    node: str = typer.Argument(..., help="node name"),
+    lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)"),
+    tail: Optional[int] = typer.Option(None, help="only the last N lines"),
+) -> None:
+    """A node's log: its entrypoint, charon and keepalived."""
+    try:
+        adapters = real_adapters()
+        name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
+        sys.stdout.write(adapters.runtime.logs(f"lab-{name}-{node}", tail=tail))
+    except LabError as exc:
+        _fail(exc)
+
+
+@app.command()
+def scenarios() -> None:
+    """List the built-in scenarios."""
+    from .topology import load_scenario
+
+    for name in builtin_scenarios():
+        _, s = load_scenario(name)
+        out.print(f"[bold]{name}[/]: {s.description}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""`up`, `down` and `status` of a lab, composed from deploy stages and ports."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from .deploy import (
+    IMAGE,
+    DeployPlan,
+    check_host,
+    create_networks,
+    create_nodes,
+    ensure_image,
+    lab_labels,
+    load_or_create_psks,
+    plan_deploy,
+    raise_if_dead,
+    remove_lab,
+    state_root,
+    write_configs,
+)
+from .errors import LabError, WaitTimeout
+from .hostcheck import kernel_esp_support
+from .model import LabPlan
+from .status import LabStatus, collect_status
+from .wiring import Adapters
+
+Progress = Callable[[str], None]
+HEALTHY_WITHIN_S = 60.0
+CONVERGED_WITHIN_S = 120.0
+
+
+def read_status(lab: str, adapters: Adapters) -> LabStatus:
+    return collect_status(
+        lab,
+        adapters.runtime,
+        adapters.ike_for,
+        adapters.routes_for,
+        adapters.links_for,
+        host_kernel_esp=kernel_esp_support().summary,
+    )
+
+
+def wait_for(what: str, check: Callable[[], list[str]], within_s: float, interval_s: float = 0.5) -> float:
+    """Polls `check` (which returns what is still missing) until it returns nothing.
+
+    Returns the seconds waited; on timeout raises WaitTimeout naming what was
+    still missing at the last look.
+    """
+    start = time.monotonic()
+    last: list[str] = []
+
+    def attempt() -> list[str]:
+        nonlocal last
+        last = check()
+        return last
+
+    # Errors raised by `check` are not retried: a dead node fails at once.
+    retrying = Retrying(stop=stop_after_delay(within_s), wait=wait_fixed(interval_s), retry=retry_if_result(bool))
+    try:
+        retrying(attempt)
+    except RetryError:
+        raise WaitTimeout(f"{what} not reached within {within_s:.0f} s: {'; '.join(last[:5])}") from None
+    return time.monotonic() - start
+
+
+def up(
+    plan: LabPlan,
+    adapters: Adapters,
+    progress: Progress,
+    image: str = IMAGE,
+    extra_labels: dict[str, str] | None = None,
+    converge_within_s: float = CONVERGED_WITHIN_S,
+) -> LabStatus:
+    runtime = adapters.runtime
+    progress("checking the Docker engine")
+    runtime.ping()
+    ensure_image(runtime, image)
+    progress("checking lab subnets against the host's routes and Docker networks")
+    check_host(plan, runtime, adapters.host_routes())
+    state_dir = state_root() / plan.lab
+    created = False
+    try:
+        psks = load_or_create_psks(state_dir, [t.name for t in plan.tunnels])
+        deploy: DeployPlan = plan_deploy(plan, state_dir, psks, image=image, extra_labels=extra_labels)
+        progress(f"writing configs to {state_dir}")
+        write_configs(deploy)
+        created = True
+        create_networks(deploy, runtime, progress)
+        create_nodes(deploy, runtime, progress)
+
+        def not_healthy() -> list[str]:
+            raise_if_dead(deploy, runtime)
+            return [f"{c.node} is {c.health or c.status}" for c in runtime.containers(lab_labels(plan.lab))
+                    if c.status != "running" or c.health not in ("healthy", None)]
+
+        progress("waiting for daemons to be healthy")
+        wait_for("healthy nodes", not_healthy, HEALTHY_WITHIN_S)
+        progress("waiting for IKE and BGP to converge")
+        wait_for("convergence", lambda: read_status(plan.lab, adapters).unconverged_reasons(), converge_within_s)
+        return read_status(plan.lab, adapters)
+    except BaseException:
+        if created and not os.environ.get("LAB_KEEP_ON_FAILURE"):
+            progress("start-up failed: removing what was created")
+            remove_lab(plan.lab, runtime, state_dir)
+        raise
+
+
+def down(lab: str, adapters: Adapters) -> list[str]:
+    adapters.runtime.ping()
+    return remove_lab(lab, adapters.runtime, state_root() / lab)
+
+
+def running_labs(adapters: Adapters) -> list[str]:
+    return sorted({c.labels.get("lab.name", "") for c in adapters.runtime.containers({"lab.name": ""})} - {""})
+
+
+def pick_lab(requested: str | None, adapters: Adapters, default: str) -> str:
+    if requested:
+        return requested
+    labs = running_labs(adapters)
+    if len(labs) == 1:
+        return labs[0]
+    if not labs:
+        return default
+    raise LabError(f"several labs are running ({', '.join(labs)}): choose one with --lab")
+
+
+def state_dir_of(lab: str) -> Path:
+    return state_root() / lab

@@ -1,0 +1,188 @@
+"""Typed models of a scenario, a timer profile and the resolved lab plan.
+
+Pure data: imports nothing from the rest of the package. Field checks live
+here; checks that span fields (references, overlaps) live in topology.py,
+which collects every problem before reporting.
+"""
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]*[a-z0-9]$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- scenario (what the YAML says) -------------------------------------------------
+
+
+class Network(Strict):
+    subnet: IPv4Network
+    # The Docker bridge takes one address of every network; by default the
+    # first, which Azure also reserves as the subnet's gateway.
+    host_address: IPv4Address | None = None
+
+    @property
+    def bridge_address(self) -> IPv4Address:
+        return self.host_address or next(self.subnet.hosts())
+
+
+class AddressOn(Strict):
+    network: str
+    address: IPv4Address
+
+
+class Gateway(Strict):
+    mode: Literal["active-standby"]
+    asn: int = Field(ge=1, le=4294967295)
+    instances: list[str] = Field(min_length=2)
+    public_ip: AddressOn
+    bgp_peer_ip: AddressOn
+    vnet_router: str
+
+
+class Node(Strict):
+    kind: str
+    links: dict[str, IPv4Address] = Field(min_length=1)
+    zone: int | None = None
+    asn: int | None = Field(default=None, ge=1, le=4294967295)
+    bgp_peer_ip: IPv4Address | None = None
+    address_space: list[IPv4Network] = []
+    router: IPv4Address | None = None
+
+
+class Tunnel(Strict):
+    name: str = Field(pattern=NAME_PATTERN, max_length=24)
+    device: str
+    gateway: str
+
+
+class Scenario(Strict):
+    name: str = Field(pattern=NAME_PATTERN, max_length=24)
+    description: str
+    profile: str = "azure"
+    networks: dict[str, Network] = Field(min_length=1)
+    tunnel_pool: IPv4Network = IPv4Network("100.64.0.0/22")
+    gateways: dict[str, Gateway] = {}
+    nodes: dict[str, Node] = Field(min_length=1)
+    tunnels: list[Tunnel] = []
+
+
+# --- timer profile -----------------------------------------------------------------
+
+
+class IkeTimers(Strict):
+    dpd_delay_s: float = Field(gt=0)
+    dpd_timeout_s: float = Field(gt=0)
+    ike_lifetime_s: int = Field(gt=0)
+    child_lifetime_s: int = Field(gt=0)
+    child_lifetime_kb: int = Field(gt=0)
+
+
+class BgpTimers(Strict):
+    keepalive_s: int = Field(ge=1)
+    hold_s: int = Field(ge=3)
+    connect_retry_s: int = Field(ge=1)
+
+
+class VrrpTimers(Strict):
+    advert_interval_s: float = Field(gt=0)
+
+
+class BfdTimers(Strict):
+    interval_ms: int = Field(ge=10)
+    multiplier: int = Field(ge=2)
+
+
+class Target(Strict):
+    value: float = Field(gt=0)
+    source: str
+
+
+class Targets(Strict):
+    planned_s: Target
+    unplanned_s: Target
+
+
+class Profile(Strict):
+    name: str
+    description: str
+    ike: IkeTimers
+    bgp: BgpTimers
+    vrrp: VrrpTimers
+    bfd: BfdTimers | None = None
+    targets: Targets
+    sources: dict[str, str] = {}
+
+
+# --- resolved plan (what gets built) -----------------------------------------------
+
+
+class TunnelPlan(Strict):
+    """One IKEv2 tunnel and the routed link carried inside it.
+
+    Userspace ESP has one TUN device, so outbound traffic picks its SA by
+    traffic selector alone: each tunnel's CHILD_SA covers just a /32 pair,
+    and a VXLAN link between those /32s gives the tunnel a routed interface
+    for BGP and data, like Azure's route-based (VTI) tunnels.
+    """
+
+    name: str
+    index: int
+    device: str
+    gateway: str
+    gateway_public_ip: IPv4Address
+    device_public_ip: IPv4Address
+    gateway_endpoint: IPv4Address
+    device_endpoint: IPv4Address
+    gateway_link_ip: IPv4Address
+    device_link_ip: IPv4Address
+    link_prefixlen: int = 30
+    vni: int
+    interface: str
+
+
+class NodePlan(Strict):
+    name: str
+    kind: str
+    container: str
+    links: dict[str, IPv4Address]
+    zone: int | None = None
+
+
+class LabPlan(Strict):
+    """A scenario resolved for one lab instance: names, addresses, timers."""
+
+    lab: str
+    scenario: Scenario
+    profile: Profile
+    nodes: dict[str, NodePlan]
+    tunnels: list[TunnelPlan]
+
+    def network_name(self, network: str) -> str:
+        return f"lab-{self.lab}-{network}"
+
+    def instance_gateway(self, node: str) -> tuple[str, Gateway] | None:
+        for name, gateway in self.scenario.gateways.items():
+            if node in gateway.instances:
+                return name, gateway
+        return None
+
+    def tunnels_of(self, node: str) -> list[TunnelPlan]:
+        owner = self.instance_gateway(node)
+        return [
+            t for t in self.tunnels
+            if t.device == node or (owner is not None and t.gateway == owner[0])
+        ]
+
+    def routed_prefixes(self) -> list[IPv4Network]:
+        """Every prefix a workload host may need to reach: the sites' address spaces."""
+        prefixes: list[IPv4Network] = []
+        for node in self.scenario.nodes.values():
+            prefixes.extend(node.address_space)
+        return prefixes

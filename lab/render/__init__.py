@@ -1,0 +1,218 @@
+"""Pure renderers: a LabPlan and a node name in, config files as text out.
+
+Each returns {path under the node's /lab folder: text}. Nothing here does
+I/O besides reading the packaged templates; secrets are passed in.
+"""
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from ..model import LabPlan, Profile, TunnelPlan
+
+_env = Environment(
+    loader=PackageLoader("lab", "render/templates"),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+IKE_PROPOSALS = "aes256-sha256-modp2048,aes256-sha1-modp1024"
+ESP_PROPOSALS = "aes256-sha256,aes256-sha1"
+VXLAN_PORT = 4789
+# ESP-in-UDP plus VXLAN overhead, rounded down: keeps probes and BGP unfragmented.
+TUNNEL_MTU = 1300
+
+
+def _template(name: str, **context: object) -> str:
+    return _env.get_template(name).render(**context)
+
+
+def retransmit_schedule(dpd_timeout_s: float) -> tuple[float, int]:
+    """strongSwan declares an IKEv2 peer dead after its retransmissions run out.
+
+    IKEv2 has no dpd_timeout, so (timeout, tries) are chosen with base 1.0 such
+    that timeout * (tries + 1) == dpd_timeout_s: the whole sequence lasts the
+    profile's DPD timeout.
+    """
+    timeout = 5.0 if dpd_timeout_s >= 15 else dpd_timeout_s / 4
+    tries = max(1, round(dpd_timeout_s / timeout) - 1)
+    return round(timeout, 3), tries
+
+
+def _role(plan: LabPlan, node: str) -> str:
+    return plan.nodes[node].kind
+
+
+def _is_gateway_side(plan: LabPlan, node: str) -> bool:
+    return _role(plan, node) == "azure-gateway-instance"
+
+
+def _tunnel_ends(plan: LabPlan, node: str, t: TunnelPlan) -> dict[str, object]:
+    """The tunnel seen from one end: local/remote public IP, endpoint and link address."""
+    if _is_gateway_side(plan, node):
+        return dict(local_public=t.gateway_public_ip, remote_public=t.device_public_ip,
+                    local_endpoint=t.gateway_endpoint, remote_endpoint=t.device_endpoint,
+                    local_link=t.gateway_link_ip, remote_link=t.device_link_ip)
+    return dict(local_public=t.device_public_ip, remote_public=t.gateway_public_ip,
+                local_endpoint=t.device_endpoint, remote_endpoint=t.gateway_endpoint,
+                local_link=t.device_link_ip, remote_link=t.gateway_link_ip)
+
+
+def host_routes(plan: LabPlan, node: str) -> list[tuple[IPv4Network, IPv4Address]]:
+    """A workload host reaches every site prefix it isn't on through its router."""
+    spec = plan.scenario.nodes[node]
+    if spec.router is None:
+        return []
+    connected = [plan.scenario.networks[n].subnet for n in spec.links]
+    return [
+        (prefix, spec.router)
+        for prefix in plan.routed_prefixes()
+        if not any(prefix.subnet_of(c) for c in connected)
+    ]
+
+
+def render_network(plan: LabPlan, node: str) -> dict[str, str]:
+    spec = plan.scenario.nodes[node]
+    loopbacks = [str(spec.bgp_peer_ip)] if spec.bgp_peer_ip else []
+    tunnels = [dict(t=t, **_tunnel_ends(plan, node, t)) for t in plan.tunnels_of(node)]
+    loopbacks += [str(t["local_endpoint"]) for t in tunnels]
+    text = _template(
+        "network.sh.j2",
+        node=node,
+        links=spec.links,
+        loopbacks=loopbacks,
+        tunnels=tunnels,
+        routes=host_routes(plan, node),
+        vxlan_port=VXLAN_PORT,
+        mtu=TUNNEL_MTU,
+    )
+    return {"network.sh": text}
+
+
+def render_strongswan(plan: LabPlan, node: str) -> dict[str, str]:
+    profile: Profile = plan.profile
+    timeout, tries = retransmit_schedule(profile.ike.dpd_timeout_s)
+    gateway_side = _is_gateway_side(plan, node)
+    tunnels = [dict(t=t, **_tunnel_ends(plan, node, t)) for t in plan.tunnels_of(node)]
+    return {
+        "strongswan/strongswan.conf": _template(
+            "strongswan.conf.j2", retransmit_timeout=timeout, retransmit_tries=tries,
+        ),
+        "strongswan/swanctl.conf": _template(
+            "swanctl.conf.j2",
+            tunnels=tunnels,
+            ike=profile.ike,
+            gateway_side=gateway_side,
+            ike_proposals=IKE_PROPOSALS,
+            esp_proposals=ESP_PROPOSALS,
+        ),
+    }
+
+
+def render_psk_secrets(plan: LabPlan, node: str, psks: dict[str, str]) -> dict[str, str]:
+    """The only renderer that sees secrets; its output is written 0600 and never logged."""
+    tunnels = [dict(t=t, **_tunnel_ends(plan, node, t)) for t in plan.tunnels_of(node)]
+    if not tunnels:
+        return {}
+    return {"secrets/psk.conf": _template("psk.conf.j2", tunnels=tunnels, psks=psks)}
+
+
+def _bgp_neighbors(plan: LabPlan, node: str) -> list[dict[str, object]]:
+    spec = plan.scenario.nodes[node]
+    kind = _role(plan, node)
+    neighbors: list[dict[str, object]] = []
+    if kind == "azure-gateway-instance":
+        gw_name, gw = plan.instance_gateway(node)  # type: ignore[misc]
+        router = plan.scenario.nodes[gw.vnet_router]
+        inside = gw.bgp_peer_ip.network
+        for t in plan.tunnels_of(node):
+            device = plan.scenario.nodes[t.device]
+            neighbors.append(dict(address=device.bgp_peer_ip, asn=device.asn, source=gw.bgp_peer_ip.address,
+                                  multihop=True, description=f"tunnel {t.name} to {t.device}",
+                                  static_via=t.device_link_ip, next_hop_self=False))
+        neighbors.append(dict(address=router.links[inside], asn=gw.asn, source=spec.links[inside],
+                              multihop=False, description=f"VNet routing ({gw.vnet_router})",
+                              static_via=None, next_hop_self=True))
+    elif kind == "onprem-vpn-device":
+        for t in plan.tunnels_of(node):
+            gw = plan.scenario.gateways[t.gateway]
+            neighbors.append(dict(address=gw.bgp_peer_ip.address, asn=gw.asn, source=spec.bgp_peer_ip,
+                                  multihop=True, description=f"tunnel {t.name} to {t.gateway}",
+                                  static_via=t.gateway_link_ip, next_hop_self=False))
+    elif kind == "vnet-router":
+        for gw_name, gw in plan.scenario.gateways.items():
+            if gw.vnet_router != node:
+                continue
+            for inst in gw.instances:
+                neighbors.append(dict(address=plan.scenario.nodes[inst].links[gw.bgp_peer_ip.network], asn=gw.asn,
+                                      source=spec.links[gw.bgp_peer_ip.network], multihop=False,
+                                      description=f"gateway instance {inst}", static_via=None, next_hop_self=False))
+    return neighbors
+
+
+def _router_id(plan: LabPlan, node: str) -> IPv4Address:
+    spec = plan.scenario.nodes[node]
+    return spec.bgp_peer_ip or min(spec.links.values())
+
+
+def render_frr(plan: LabPlan, node: str) -> dict[str, str]:
+    spec = plan.scenario.nodes[node]
+    kind = _role(plan, node)
+    gateway = plan.instance_gateway(node)
+    asn = gateway[1].asn if gateway else spec.asn
+    # A VNet router's address space is originated through a blackhole route:
+    # more specific connected subnets still win locally.
+    originate = spec.address_space
+    frr_conf = _template(
+        "frr.conf.j2",
+        node=node,
+        asn=asn,
+        router_id=_router_id(plan, node),
+        neighbors=_bgp_neighbors(plan, node),
+        networks=originate,
+        blackhole=originate if kind == "vnet-router" else [],
+        bgp=plan.profile.bgp,
+        bfd=plan.profile.bfd,
+    )
+    daemons = _template("daemons.j2", bfd=plan.profile.bfd is not None)
+    return {"frr/frr.conf": frr_conf, "frr/daemons": daemons}
+
+
+def render_keepalived(plan: LabPlan, node: str) -> dict[str, str]:
+    gw_name, gw = plan.instance_gateway(node)  # type: ignore[misc]
+    spec = plan.scenario.nodes[node]
+    inside = gw.bgp_peer_ip.network
+    peers = [plan.scenario.nodes[i].links[inside] for i in gw.instances if i != node]
+    # The first instance listed starts active; no pre-emption, so a returning
+    # instance doesn't cause a second outage by taking the IPs back.
+    priority = 200 - 10 * gw.instances.index(node)
+    tunnels = plan.tunnels_of(node)
+    vips = [
+        (gw.public_ip.address, plan.scenario.networks[gw.public_ip.network].subnet.prefixlen, gw.public_ip.network),
+        (gw.bgp_peer_ip.address, plan.scenario.networks[inside].subnet.prefixlen, inside),
+    ]
+    return {
+        "keepalived/keepalived.conf": _template(
+            "keepalived.conf.j2",
+            node=node,
+            gateway=gw_name,
+            vrid=51 + list(plan.scenario.gateways).index(gw_name),
+            interface=inside,
+            source=spec.links[inside],
+            peers=peers,
+            priority=priority,
+            advert_int=plan.profile.vrrp.advert_interval_s,
+            vips=vips,
+        ),
+        "keepalived/notify.sh": _template("notify.sh.j2", tunnels=tunnels, gateway=gw_name),
+    }
+
+
+def render_node(plan: LabPlan, node: str, renderers) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for renderer in renderers:
+        files.update(renderer(plan, node))
+    return files

@@ -1,0 +1,64 @@
+"""Rendering result values for people (rich tables) and scripts (JSON)."""
+from __future__ import annotations
+
+import json
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from .status import LabStatus
+
+
+def _state(text: str, good: set[str]) -> Text:
+    return Text(text, style="green" if text in good else "red")
+
+
+def render_status(status: LabStatus) -> Group:
+    head = Table.grid(padding=(0, 2))
+    head.add_row("lab", f"{status.lab} (scenario {status.scenario}, profile {status.profile})")
+    head.add_row("data plane", status.data_plane)
+    head.add_row("host kernel ESP", status.host_kernel_esp)
+    verdict = Text("converged", style="bold green") if status.converged else Text("not converged", style="bold red")
+    head.add_row("state", verdict)
+
+    gateways = Table(title="Gateways", title_justify="left")
+    for col in ("gateway", "public IP", "active instance", "standby"):
+        gateways.add_column(col)
+    for gw in status.gateways:
+        standby = [i for i in gw.instances if i not in gw.active]
+        gateways.add_row(gw.gateway, gw.public_ip, ", ".join(gw.active) or Text("none", style="red"), ", ".join(standby))
+
+    tunnels = Table(title="Tunnels (IKEv2 / ESP)", title_justify="left")
+    for col in ("node", "tunnel", "remote", "IKE_SA", "CHILD_SA", "ESP pkts in/out", "ESP bytes in/out"):
+        tunnels.add_column(col)
+    for t in status.tunnels:
+        tunnels.add_row(t.node, t.tunnel, t.remote, _state(t.ike_state, {"ESTABLISHED"}),
+                        _state(t.child_state, {"INSTALLED"}), f"{t.packets_in}/{t.packets_out}",
+                        f"{t.bytes_in}/{t.bytes_out}")
+
+    bgp = Table(title="BGP sessions", title_justify="left")
+    for col in ("node", "peer", "description", "state", "prefixes received"):
+        bgp.add_column(col)
+    for b in status.bgp:
+        bgp.add_row(b.node, b.peer, b.description, _state(b.state, {"Established"}), str(b.prefixes_received))
+
+    nodes = Table(title="Nodes", title_justify="left")
+    for col in ("node", "kind", "container", "health"):
+        nodes.add_column(col)
+    for n in status.nodes:
+        nodes.add_row(n.node, n.kind, n.status, n.health or "-")
+
+    parts = [head, gateways, tunnels, bgp, nodes]
+    reasons = status.unconverged_reasons()
+    if reasons:
+        parts.append(Text("waiting on: " + "; ".join(reasons), style="yellow"))
+    return Group(*parts)
+
+
+def status_json(status: LabStatus) -> str:
+    return json.dumps(status.to_dict(), indent=2, sort_keys=True)
+
+
+def print_status(status: LabStatus, console: Console) -> None:
+    console.print(render_status(status))

@@ -1,0 +1,177 @@
+"""What a running lab looks like right now, as one value.
+
+Built from the containers' labels, so a lab started by `docker compose` is
+read the same way as one started by `lab up`. Each daemon is asked through
+its own port: VICI for IKE/ESP, vtysh JSON for BGP, netlink for addresses.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from .errors import LabError
+from .ports import ContainerInfo, ContainerRuntime, IkeControl, LinkControl, RouteControl
+
+VPN_KINDS = ("azure-gateway-instance", "onprem-vpn-device")
+FRR_KINDS = ("azure-gateway-instance", "onprem-vpn-device", "vnet-router")
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    node: str
+    kind: str
+    status: str
+    health: str | None
+
+
+@dataclass(frozen=True)
+class TunnelRow:
+    node: str
+    tunnel: str
+    ike_state: str
+    child_state: str
+    remote: str
+    packets_in: int
+    packets_out: int
+    bytes_in: int
+    bytes_out: int
+
+
+@dataclass(frozen=True)
+class BgpRow:
+    node: str
+    peer: str
+    description: str
+    state: str
+    prefixes_received: int
+
+
+@dataclass(frozen=True)
+class GatewayRow:
+    gateway: str
+    public_ip: str
+    active: list[str]
+    instances: list[str]
+
+
+@dataclass
+class LabStatus:
+    lab: str
+    scenario: str
+    profile: str
+    data_plane: str
+    host_kernel_esp: str
+    nodes: list[NodeRow] = field(default_factory=list)
+    tunnels: list[TunnelRow] = field(default_factory=list)
+    bgp: list[BgpRow] = field(default_factory=list)
+    gateways: list[GatewayRow] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    # Addresses held by active gateway instances: their BGP sessions count.
+    active_addresses: list[str] = field(default_factory=list)
+
+    @property
+    def converged(self) -> bool:
+        return not self.unconverged_reasons()
+
+    def unconverged_reasons(self) -> list[str]:
+        """Why the lab is not (yet) converged; empty when it is."""
+        reasons = list(self.problems)
+        reasons += [f"{n.node} is {n.health or n.status}" for n in self.nodes
+                    if n.status != "running" or n.health not in ("healthy", None)]
+        for gw in self.gateways:
+            if len(gw.active) != 1:
+                reasons.append(f"gateway {gw.gateway} has {len(gw.active)} active instances")
+        active = {a for gw in self.gateways for a in gw.active}
+        kinds = {n.node: n.kind for n in self.nodes}
+        for t in self.tunnels:
+            if kinds.get(t.node) == "onprem-vpn-device" or t.node in active:
+                if t.ike_state != "ESTABLISHED" or t.child_state != "INSTALLED":
+                    reasons.append(f"{t.node} tunnel {t.tunnel}: IKE {t.ike_state}, CHILD {t.child_state}")
+        expected_tunnels = [n.node for n in self.nodes if n.kind == "onprem-vpn-device"]
+        for device in expected_tunnels:
+            if not any(t.node == device for t in self.tunnels):
+                reasons.append(f"{device}: no IKE_SA")
+        standby = {i for gw in self.gateways for i in gw.instances} - active
+        for b in self.bgp:
+            if b.node in standby:
+                continue
+            if kinds.get(b.node) == "vnet-router" and not self._peer_is_active(b.peer):
+                continue
+            if b.state != "Established" or b.prefixes_received == 0:
+                reasons.append(f"{b.node} BGP {b.peer}: {b.state}, {b.prefixes_received} prefixes")
+        return reasons
+
+    def _peer_is_active(self, peer: str) -> bool:
+        return peer in self.active_addresses
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["converged"] = self.converged
+        data["unconverged"] = self.unconverged_reasons()
+        return data
+
+
+def collect_status(
+    lab: str,
+    runtime: ContainerRuntime,
+    ike_for: Callable[[ContainerInfo], IkeControl],
+    routes_for: Callable[[ContainerInfo], RouteControl],
+    links_for: Callable[[ContainerInfo], LinkControl],
+    host_kernel_esp: str,
+) -> LabStatus:
+    containers = runtime.containers({"lab.name": lab})
+    if not containers:
+        raise LabError(f"no lab named {lab!r} is running")
+    labels = {c.name: c.labels for c in containers}
+    first = containers[0].labels
+    status = LabStatus(
+        lab=lab,
+        scenario=first.get("lab.scenario", "?"),
+        profile=first.get("lab.profile", "?"),
+        data_plane="none",
+        host_kernel_esp=host_kernel_esp,
+    )
+    planes: set[str] = set()
+    gateways: dict[str, GatewayRow] = {}
+    for c in containers:
+        status.nodes.append(NodeRow(c.node, c.kind, c.status, c.health))
+        if c.status != "running":
+            continue
+        try:
+            if c.kind in VPN_KINDS:
+                links = links_for(c)
+                kinds = links.link_kinds()
+                planes.add("userspace ESP (strongSwan kernel-libipsec, TUN ipsec0)" if kinds.get("ipsec0") == "tun"
+                           else "kernel XFRM ESP")
+                for sa in ike_for(c).list_sas():
+                    child = sa.children[0] if sa.children else None
+                    status.tunnels.append(TunnelRow(
+                        node=c.node, tunnel=sa.name, ike_state=sa.state,
+                        child_state=child.state if child else "none",
+                        remote=sa.remote_host,
+                        packets_in=sum(ch.packets_in for ch in sa.children),
+                        packets_out=sum(ch.packets_out for ch in sa.children),
+                        bytes_in=sum(ch.bytes_in for ch in sa.children),
+                        bytes_out=sum(ch.bytes_out for ch in sa.children),
+                    ))
+                if c.kind == "azure-gateway-instance":
+                    lbl = labels[c.name]
+                    gw = gateways.setdefault(lbl["lab.gateway"], GatewayRow(lbl["lab.gateway"], lbl["lab.public-ip"], [], []))
+                    gw.instances.append(c.node)
+                    addresses = links.addresses()
+                    if any(lbl["lab.public-ip"] in addrs for addrs in addresses.values()):
+                        gw.active.append(c.node)
+                        status.active_addresses.extend(a for addrs in addresses.values() for a in addrs)
+            if c.kind in FRR_KINDS:
+                for peer in routes_for(c).bgp_peers():
+                    status.bgp.append(BgpRow(c.node, peer.peer, peer.description, peer.state, peer.prefixes_received))
+        except LabError as exc:
+            status.problems.append(str(exc))
+    for c in containers:
+        if c.kind == "azure-gateway-instance" and c.status != "running":
+            lbl = labels[c.name]
+            gw = gateways.setdefault(lbl["lab.gateway"], GatewayRow(lbl["lab.gateway"], lbl["lab.public-ip"], [], []))
+            gw.instances.append(c.node)
+    status.gateways = sorted(gateways.values(), key=lambda g: g.gateway)
+    status.data_plane = ", ".join(sorted(planes)) or "none"
+    return status

@@ -1,0 +1,282 @@
+"""Scenario and profile files → validated models → a resolved LabPlan.
+
+Reads like a pipeline of small named checks; every check adds to one list
+of problems, so a user sees all of them at once, each naming its field.
+"""
+from __future__ import annotations
+
+from importlib import resources
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import TopologyError
+from .kinds import KINDS
+from .model import LabPlan, NodePlan, Profile, Scenario, TunnelPlan
+
+M = TypeVar("M", bound=BaseModel)
+MAX_IFNAME = 15  # Linux interface names; links are named after their network
+VXLAN_BASE_VNI = 100
+
+
+def builtin_scenarios() -> list[str]:
+    folder = resources.files("lab") / "scenarios"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def builtin_profiles() -> list[str]:
+    folder = resources.files("lab") / "profiles"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _locate(name_or_path: str, folder: str, known: list[str]) -> tuple[str, str]:
+    """Returns (label, text) for a built-in name or a file path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise TopologyError(str(path), ["no such file"])
+        return path.name, path.read_text()
+    if name_or_path not in known:
+        raise TopologyError(name_or_path, [f"unknown {folder[:-1]} (known: {', '.join(known)})"])
+    return f"{name_or_path}.yaml", (resources.files("lab") / folder / f"{name_or_path}.yaml").read_text()
+
+
+def _parse(label: str, text: str, model: type[M]) -> M:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise TopologyError(label, [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    if not isinstance(raw, dict):
+        raise TopologyError(label, ["expected a mapping at the top level"])
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise TopologyError(label, [_describe(err) for err in exc.errors()]) from None
+
+
+def _describe(err: dict) -> str:
+    field = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif err["type"] == "missing":
+        message = "required field is missing"
+    value = err.get("input")
+    shown = f" (got {value!r})" if err["type"] not in ("missing", "extra_forbidden") and isinstance(value, (str, int, float)) else ""
+    return f"{field}: {message}{shown}"
+
+
+def load_scenario(name_or_path: str) -> tuple[str, Scenario]:
+    label, text = _locate(name_or_path, "scenarios", builtin_scenarios())
+    scenario = _parse(label, text, Scenario)
+    problems = check_scenario(scenario)
+    if problems:
+        raise TopologyError(label, problems)
+    return label, scenario
+
+
+def load_profile(name_or_path: str) -> Profile:
+    label, text = _locate(name_or_path, "profiles", builtin_profiles())
+    return _parse(label, text, Profile)
+
+
+# --- cross-field checks: each returns a list of problems ---------------------------
+
+
+def _check_names(s: Scenario) -> list[str]:
+    import re
+
+    problems = []
+    pattern = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
+    for net in s.networks:
+        if not pattern.match(net) or len(net) > MAX_IFNAME:
+            problems.append(f"networks.{net}: name must be lower-case letters, digits and '-', at most {MAX_IFNAME} characters")
+    for node in s.nodes:
+        if not pattern.match(node) or len(node) > 40:
+            problems.append(f"nodes.{node}: name must be lower-case letters, digits and '-', at most 40 characters")
+    return problems
+
+
+def _check_kinds(s: Scenario) -> list[str]:
+    return [
+        f"nodes.{name}.kind: unknown kind {node.kind!r} (known: {', '.join(sorted(KINDS))})"
+        for name, node in s.nodes.items()
+        if node.kind not in KINDS
+    ]
+
+
+def _check_links(s: Scenario) -> list[str]:
+    problems = []
+    owner: dict[IPv4Address, str] = {}
+    for net_name, net in s.networks.items():
+        owner[net.bridge_address] = f"the host's bridge on {net_name}"
+        if net.host_address is not None and net.host_address not in net.subnet:
+            problems.append(f"networks.{net_name}.host_address: {net.host_address} is not inside {net.subnet}")
+    for name, node in s.nodes.items():
+        for net_name, address in node.links.items():
+            field = f"nodes.{name}.links.{net_name}"
+            net = s.networks.get(net_name)
+            if net is None:
+                problems.append(f"{field}: unknown network {net_name!r}")
+                continue
+            if address not in net.subnet or address in (net.subnet.network_address, net.subnet.broadcast_address):
+                problems.append(f"{field}: {address} is not a host address of {net.subnet}")
+            elif address in owner:
+                problems.append(f"{field}: {address} is already taken by {owner[address]}")
+            else:
+                owner[address] = f"nodes.{name}"
+    for gw_name, gw in s.gateways.items():
+        for field_name in ("public_ip", "bgp_peer_ip"):
+            spot: object = getattr(gw, field_name)
+            field = f"gateways.{gw_name}.{field_name}"
+            net = s.networks.get(spot.network)  # type: ignore[attr-defined]
+            if net is None:
+                problems.append(f"{field}.network: unknown network {spot.network!r}")  # type: ignore[attr-defined]
+            elif spot.address not in net.subnet:  # type: ignore[attr-defined]
+                problems.append(f"{field}.address: {spot.address} is not inside {net.subnet}")  # type: ignore[attr-defined]
+            elif spot.address in owner:  # type: ignore[attr-defined]
+                problems.append(f"{field}.address: {spot.address} is already taken by {owner[spot.address]}")  # type: ignore[attr-defined]
+    return problems
+
+
+def _check_overlaps(s: Scenario) -> list[str]:
+    problems = []
+    spaces = [(f"networks.{n}.subnet", net.subnet) for n, net in s.networks.items()]
+    spaces.append(("tunnel_pool", s.tunnel_pool))
+    for i, (field_a, a) in enumerate(spaces):
+        for field_b, b in spaces[i + 1:]:
+            if a.overlaps(b):
+                problems.append(f"{field_b}: {b} overlaps {field_a} ({a})")
+    return problems
+
+
+def _check_gateways(s: Scenario) -> list[str]:
+    problems = []
+    for gw_name, gw in s.gateways.items():
+        for i, inst in enumerate(gw.instances):
+            field = f"gateways.{gw_name}.instances[{i}]"
+            node = s.nodes.get(inst)
+            if node is None:
+                problems.append(f"{field}: unknown node {inst!r}")
+            elif node.kind != "azure-gateway-instance":
+                problems.append(f"{field}: {inst} is a {node.kind}, not an azure-gateway-instance")
+            else:
+                for spot in (gw.public_ip, gw.bgp_peer_ip):
+                    if spot.network not in node.links:
+                        problems.append(f"nodes.{inst}.links: no link on {spot.network}, where the gateway's address lives")
+        router = s.nodes.get(gw.vnet_router)
+        if router is None or router.kind != "vnet-router":
+            problems.append(f"gateways.{gw_name}.vnet_router: {gw.vnet_router!r} is not a vnet-router node")
+        elif gw.bgp_peer_ip.network not in router.links:
+            problems.append(f"nodes.{gw.vnet_router}.links: no link on {gw.bgp_peer_ip.network}, where it meets the gateway")
+        elif router.asn != gw.asn:
+            problems.append(f"nodes.{gw.vnet_router}.asn: must equal gateways.{gw_name}.asn ({gw.asn})")
+    in_gateways = {i for gw in s.gateways.values() for i in gw.instances}
+    for name, node in s.nodes.items():
+        if node.kind == "azure-gateway-instance" and name not in in_gateways:
+            problems.append(f"nodes.{name}: gateway instance belongs to no gateway")
+    return problems
+
+
+def _check_node_fields(s: Scenario) -> list[str]:
+    problems = []
+    for name, node in s.nodes.items():
+        kind = KINDS.get(node.kind)
+        if kind is None:
+            continue
+        for field in kind.required_fields:
+            if getattr(node, field) in (None, []):
+                problems.append(f"nodes.{name}.{field}: required for a {node.kind}")
+        if node.router is not None and not any(
+            node.router in s.networks[n].subnet for n in node.links if n in s.networks
+        ):
+            problems.append(f"nodes.{name}.router: {node.router} is on none of the node's networks")
+    return problems
+
+
+def _check_tunnels(s: Scenario) -> list[str]:
+    problems = []
+    seen: set[str] = set()
+    for i, t in enumerate(s.tunnels):
+        field = f"tunnels[{i}]"
+        if t.name in seen:
+            problems.append(f"{field}.name: duplicate tunnel name {t.name!r}")
+        seen.add(t.name)
+        device = s.nodes.get(t.device)
+        if device is None or device.kind != "onprem-vpn-device":
+            problems.append(f"{field}.device: {t.device!r} is not an onprem-vpn-device node")
+        gw = s.gateways.get(t.gateway)
+        if gw is None:
+            problems.append(f"{field}.gateway: unknown gateway {t.gateway!r}")
+        elif device is not None and gw.public_ip.network not in device.links:
+            problems.append(f"{field}.device: {t.device} has no link on {gw.public_ip.network}, where the gateway's public IP is")
+    capacity = s.tunnel_pool.num_addresses // 16
+    if len(s.tunnels) > capacity:
+        problems.append(f"tunnel_pool: {s.tunnel_pool} holds {capacity} tunnels, {len(s.tunnels)} are defined")
+    return problems
+
+
+SCENARIO_CHECKS: list[Callable[[Scenario], list[str]]] = [
+    _check_names,
+    _check_kinds,
+    _check_links,
+    _check_overlaps,
+    _check_gateways,
+    _check_node_fields,
+    _check_tunnels,
+]
+
+
+def check_scenario(scenario: Scenario) -> list[str]:
+    problems: list[str] = []
+    for check in SCENARIO_CHECKS:
+        problems.extend(check(scenario))
+    return problems
+
+
+# --- resolution ----------------------------------------------------------------------
+
+
+def plan_tunnels(s: Scenario) -> list[TunnelPlan]:
+    """Each tunnel gets a /28 of the pool: two /32 selector endpoints and a /30 link."""
+    plans = []
+    for index, t in enumerate(s.tunnels):
+        block = int(s.tunnel_pool.network_address) + 16 * index
+        device = s.nodes[t.device]
+        gw = s.gateways[t.gateway]
+        plans.append(
+            TunnelPlan(
+                name=t.name,
+                index=index,
+                device=t.device,
+                gateway=t.gateway,
+                gateway_public_ip=gw.public_ip.address,
+                device_public_ip=device.links[gw.public_ip.network],
+                gateway_endpoint=IPv4Address(block + 1),
+                device_endpoint=IPv4Address(block + 2),
+                gateway_link_ip=IPv4Address(block + 5),
+                device_link_ip=IPv4Address(block + 6),
+                vni=VXLAN_BASE_VNI + index,
+                interface=f"vti{index}",
+            )
+        )
+    return plans
+
+
+def resolve(scenario: Scenario, profile: Profile, lab: str | None = None) -> LabPlan:
+    lab_name = lab or scenario.name
+    nodes = {
+        name: NodePlan(name=name, kind=node.kind, container=f"lab-{lab_name}-{name}", links=node.links, zone=node.zone)
+        for name, node in scenario.nodes.items()
+    }
+    return LabPlan(lab=lab_name, scenario=scenario, profile=profile, nodes=nodes, tunnels=plan_tunnels(scenario))
+
+
+def load_plan(scenario: str, profile: str | None = None, lab: str | None = None) -> LabPlan:
+    _, model = load_scenario(scenario)
+    return resolve(model, load_profile(profile or model.profile), lab)

@@ -1,0 +1,32 @@
+"""The one place where real adapters are built and handed to the core."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from typing import Callable
+
+from .adapters.docker_runtime import DockerRuntime
+from .adapters.frr_route import FrrRoute
+from .adapters.netlink_link import NetlinkLink, host_routes
+from .adapters.vici_ike import ViciIke
+from .ports import ContainerInfo, IkeControl, LinkControl, RouteControl
+
+
+@dataclass
+class Adapters:
+    runtime: DockerRuntime
+    ike_for: Callable[[ContainerInfo], IkeControl]
+    routes_for: Callable[[ContainerInfo], RouteControl]
+    links_for: Callable[[ContainerInfo], LinkControl]
+    host_routes: Callable[[], list[tuple[IPv4Network, str]]]
+
+
+def real_adapters() -> Adapters:
+    runtime = DockerRuntime()
+    return Adapters(
+        runtime=runtime,
+        ike_for=lambda c: ViciIke(c.node, c.pid),
+        routes_for=lambda c: FrrRoute(c.node, c.name, runtime),
+        links_for=lambda c: NetlinkLink(c.node, c.pid),
+        host_routes=host_routes,
+    )
