@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
 from . import lifecycle
+from .deploy import IMAGE
 from .errors import LabError
 from .report import print_status, status_json
 from .topology import builtin_profiles, builtin_scenarios, load_plan
@@ -117,6 +119,22 @@ def logs(
         sys.stdout.write(adapters.runtime.logs(f"lab-{name}-{node}", tail=tail))
     except LabError as exc:
         _fail(exc)
+
+
+@app.command(name="build-image")
+def build_image(
+    context: Path = typer.Option(Path(__file__).resolve().parent.parent / "images" / "node", help="Dockerfile folder"),
+    tag: str = typer.Option(IMAGE, help="image tag"),
+) -> None:
+    """Build the node image (run scripts/build-base-image.sh first where no registry is reachable)."""
+    try:
+        runtime = real_adapters().runtime
+        runtime.ping()
+        with err.status("building") as spinner:
+            runtime.build_image(str(context), tag, lambda line: (spinner.update(line), err.log(line)))
+    except LabError as exc:
+        _fail(exc)
+    out.print(f"image {tag}: built")
 
 
 @app.command()

@@ -40,6 +40,18 @@ class DockerRuntime:
         except ImageNotFound:
             return False
 
+    def build_image(self, context: str, tag: str, progress) -> None:
+        """docker build through the SDK; streams each step to `progress`."""
+        try:
+            for chunk in self.client.api.build(path=context, tag=tag, rm=True, decode=True):
+                if "error" in chunk:
+                    raise LabError(f"image {tag}: {chunk['error'].strip()}")
+                line = (chunk.get("stream") or "").strip()
+                if line.startswith("Step "):
+                    progress(line)
+        except APIError as exc:
+            raise LabError(f"image {tag}: {exc.explanation}") from None
+
     def network_subnets(self) -> dict[str, list[IPv4Network]]:
         found: dict[str, list[IPv4Network]] = {}
         for net in self.client.networks.list():

@@ -96,8 +96,12 @@ def render_strongswan(plan: LabPlan, node: str) -> dict[str, str]:
     profile: Profile = plan.profile
     timeout, tries = retransmit_schedule(profile.ike.dpd_timeout_s)
     gateway_side = _is_gateway_side(plan, node)
-    tunnels = [dict(t=t, **_tunnel_ends(plan, node, t)) for t in plan.tunnels_of(node)]
+    tunnels = [
+        dict(t=t, bgp_peer=_tunnel_bgp_peer(plan, node, t), **_tunnel_ends(plan, node, t))
+        for t in plan.tunnels_of(node)
+    ]
     return {
+        "strongswan/updown.sh": _template("updown.sh.j2", tunnels=tunnels),
         "strongswan/strongswan.conf": _template(
             "strongswan.conf.j2", retransmit_timeout=timeout, retransmit_tries=tries,
         ),
@@ -110,6 +114,13 @@ def render_strongswan(plan: LabPlan, node: str) -> dict[str, str]:
             esp_proposals=ESP_PROPOSALS,
         ),
     }
+
+
+def _tunnel_bgp_peer(plan: LabPlan, node: str, t: TunnelPlan) -> IPv4Address:
+    """The BGP address at the far end of a tunnel."""
+    if _is_gateway_side(plan, node):
+        return plan.scenario.nodes[t.device].bgp_peer_ip  # type: ignore[return-value]
+    return plan.scenario.gateways[t.gateway].bgp_peer_ip.address
 
 
 def render_psk_secrets(plan: LabPlan, node: str, psks: dict[str, str]) -> dict[str, str]:

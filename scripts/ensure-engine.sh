@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Makes sure a Docker engine answers. On a Debian-based host where we are
+# root, installs Debian's docker.io and starts dockerd; elsewhere says what
+# to do in one line.
+set -euo pipefail
+
+engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
+
+if command -v docker >/dev/null && engine_answers; then
+  echo "docker engine: running"
+  exit 0
+fi
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  echo "error: no Docker engine answers; install and start Docker (https://docs.docker.com/engine/install/), then retry" >&2
+  exit 1
+fi
+if ! command -v dockerd >/dev/null; then
+  echo "docker engine: installing Debian's docker.io"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq docker.io debootstrap iptables >/dev/null
+fi
+command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null
+if ! pgrep -x dockerd >/dev/null; then
+  echo "docker engine: starting dockerd (log: /var/log/lab-dockerd.log)"
+  nohup dockerd >/var/log/lab-dockerd.log 2>&1 &
+fi
+for _ in $(seq 1 60); do
+  engine_answers && { echo "docker engine: running"; exit 0; }
+  sleep 1
+done
+echo "error: dockerd did not answer within 60 s; see /var/log/lab-dockerd.log" >&2
+exit 1

@@ -1,0 +1,50 @@
+"""Bad topologies: each file names the one-line message it must produce."""
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lab.cli import app
+from lab.errors import TopologyError
+from lab.topology import load_scenario
+
+HERE = Path(__file__).parent
+CASES = sorted(HERE.glob("*.yaml"))
+
+
+def expected(path: Path) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect: "), f"{path.name} lacks its '# expect:' line"
+    return first.removeprefix("# expect: ")
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_bad_topology_is_refused_with_the_field_named(path):
+    with pytest.raises(TopologyError) as caught:
+        load_scenario(str(path))
+    assert expected(path) in str(caught.value)
+
+
+@pytest.mark.parametrize("path", CASES[:3], ids=[p.stem for p in CASES[:3]])
+def test_cli_prints_one_line_and_no_traceback(path):
+    # Validation comes before any engine is contacted: this would fail
+    # differently (no engine) if `up` tried to create anything first.
+    result = CliRunner().invoke(app, ["up", str(path)], env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: ")
+    assert expected(path) in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_unknown_scenario_name_lists_the_known_ones():
+    with pytest.raises(TopologyError, match="unknown scenario .*active-standby"):
+        load_scenario("active-passive")
+
+
+def test_missing_engine_gets_one_line():
+    result = CliRunner().invoke(app, ["status"], env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert result.exit_code == 2
+    assert "no Docker engine answers" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,43 @@
+"""Golden files: a scenario and profile in, every node's rendered configs out."""
+import difflib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab.deploy import plan_deploy
+from lab.topology import load_plan
+
+HERE = Path(__file__).parent
+CASES = sorted(p.name for p in HERE.iterdir() if (p / "case.yaml").exists())
+# A fixed stand-in key: golden files must be stable, and real keys never land in git.
+TEST_PSK = "dGVzdC1vbmx5LWtleS1ub3QtYS1zZWNyZXQtMDAwMDA="
+
+
+def rendered(case: str) -> dict[str, str]:
+    spec = yaml.safe_load((HERE / case / "case.yaml").read_text())
+    plan = load_plan(spec["scenario"], spec.get("profile"))
+    deploy = plan_deploy(plan, Path("/state"), {t.name: TEST_PSK for t in plan.tunnels})
+    files = {}
+    for node in deploy.nodes:
+        for rel, text in {**node.files, **node.secret_files}.items():
+            files[f"{node.spec.hostname}/{rel}"] = text
+    return files
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden(case, request):
+    expected_dir = HERE / case / "expected"
+    actual = rendered(case)
+    if request.config.getoption("--regen-golden"):
+        for rel, text in actual.items():
+            (expected_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (expected_dir / rel).write_text(text)
+    expected = {str(p.relative_to(expected_dir)): p.read_text() for p in expected_dir.rglob("*") if p.is_file()}
+    assert sorted(actual) == sorted(expected), "set of rendered files differs (run pytest --regen-golden)"
+    diffs = []
+    for rel in sorted(actual):
+        if actual[rel] != expected[rel]:
+            diffs.extend(difflib.unified_diff(expected[rel].splitlines(), actual[rel].splitlines(),
+                                              f"expected/{rel}", f"rendered/{rel}", lineterm=""))
+    assert not diffs, "\n".join(diffs)
