@@ -1,0 +1,130 @@
+"""The default lab, for real: IKEv2 with userspace ESP, eBGP over it, VRRP standby."""
+import threading
+import time
+
+import pytest
+
+from lab import lifecycle
+from lab.adapters.frr_route import FrrRoute
+from lab.lifecycle import CONVERGED_WITHIN_S, HEALTHY_WITHIN_S
+
+OUTSIDE = ["192.0.2.1", "203.0.113.1", "1.1.1.1"]
+
+
+def container(plan, node):
+    return plan.nodes[node].container
+
+
+def ping(adapters, plan, src, dst, count=5):
+    code, output = adapters.runtime.exec(container(plan, src), ["ping", "-c", str(count), "-i", "0.2", "-W", "2", dst],
+                                         timeout_s=20)
+    return code, output
+
+
+def tunnel_row(status, node):
+    rows = [t for t in status.tunnels if t.node == node]
+    assert len(rows) == 1, status.tunnels
+    return rows[0]
+
+
+def test_lab_converges_within_bound(running_lab):
+    plan, status, elapsed = running_lab
+    assert status.converged, status.unconverged_reasons()
+    assert elapsed < HEALTHY_WITHIN_S + CONVERGED_WITHIN_S
+    assert "userspace ESP" in status.data_plane
+    assert tunnel_row(status, "onprem-0").ike_state == "ESTABLISHED"
+    assert tunnel_row(status, "onprem-0").child_state == "INSTALLED"
+    assert status.gateways[0].active == ["azure-gw-0"]
+    onprem_bgp = [b for b in status.bgp if b.node == "onprem-0"]
+    assert [(b.state, b.prefixes_received > 0) for b in onprem_bgp] == [("Established", True)]
+
+
+def test_esp_counters_rise_while_hosts_ping(running_lab, adapters):
+    plan, _, _ = running_lab
+    before = lifecycle.read_status(plan.lab, adapters)
+    code, output = ping(adapters, plan, "onprem-host", "10.1.1.4", count=5)
+    assert code == 0, output
+    code, output = ping(adapters, plan, "azure-vm", "192.168.10.10", count=5)
+    assert code == 0, output
+    after = lifecycle.read_status(plan.lab, adapters)
+    for node in ("onprem-0", "azure-gw-0"):
+        assert tunnel_row(after, node).packets_out - tunnel_row(before, node).packets_out >= 10
+        assert tunnel_row(after, node).packets_in - tunnel_row(before, node).packets_in >= 10
+
+
+def test_pings_cross_the_internet_only_as_esp(running_lab, adapters):
+    """On the internet segment the pings appear as UDP-encapsulated ESP, never as ICMP."""
+    plan, _, _ = running_lab
+    captures = {}
+
+    def capture(name, expression):
+        captures[name] = adapters.runtime.exec(
+            container(plan, "onprem-0"),
+            ["tcpdump", "-l", "-n", "-i", "internet", "-c", "200", expression], timeout_s=6)
+
+    threads = [threading.Thread(target=capture, args=("esp", "udp port 4500")),
+               threading.Thread(target=capture, args=("icmp", "icmp"))]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)  # let tcpdump open its capture before the pings start
+    ping(adapters, plan, "onprem-host", "10.1.1.4", count=5)
+    for t in threads:
+        t.join()
+    assert "UDP-encap" in captures["esp"][1] and "ESP(spi=" in captures["esp"][1], captures["esp"][1]
+    assert "ICMP" not in captures["icmp"][1], captures["icmp"][1]
+
+
+def test_bgp_routes_on_both_sides(running_lab, adapters):
+    plan, _, _ = running_lab
+    onprem = FrrRoute("onprem-0", container(plan, "onprem-0"), adapters.runtime).routes()
+    assert onprem.get("10.1.0.0/16") == ["bgp"]
+    vnet = FrrRoute("vnet-router", container(plan, "vnet-router"), adapters.runtime).routes()
+    assert vnet.get("192.168.10.0/24") == ["bgp"]
+
+
+def test_forwarded_traffic_crosses_and_nothing_can_leave(running_lab, adapters):
+    plan, _, _ = running_lab
+    # Routed through onprem-0, the tunnel, azure-gw-0 and vnet-router.
+    code, output = ping(adapters, plan, "onprem-host", "10.1.1.4", count=3)
+    assert code == 0 and " 0% packet loss" in output, output
+    # No node has a route off the lab: a route lookup sends nothing.
+    for c in adapters.runtime.containers({"lab.name": plan.lab}):
+        links = adapters.links_for(c)
+        for address in OUTSIDE:
+            assert links.route_lookup(address) is None, f"{c.node} can route to {address}"
+
+
+def test_up_again_is_idempotent(running_lab, adapters):
+    plan, _, _ = running_lab
+    seen = []
+    before = {c.name: c.pid for c in adapters.runtime.containers({"lab.name": plan.lab})}
+    status = lifecycle.up(plan, adapters, progress=seen.append)
+    after = {c.name: c.pid for c in adapters.runtime.containers({"lab.name": plan.lab})}
+    assert status.converged
+    assert before == after
+    assert sum("unchanged" in m for m in seen) == len(plan.nodes)
+
+
+def test_standby_takes_over_when_the_active_steps_down(running_lab, adapters):
+    plan, _, _ = running_lab
+    # Graceful step-down: keepalived leaves with a priority-0 advert, the
+    # notify hook deletes the IKE_SA, and azure-gw-1 takes both addresses.
+    code, output = adapters.runtime.exec(container(plan, "azure-gw-0"), ["pkill", "-TERM", "-x", "keepalived"])
+    assert code == 0, output
+
+    def not_failed_over():
+        status = lifecycle.read_status(plan.lab, adapters)
+        missing = [] if status.gateways[0].active == ["azure-gw-1"] else [f"active: {status.gateways[0].active}"]
+        sessions = [b for b in status.bgp if b.node == "onprem-0" or (b.node == "vnet-router" and b.peer == "10.1.255.5")]
+        missing += [f"{b.node} BGP {b.peer}: {b.state}, {b.prefixes_received} prefixes" for b in sessions
+                    if b.state != "Established" or b.prefixes_received == 0]
+        gw1 = [t for t in status.tunnels if t.node == "azure-gw-1" and t.child_state == "INSTALLED"]
+        if not gw1:
+            missing.append(f"no tunnel on azure-gw-1: {status.tunnels}")
+        return missing
+
+    lifecycle.wait_for("takeover by azure-gw-1", not_failed_over, within_s=90)
+    code, output = ping(adapters, plan, "onprem-host", "10.1.1.4", count=3)
+    assert code == 0, output
+    status = lifecycle.read_status(plan.lab, adapters)
+    assert not [t for t in status.tunnels if t.node == "azure-gw-0"], "the old active still holds an IKE_SA"
