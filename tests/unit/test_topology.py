@@ -1,0 +1,132 @@
+"""The pure core: scenario resolution, tunnel addressing, timers, host checks, convergence."""
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+
+from lab.hostcheck import find_conflicts, kernel_esp_support
+from lab.render import host_routes, retransmit_schedule
+from lab.status import BgpRow, GatewayRow, LabStatus, NodeRow, TunnelRow
+from lab.topology import builtin_profiles, builtin_scenarios, load_plan
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return load_plan("active-standby")
+
+
+def test_builtins_are_listed():
+    assert "active-standby" in builtin_scenarios()
+    assert {"azure", "fast"} <= set(builtin_profiles())
+
+
+def test_default_lab_avoids_the_ci_hosts_networks(plan):
+    taken = [IPv4Network("192.0.2.0/24"), IPv4Network("203.0.113.0/24")]
+    for net in plan.scenario.networks.values():
+        assert not any(net.subnet.overlaps(t) for t in taken)
+
+
+def test_tunnel_gets_its_own_block_of_the_pool(plan):
+    (t,) = plan.tunnels
+    assert (t.gateway_endpoint, t.device_endpoint) == (IPv4Address("100.64.0.1"), IPv4Address("100.64.0.2"))
+    assert (t.gateway_link_ip, t.device_link_ip) == (IPv4Address("100.64.0.5"), IPv4Address("100.64.0.6"))
+    assert t.gateway_public_ip == IPv4Address("198.51.100.100")
+    assert t.device_public_ip == IPv4Address("198.51.100.20")
+    assert (t.vni, t.interface) == (100, "vti0")
+
+
+def test_both_instances_carry_the_tunnel_but_the_host_does_not(plan):
+    assert [t.name for t in plan.tunnels_of("azure-gw-0")] == ["onprem-0"]
+    assert [t.name for t in plan.tunnels_of("azure-gw-1")] == ["onprem-0"]
+    assert plan.tunnels_of("azure-vm") == []
+
+
+def test_workload_hosts_route_remote_sites_via_their_router(plan):
+    # The VNet's own space too: the GatewaySubnet is another subnet of it.
+    assert host_routes(plan, "azure-vm") == [(IPv4Network("10.1.0.0/16"), IPv4Address("10.1.1.1")),
+                                             (IPv4Network("192.168.10.0/24"), IPv4Address("10.1.1.1"))]
+    assert host_routes(plan, "onprem-host") == [(IPv4Network("10.1.0.0/16"), IPv4Address("192.168.10.1"))]
+    assert host_routes(plan, "vnet-router") == []
+
+
+@pytest.mark.parametrize("dpd_timeout, expected", [(45, (5.0, 8)), (2, (0.5, 3)), (165, (5.0, 32))])
+def test_retransmissions_last_the_dpd_timeout(dpd_timeout, expected):
+    timeout, tries = retransmit_schedule(dpd_timeout)
+    assert (timeout, tries) == expected
+    assert timeout * (tries + 1) == pytest.approx(dpd_timeout)
+
+
+def test_profiles_carry_targets_with_sources():
+    azure = load_plan("active-standby", "azure").profile
+    assert (azure.targets.planned_s.value, azure.targets.unplanned_s.value) == (15, 90)
+    assert "90 seconds" in azure.targets.unplanned_s.source
+    assert azure.ike.dpd_timeout_s == 45 and azure.ike.ike_lifetime_s == 28800
+    fast = load_plan("active-standby", "fast").profile
+    assert fast.bfd is not None and fast.targets.unplanned_s.value == 2
+
+
+def test_host_route_overlap_names_the_route(plan):
+    problems = find_conflicts(plan, [(IPv4Network("198.51.100.0/25"), "eth7")], {})
+    assert problems == ["networks.internet: 198.51.100.0/24 overlaps the host route 198.51.100.0/25 dev eth7"]
+
+
+def test_other_docker_network_overlap_is_named(plan):
+    problems = find_conflicts(plan, [], {"bridge": [IPv4Network("10.1.0.0/16")]})
+    assert "networks.gateway-subnet: 10.1.255.0/27 overlaps Docker network bridge (10.1.0.0/16)" in problems
+    assert len(problems) == 2
+
+
+def test_the_labs_own_networks_are_not_conflicts(plan):
+    own = {plan.network_name(n): [net.subnet] for n, net in plan.scenario.networks.items()}
+    routes = [(net.subnet, f"br-{n}") for n, net in plan.scenario.networks.items()]
+    assert find_conflicts(plan, routes, own) == []
+
+
+def test_kernel_esp_detection_reads_the_kernel_config(tmp_path):
+    config = tmp_path / "config"
+    config.write_text("CONFIG_XFRM_USER=y\n# CONFIG_INET_ESP is not set\n")
+    assert kernel_esp_support((str(config),)).esp is False
+    config.write_text("CONFIG_INET_ESP=m\n")
+    assert kernel_esp_support((str(config),)).esp is True
+    assert kernel_esp_support((str(tmp_path / "missing"),)).esp is None
+
+
+def converged_status(**changes) -> LabStatus:
+    status = LabStatus(
+        lab="t", scenario="active-standby", profile="azure", data_plane="userspace", host_kernel_esp="no",
+        nodes=[NodeRow("azure-gw-0", "azure-gateway-instance", "running", "healthy"),
+               NodeRow("azure-gw-1", "azure-gateway-instance", "running", "healthy"),
+               NodeRow("vnet-router", "vnet-router", "running", "healthy"),
+               NodeRow("onprem-0", "onprem-vpn-device", "running", "healthy")],
+        tunnels=[TunnelRow("onprem-0", "onprem-0", "ESTABLISHED", "INSTALLED", "198.51.100.100", 1, 1, 1, 1),
+                 TunnelRow("azure-gw-0", "onprem-0", "ESTABLISHED", "INSTALLED", "198.51.100.20", 1, 1, 1, 1)],
+        bgp=[BgpRow("onprem-0", "10.1.255.30", "", "Established", 1),
+             BgpRow("azure-gw-0", "10.10.255.1", "", "Established", 1),
+             BgpRow("azure-gw-1", "10.10.255.1", "", "Active", 0),
+             BgpRow("vnet-router", "10.1.255.4", "", "Established", 1),
+             BgpRow("vnet-router", "10.1.255.5", "", "Established", 0)],
+        gateways=[GatewayRow("azure-gw", "198.51.100.100", ["azure-gw-0"], ["azure-gw-0", "azure-gw-1"])],
+        active_addresses=["10.1.255.4", "10.1.255.30", "198.51.100.100"],
+    )
+    for key, value in changes.items():
+        setattr(status, key, value)
+    return status
+
+
+def test_a_converged_lab_ignores_the_standbys_idle_sessions():
+    assert converged_status().unconverged_reasons() == []
+
+
+def test_convergence_needs_the_tunnel_and_one_active_instance():
+    status = converged_status(
+        tunnels=[TunnelRow("onprem-0", "onprem-0", "CONNECTING", "none", "198.51.100.100", 0, 0, 0, 0)],
+        gateways=[GatewayRow("azure-gw", "198.51.100.100", [], ["azure-gw-0", "azure-gw-1"])],
+    )
+    reasons = status.unconverged_reasons()
+    assert "gateway azure-gw has 0 active instances" in reasons
+    assert "onprem-0 tunnel onprem-0: IKE CONNECTING, CHILD none" in reasons
+
+
+def test_convergence_needs_prefixes_not_just_established_sessions():
+    status = converged_status()
+    status.bgp[0] = BgpRow("onprem-0", "10.1.255.30", "", "Established", 0)
+    assert status.unconverged_reasons() == ["onprem-0 BGP 10.1.255.30: Established, 0 prefixes"]
