@@ -17,7 +17,8 @@ from .wiring import real_adapters
 
 DEFAULT_SCENARIO = "active-standby"
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Azure VPN gateway high-availability lab.")
+# No locals in tracebacks: they could hold pre-shared keys.
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Azure VPN gateway high-availability lab.")
 out = Console()
 err = Console(stderr=True)
 
@@ -135,6 +136,19 @@ def build_image(
     except LabError as exc:
         _fail(exc)
     out.print(f"image {tag}: built")
+
+
+@app.command()
+def compose(
+    output: Path = typer.Option(Path("docker-compose.yml"), help="compose file to write"),
+    config_root: Path = typer.Option(Path("compose/active-standby"), help="folder for the nodes' configs"),
+) -> None:
+    """Write the default lab as a Compose project (configs without keys)."""
+    from .compose import render_compose, write_compose
+
+    plan = load_plan(DEFAULT_SCENARIO)
+    write_compose(plan, output, config_root)
+    out.print(f"wrote {output} and {config_root}/")
 
 
 @app.command()

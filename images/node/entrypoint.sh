@@ -17,9 +17,10 @@ if [ -f /lab/strongswan/strongswan.conf ]; then
   cp /lab/strongswan/strongswan.conf /etc/strongswan.conf
   mkdir -p /etc/swanctl/conf.d
   cp /lab/strongswan/swanctl.conf /etc/swanctl/swanctl.conf
-  if [ -f /lab/secrets/psk.conf ]; then
-    install -m 0600 /lab/secrets/psk.conf /etc/swanctl/conf.d/psk.conf
-  fi
+  # Keys come from `lab up` (/lab/secrets) or from Compose's key service.
+  for keys in /lab/secrets/psk.conf /lab-secrets/psk.conf; do
+    if [ -f "$keys" ]; then install -m 0600 "$keys" /etc/swanctl/conf.d/psk.conf; fi
+  done
   /usr/lib/ipsec/charon >/var/log/charon.log 2>&1 &
   for _ in $(seq 1 100); do [ -S /var/run/charon.vici ] && break; sleep 0.1; done
   [ -S /var/run/charon.vici ] || { log "charon did not open its VICI socket"; cat /var/log/charon.log; exit 1; }

@@ -149,6 +149,13 @@ class DockerRuntime:
                 removed.append(net.name)
             except NotFound:
                 pass
+        # Compose's key volume; `lab up` itself makes none.
+        for volume in self.client.volumes.list(filters=filters):
+            try:
+                volume.remove(force=True)
+                removed.append(volume.name)
+            except NotFound:
+                pass
         return removed
 
     def exec(self, name: str, argv: list[str], timeout_s: float = 10.0) -> tuple[int, str]:

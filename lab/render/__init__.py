@@ -126,7 +126,7 @@ def _tunnel_bgp_peer(plan: LabPlan, node: str, t: TunnelPlan) -> IPv4Address:
 def render_psk_secrets(plan: LabPlan, node: str, psks: dict[str, str]) -> dict[str, str]:
     """The only renderer that sees secrets; its output is written 0600 and never logged."""
     tunnels = [dict(t=t, **_tunnel_ends(plan, node, t)) for t in plan.tunnels_of(node)]
-    if not tunnels:
+    if not tunnels or not psks:
         return {}
     return {"secrets/psk.conf": _template("psk.conf.j2", tunnels=tunnels, psks=psks)}
 

@@ -1,0 +1,16 @@
+#!/bin/bash
+# Runs on every VRRP transition of this azure-gw instance. The active
+# instance brings its tunnels up (INITIAL_CONTACT tells the peer to drop
+# the old SAs). An instance that leaves has already lost the public IP, so
+# it can't send a DELETE: it drops its SAs locally at once (--force).
+state=$1
+echo "lab-notify: vrrp $state" > /proc/1/fd/1
+case "$state" in
+  master)
+    swanctl --initiate --ike onprem-0 --child onprem-0 --timeout 30 >/dev/null 2>&1 &
+    ;;
+  backup|fault|stop)
+    swanctl --terminate --ike onprem-0 --force --timeout 5 >/dev/null 2>&1 &
+    ;;
+esac
+exit 0

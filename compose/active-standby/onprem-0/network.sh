@@ -1,0 +1,29 @@
+#!/bin/bash
+# onprem-0: links, loopbacks, tunnel links and static routes. Rendered by the lab.
+set -euo pipefail
+
+# Docker's ethN order is not guaranteed: find each link by its address and
+# name it after its network.
+name_link() {
+  local address=$1 name=$2 dev
+  dev=$(ip -o -4 addr show | awk -v a="$address" '{split($4, p, "/"); if (p[1] == a) print $2}')
+  [ -n "$dev" ] || { echo "no interface holds $address" >&2; exit 1; }
+  if [ "$dev" != "$name" ]; then
+    ip link set dev "$dev" down
+    ip link set dev "$dev" name "$name"
+    ip link set dev "$name" up
+  fi
+}
+name_link 198.51.100.20 internet
+name_link 192.168.10.1 onprem-lan
+
+# Nothing the lab sends may leave the machine: no default route at all.
+while ip route del default 2>/dev/null; do :; done
+ip addr replace 10.10.255.1/32 dev lo
+ip addr replace 100.64.0.2/32 dev lo
+
+# Tunnel onprem-0: VXLAN between the CHILD_SA's /32 selectors.
+ip link del vti0 2>/dev/null || true
+ip link add vti0 type vxlan id 100 local 100.64.0.2 remote 100.64.0.1 dstport 4789
+ip link set vti0 mtu 1300 up
+ip addr add 100.64.0.6/30 dev vti0

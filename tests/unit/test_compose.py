@@ -1,0 +1,38 @@
+"""docker-compose.yml is the default lab rendered; it must not drift from the scenario."""
+from pathlib import Path
+
+import yaml
+
+from lab.compose import compose_files
+from lab.deploy import plan_deploy
+from lab.topology import load_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG_ROOT = "compose/active-standby"
+
+
+def test_compose_project_matches_the_default_scenario():
+    expected = compose_files(load_plan("active-standby"), CONFIG_ROOT)
+    committed = {str(p.relative_to(ROOT)): p.read_text() for p in (ROOT / CONFIG_ROOT).rglob("*") if p.is_file()}
+    committed["docker-compose.yml"] = (ROOT / "docker-compose.yml").read_text()
+    stale = sorted(rel for rel in set(expected) | set(committed) if expected.get(rel) != committed.get(rel))
+    assert not stale, f"out of date (run `lab compose`): {stale}"
+
+
+def test_compose_nodes_match_what_lab_up_creates():
+    plan = load_plan("active-standby")
+    document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    deploy = plan_deploy(plan, Path(CONFIG_ROOT), psks={})
+    for node in deploy.nodes:
+        service = document["services"][node.spec.hostname]
+        assert service["container_name"] == node.spec.name
+        assert service["labels"]["lab.name"] == plan.lab
+        assert set(service["cap_add"]) == set(node.spec.capabilities)
+        addresses = {f"lab-{plan.lab}-{net}": v["ipv4_address"] for net, v in service["networks"].items()}
+        assert addresses == node.spec.addresses
+
+
+def test_no_key_is_committed():
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "head -c 32 /dev/urandom" in text  # drawn at start-up, never stored in git
+    assert not list((ROOT / CONFIG_ROOT).rglob("psk.conf"))
