@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Benchmark: seconds from `lab up` (image already built) to a converged lab.
+
+Target: <= 15 s on a 2-core machine. Prints each run, the median and the
+split between "daemons healthy" and "IKE + BGP converged".
+"""
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+from lab import lifecycle
+from lab.topology import load_plan
+from lab.wiring import real_adapters
+
+TARGET_S = 15.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scenario", default="active-standby")
+    args = parser.parse_args()
+    os.environ.setdefault("LAB_STATE_DIR", tempfile.mkdtemp(prefix="lab-bench-"))
+    adapters = real_adapters()
+    totals = []
+    for run in range(1, args.runs + 1):
+        plan = load_plan(args.scenario, lab="bench")
+        marks = {}
+        start = time.monotonic()
+
+        def progress(message: str) -> None:
+            marks.setdefault(message, time.monotonic() - start)
+
+        try:
+            lifecycle.up(plan, adapters, progress)
+            total = time.monotonic() - start
+        finally:
+            lifecycle.down(plan.lab, adapters)
+        healthy = marks.get("waiting for IKE and BGP to converge", float("nan"))
+        totals.append(total)
+        print(f"run {run}: converged in {total:.1f} s (healthy after {healthy:.1f} s, then {total - healthy:.1f} s to IKE+BGP)")
+    median = statistics.median(totals)
+    print(f"lab up -> converged: median {median:.1f} s, min {min(totals):.1f} s, max {max(totals):.1f} s "
+          f"over {len(totals)} runs; target {TARGET_S:.0f} s: {'PASS' if median <= TARGET_S else 'MISS'}")
+    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, kernel {platform.release()}")
+    return 0 if median <= TARGET_S else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
