@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__
-from .errors import DeployError, HostConflictError, LabError
+from .errors import DeployError, HostConflictError
 from .hostcheck import find_conflicts
 from .kinds import KINDS
 from .model import LabPlan
@@ -212,28 +212,8 @@ def ensure_image(runtime: ContainerRuntime, image: str) -> None:
         raise DeployError("image", f"{image} is not built: run `make images`")
 
 
-def failed_nodes(deploy: DeployPlan, runtime: ContainerRuntime) -> list[str]:
-    found = {c.name: c for c in runtime.containers({"lab.name": deploy.lab})}
-    bad = []
-    for node in deploy.nodes:
-        c = found.get(node.spec.name)
-        if c is None or c.status != "running" or c.health == "unhealthy":
-            bad.append(f"{node.spec.hostname} ({'missing' if c is None else c.health or c.status})")
-    return bad
-
-
-def unhealthy_nodes(deploy: DeployPlan, runtime: ContainerRuntime) -> list[str]:
-    found = {c.name: c for c in runtime.containers({"lab.name": deploy.lab})}
-    return [
-        node.spec.hostname
-        for node in deploy.nodes
-        if (c := found.get(node.spec.name)) is None or c.status != "running" or c.health not in ("healthy", None)
-    ]
-
-
 def raise_if_dead(deploy: DeployPlan, runtime: ContainerRuntime) -> None:
     for c in runtime.containers({"lab.name": deploy.lab}):
         if c.status in ("exited", "dead"):
             tail = runtime.logs(c.name, tail=15).strip().replace("\n", " | ")
             raise DeployError(c.node, f"container exited: {tail[-400:]}")
-    _ = LabError
