@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
+from functools import lru_cache
 from typing import Callable
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
@@ -34,6 +34,12 @@ HEALTHY_WITHIN_S = 60.0
 CONVERGED_WITHIN_S = 120.0
 
 
+@lru_cache(maxsize=1)
+def _host_kernel_esp() -> str:
+    """Read once: the host kernel doesn't change while a convergence wait polls status."""
+    return kernel_esp_support().summary
+
+
 def read_status(lab: str, adapters: Adapters) -> LabStatus:
     return collect_status(
         lab,
@@ -41,7 +47,7 @@ def read_status(lab: str, adapters: Adapters) -> LabStatus:
         adapters.ike_for,
         adapters.routes_for,
         adapters.links_for,
-        host_kernel_esp=kernel_esp_support().summary,
+        host_kernel_esp=_host_kernel_esp(),
     )
 
 
@@ -129,6 +135,3 @@ def pick_lab(requested: str | None, adapters: Adapters, default: str) -> str:
         return default
     raise LabError(f"several labs are running ({', '.join(labs)}): choose one with --lab")
 
-
-def state_dir_of(lab: str) -> Path:
-    return state_root() / lab

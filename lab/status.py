@@ -122,7 +122,6 @@ def collect_status(
     containers = runtime.containers({"lab.name": lab})
     if not containers:
         raise LabError(f"no lab named {lab!r} is running")
-    labels = {c.name: c.labels for c in containers}
     first = containers[0].labels
     status = LabStatus(
         lab=lab,
@@ -155,9 +154,8 @@ def collect_status(
                         bytes_out=sum(ch.bytes_out for ch in sa.children),
                     ))
                 if c.kind == "azure-gateway-instance":
-                    lbl = labels[c.name]
-                    gw = gateways.setdefault(lbl["lab.gateway"], GatewayRow(lbl["lab.gateway"], lbl["lab.public-ip"], [], []))
-                    gw.instances.append(c.node)
+                    lbl = c.labels
+                    gw = _gateway_row(gateways, c)
                     addresses = links.addresses()
                     if any(lbl["lab.public-ip"] in addrs for addrs in addresses.values()):
                         gw.active.append(c.node)
@@ -169,9 +167,15 @@ def collect_status(
             status.problems.append(str(exc))
     for c in containers:
         if c.kind == "azure-gateway-instance" and c.status != "running":
-            lbl = labels[c.name]
-            gw = gateways.setdefault(lbl["lab.gateway"], GatewayRow(lbl["lab.gateway"], lbl["lab.public-ip"], [], []))
-            gw.instances.append(c.node)
+            _gateway_row(gateways, c)
     status.gateways = sorted(gateways.values(), key=lambda g: g.gateway)
     status.data_plane = ", ".join(sorted(planes)) or "none"
     return status
+
+
+def _gateway_row(gateways: dict[str, GatewayRow], c: ContainerInfo) -> GatewayRow:
+    """The row of the gateway an instance belongs to, with the instance added."""
+    name = c.labels["lab.gateway"]
+    row = gateways.setdefault(name, GatewayRow(name, c.labels["lab.public-ip"], [], []))
+    row.instances.append(c.node)
+    return row

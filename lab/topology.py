@@ -5,6 +5,7 @@ of problems, so a user sees all of them at once, each naming its field.
 """
 from __future__ import annotations
 
+import re
 from importlib import resources
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import TopologyError
 from .kinds import KINDS
-from .model import LabPlan, NodePlan, Profile, Scenario, TunnelPlan
+from .model import NAME_PATTERN, LabPlan, NodePlan, Profile, Scenario, TunnelPlan
 
 M = TypeVar("M", bound=BaseModel)
 MAX_IFNAME = 15  # Linux interface names; links are named after their network
@@ -89,10 +90,8 @@ def load_profile(name_or_path: str) -> Profile:
 
 
 def _check_names(s: Scenario) -> list[str]:
-    import re
-
     problems = []
-    pattern = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
+    pattern = re.compile(NAME_PATTERN)
     for net in s.networks:
         if not pattern.match(net) or len(net) > MAX_IFNAME:
             problems.append(f"networks.{net}: name must be lower-case letters, digits and '-', at most {MAX_IFNAME} characters")

@@ -1,7 +1,6 @@
 """The Docker engine, through the Docker SDK."""
 from __future__ import annotations
 
-import threading
 from ipaddress import IPv4Network
 
 import docker
@@ -169,36 +168,8 @@ class DockerRuntime:
             raise LabError(f"{name}: {exc.explanation}") from None
         return result.exit_code, (result.output or b"").decode(errors="replace")
 
-    def exec_stream(self, name: str, argv: list[str]):
-        """Starts a long-running command; returns its output iterator."""
-        container = self.client.containers.get(name)
-        return container.exec_run(argv, stream=True, demux=False).output
-
     def logs(self, name: str, tail: int | None = None) -> str:
         try:
             return self.client.containers.get(name).logs(tail=tail or "all").decode(errors="replace")
         except NotFound:
             raise LabError(f"node container {name} does not exist") from None
-
-    def kill(self, name: str, signal: str = "SIGKILL") -> None:
-        self.client.containers.get(name).kill(signal=signal)
-
-    def pause(self, name: str) -> None:
-        self.client.containers.get(name).pause()
-
-    def unpause(self, name: str) -> None:
-        self.client.containers.get(name).unpause()
-
-    def restart_stopped(self, name: str) -> None:
-        self.client.containers.get(name).start()
-
-    def events(self, labels: dict[str, str], stop: threading.Event):
-        filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()], "type": "container"}
-        stream = self.client.events(decode=True, filters=filters)
-        try:
-            for event in stream:
-                yield event
-                if stop.is_set():
-                    break
-        finally:
-            stream.close()

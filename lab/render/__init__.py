@@ -61,6 +61,14 @@ def _tunnel_ends(plan: LabPlan, node: str, t: TunnelPlan) -> dict[str, object]:
                 local_link=t.device_link_ip, remote_link=t.gateway_link_ip)
 
 
+def _tunnel_views(plan: LabPlan, node: str) -> list[dict[str, object]]:
+    """Each tunnel of a node, seen from that node, with the BGP peer at its far end."""
+    return [
+        dict(t=t, bgp_peer=_tunnel_bgp_peer(plan, node, t), **_tunnel_ends(plan, node, t))
+        for t in plan.tunnels_of(node)
+    ]
+
+
 def host_routes(plan: LabPlan, node: str) -> list[tuple[IPv4Network, IPv4Address]]:
     """A workload host reaches every site prefix it isn't on through its router."""
     spec = plan.scenario.nodes[node]
@@ -77,7 +85,7 @@ def host_routes(plan: LabPlan, node: str) -> list[tuple[IPv4Network, IPv4Address
 def render_network(plan: LabPlan, node: str) -> dict[str, str]:
     spec = plan.scenario.nodes[node]
     loopbacks = [str(spec.bgp_peer_ip)] if spec.bgp_peer_ip else []
-    tunnels = [dict(t=t, **_tunnel_ends(plan, node, t)) for t in plan.tunnels_of(node)]
+    tunnels = _tunnel_views(plan, node)
     loopbacks += [str(t["local_endpoint"]) for t in tunnels]
     text = _template(
         "network.sh.j2",
@@ -96,10 +104,7 @@ def render_strongswan(plan: LabPlan, node: str) -> dict[str, str]:
     profile: Profile = plan.profile
     timeout, tries = retransmit_schedule(profile.ike.dpd_timeout_s)
     gateway_side = _is_gateway_side(plan, node)
-    tunnels = [
-        dict(t=t, bgp_peer=_tunnel_bgp_peer(plan, node, t), **_tunnel_ends(plan, node, t))
-        for t in plan.tunnels_of(node)
-    ]
+    tunnels = _tunnel_views(plan, node)
     return {
         "strongswan/updown.sh": _template("updown.sh.j2", tunnels=tunnels),
         "strongswan/strongswan.conf": _template(
@@ -125,7 +130,7 @@ def _tunnel_bgp_peer(plan: LabPlan, node: str, t: TunnelPlan) -> IPv4Address:
 
 def render_psk_secrets(plan: LabPlan, node: str, psks: dict[str, str]) -> dict[str, str]:
     """The only renderer that sees secrets; its output is written 0600 and never logged."""
-    tunnels = [dict(t=t, **_tunnel_ends(plan, node, t)) for t in plan.tunnels_of(node)]
+    tunnels = _tunnel_views(plan, node)
     if not tunnels or not psks:
         return {}
     return {"secrets/psk.conf": _template("psk.conf.j2", tunnels=tunnels, psks=psks)}
