@@ -2,20 +2,9 @@
 # onprem-0: links, loopbacks, tunnel links and static routes. Rendered by the lab.
 set -euo pipefail
 
-# Docker's ethN order is not guaranteed: find each link by its address and
-# name it after its network.
-name_link() {
-  local address=$1 name=$2 dev
-  dev=$(ip -o -4 addr show | awk -v a="$address" '{split($4, p, "/"); if (p[1] == a) print $2}')
-  [ -n "$dev" ] || { echo "no interface holds $address" >&2; exit 1; }
-  if [ "$dev" != "$name" ]; then
-    ip link set dev "$dev" down
-    ip link set dev "$dev" name "$name"
-    ip link set dev "$name" up
-  fi
-}
-name_link 198.51.100.20 internet
-name_link 192.168.10.1 onprem-lan
+# Links are named after their network (lab-name-link is in the image).
+lab-name-link 198.51.100.20 internet
+lab-name-link 192.168.10.1 onprem-lan
 
 # Nothing the lab sends may leave the machine: no default route at all.
 while ip route del default 2>/dev/null; do :; done
