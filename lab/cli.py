@@ -12,6 +12,7 @@ from . import lifecycle
 from .deploy import IMAGE
 from .errors import LabError
 from .report import print_status, status_json
+from .model import LabPlan
 from .topology import builtin_profiles, builtin_scenarios, load_plan
 from .wiring import real_adapters
 
@@ -85,6 +86,74 @@ def status(
     else:
         print_status(result, out)
     raise typer.Exit(0 if result.converged else 1)
+
+
+def _lab_for_failover(scenario: str, profile: Optional[str], lab: Optional[str], adapters, progress) -> LabPlan:
+    """The lab to test: the running one, or one brought up now with the asked profile."""
+    plan = load_plan(scenario, profile, lab)
+    adapters.runtime.ping()
+    running = adapters.runtime.containers({"lab.name": plan.lab})
+    running_profile = running[0].labels.get("lab.profile") if running else None
+    if running_profile and profile is None:
+        plan = load_plan(scenario, running_profile, lab)
+    elif running_profile and running_profile != plan.profile.name:
+        progress(f"lab {plan.lab} runs profile {running_profile}: re-creating it with {plan.profile.name}")
+        lifecycle.down(plan.lab, adapters)
+        running = []
+    if not running:
+        progress(f"bringing lab {plan.lab} up (profile {plan.profile.name})")
+        lifecycle.up(plan, adapters, progress)
+    return plan
+
+
+@app.command()
+def failover(
+    fault: str = typer.Option(..., help="kill, maintenance, pause, link-down or blackhole"),
+    target: Optional[str] = typer.Option(None, help="gateway instance to hit (default: the scenario's first instance)"),
+    runs: int = typer.Option(1, min=1, help="independent runs; the lab goes back to its initial state after each"),
+    profile: Optional[str] = typer.Option(None, help=f"timer profile ({', '.join(builtin_profiles())}); default: the running lab's"),
+    scenario: str = typer.Option(DEFAULT_SCENARIO, help="built-in scenario or a YAML file"),
+    lab: Optional[str] = typer.Option(None, help="lab name (default: the scenario's name)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="folder for report.json, junit.xml, summary.md and plots"),
+    interval_ms: float = typer.Option(20.0, "--interval-ms", min=1.0, max=1000.0, help="probe interval"),
+) -> None:
+    """Time a real failover against the profile's target; exit 1 when a target is missed."""
+    from rich.live import Live as RichLive
+
+    from .experiment import FailoverRunner, FailoverSettings
+    from .failover_report import render_failover, render_live, write_outputs
+    from .faults import get_fault
+
+    try:
+        get_fault(fault)
+        adapters = real_adapters()
+        plan = _lab_for_failover(scenario, profile, lab, adapters, lambda m: err.log(m))
+        instances = [i for g in plan.scenario.gateways.values() for i in g.instances]
+        settings = FailoverSettings(fault=fault, target=target or (instances[0] if instances else ""), runs=runs,
+                                    interval_s=interval_ms / 1000)
+        stages: list[str] = []
+        with RichLive(console=err, refresh_per_second=4, transient=True) as view:
+            def show(live) -> None:
+                if not stages or stages[-1] != f"{live.run}:{live.stage}":
+                    stages.append(f"{live.run}:{live.stage}")
+                    err.log(f"run {live.run}/{live.runs}: {live.stage}")
+                view.update(render_live(live))
+
+            def recreate() -> None:
+                lifecycle.down(plan.lab, adapters)
+                lifecycle.up(plan, adapters, lambda m: err.log(m))
+
+            report = FailoverRunner(plan, adapters, settings, show, recreate).run_all()
+        folder = out_dir or Path("results") / f"{plan.lab}-{plan.profile.name}-{fault}-{settings.target}"
+        written = write_outputs(report, folder)
+    except LabError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print("interrupted: the fault may still be in place; `lab down` removes the lab")
+        raise typer.Exit(130)
+    out.print(render_failover(report))
+    out.print(f"results: {folder}/ ({', '.join(p.name for p in written)})")
+    raise typer.Exit(0 if report.passed else 1)
 
 
 @app.command(name="exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -71,6 +71,8 @@ class Scenario(Strict):
     gateways: dict[str, Gateway] = {}
     nodes: dict[str, Node] = Field(min_length=1)
     tunnels: list[Tunnel] = []
+    # Workload host pairs that exchange probe traffic during a failover run.
+    probes: list[tuple[str, str]] = []
 
 
 # --- timer profile -----------------------------------------------------------------
@@ -88,6 +90,8 @@ class BgpTimers(Strict):
     keepalive_s: int = Field(ge=1)
     hold_s: int = Field(ge=3)
     connect_retry_s: int = Field(ge=1)
+    # How long FRR batches updates before sending them; None keeps FRR's 1 s.
+    coalesce_ms: int | None = Field(default=None, ge=0)
 
 
 class VrrpTimers(Strict):

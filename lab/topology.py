@@ -220,6 +220,18 @@ def _check_tunnels(s: Scenario) -> list[str]:
     return problems
 
 
+def _check_probes(s: Scenario) -> list[str]:
+    problems = []
+    for i, pair in enumerate(s.probes):
+        for j, name in enumerate(pair):
+            node = s.nodes.get(name)
+            if node is None or node.kind != "workload-host":
+                problems.append(f"probes[{i}][{j}]: {name!r} is not a workload-host node")
+        if pair[0] == pair[1]:
+            problems.append(f"probes[{i}]: a host can't probe itself ({pair[0]})")
+    return problems
+
+
 SCENARIO_CHECKS: list[Callable[[Scenario], list[str]]] = [
     _check_names,
     _check_kinds,
@@ -228,6 +240,7 @@ SCENARIO_CHECKS: list[Callable[[Scenario], list[str]]] = [
     _check_gateways,
     _check_node_fields,
     _check_tunnels,
+    _check_probes,
 ]
 
 

@@ -5,6 +5,10 @@ set -euo pipefail
 
 log() { echo "lab-entrypoint: $*"; }
 
+# A restarted container (after a kill) keeps /run: stale sockets and pid
+# files would make the daemons refuse to start or be mistaken for running.
+rm -rf /run/lab-ready /run/charon.* /run/keepalived.pid /run/vrrp.pid /run/frr/*
+
 # Links and routes (rendered from the topology). It also drops Docker's
 # default route: nothing the lab sends may leave the machine.
 if [ -f /lab/network.sh ]; then
@@ -37,7 +41,7 @@ fi
 
 if [ -f /lab/keepalived/keepalived.conf ]; then
   log "starting keepalived"
-  keepalived --dont-fork --log-console --use-file /lab/keepalived/keepalived.conf >/var/log/keepalived.log 2>&1 &
+  lab-vrrp start
 fi
 
 touch /run/lab-ready

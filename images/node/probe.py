@@ -1,13 +1,22 @@
 #!/usr/bin/env python3
 """Probe traffic for failover timing.
 
-`send` emits UDP datagrams carrying a sequence number and the send time;
-`receive` records every datagram that arrives. Containers share the host
-kernel's CLOCK_MONOTONIC, so both ends and the orchestrator stamp events on
-one clock. Each side writes one CSV line per packet so the orchestrator can
-compute gaps, loss and reordering afterwards.
+One process per workload host both sends and receives: UDP datagrams that
+carry a sequence number and their send time, every `--interval` seconds, to
+the same program on the peer. Every packet is reported on stdout, so the
+orchestrator sees the stream live through the container's exec stream:
+
+    S,<seq>,<sent_ns>,<error>        a datagram sent (error empty when sent)
+    R,<seq>,<sent_ns>,<recv_ns>      a datagram received from the peer
+    E                                the probe finished
+
+Containers share the host kernel's CLOCK_MONOTONIC, so these stamps, the
+orchestrator's and the collected events sit on one clock. SIGTERM ends the
+probe: it stops sending, keeps receiving for a short drain, then exits.
 """
 import argparse
+import select
+import signal
 import socket
 import struct
 import sys
@@ -15,73 +24,71 @@ import time
 
 HEADER = struct.Struct("!4sIQ")  # magic, sequence number, send time (ns)
 MAGIC = b"LABP"
+DRAIN_S = 0.3
+FLUSH_EVERY_NS = 50_000_000
 
 
-def send(peer: str, port: int, interval_s: float, duration_s: float, out: str) -> None:
+def run(peer: str, port: int, interval_s: float, duration_s: float) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", port))
+    sock.setblocking(False)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(time.monotonic_ns()))
+    out = sys.stdout
     interval_ns = int(interval_s * 1e9)
     start = time.monotonic_ns()
     end = start + int(duration_s * 1e9)
+    next_send = start
+    last_flush = start
     seq = 0
-    with open(out, "w", buffering=1 << 16) as log:
-        log.write("seq,sent_ns,error\n")
-        next_send = start
-        while next_send < end:
-            now = time.monotonic_ns()
-            if now < next_send:
-                time.sleep((next_send - now) / 1e9)
+    while True:
+        now = time.monotonic_ns()
+        if stopping and now - stopping[0] > DRAIN_S * 1e9 or now > end + DRAIN_S * 1e9:
+            break
+        sending = not stopping and now < end
+        if sending and now >= next_send:
             sent_ns = time.monotonic_ns()
             error = ""
             try:
                 sock.sendto(HEADER.pack(MAGIC, seq, sent_ns), (peer, port))
             except OSError as exc:  # no route during an outage is data, not a crash
                 error = exc.__class__.__name__
-            log.write(f"{seq},{sent_ns},{error}\n")
+            out.write(f"S,{seq},{sent_ns},{error}\n")
             seq += 1
             next_send += interval_ns
-
-
-def receive(port: int, duration_s: float, out: str) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", port))
-    end = time.monotonic_ns() + int(duration_s * 1e9)
-    with open(out, "w", buffering=1 << 16) as log:
-        log.write("seq,sent_ns,recv_ns,source\n")
-        while True:
-            remaining = (end - time.monotonic_ns()) / 1e9
-            if remaining <= 0:
-                break
-            sock.settimeout(min(remaining, 0.5))
-            try:
-                data, (source, _) = sock.recvfrom(64)
-            except socket.timeout:
-                continue
-            recv_ns = time.monotonic_ns()
-            if len(data) < HEADER.size:
-                continue
-            magic, seq, sent_ns = HEADER.unpack_from(data)
-            if magic == MAGIC:
-                log.write(f"{seq},{sent_ns},{recv_ns},{source}\n")
+            if next_send < sent_ns:  # after a stall, keep the cadence instead of bursting
+                next_send = sent_ns + interval_ns
+        wait_ns = max(0, next_send - time.monotonic_ns()) if sending else 50_000_000
+        try:
+            readable, _, _ = select.select([sock], [], [], wait_ns / 1e9)
+        except InterruptedError:
+            continue
+        if readable:
+            while True:
+                try:
+                    data = sock.recv(64)
+                except BlockingIOError:
+                    break
+                recv_ns = time.monotonic_ns()
+                if len(data) >= HEADER.size:
+                    magic, rseq, rsent = HEADER.unpack_from(data)
+                    if magic == MAGIC:
+                        out.write(f"R,{rseq},{rsent},{recv_ns}\n")
+        if time.monotonic_ns() - last_flush > FLUSH_EVERY_NS:
+            out.flush()
+            last_flush = time.monotonic_ns()
+    out.write("E\n")
+    out.flush()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="lab-probe")
-    sub = parser.add_subparsers(dest="mode", required=True)
-    s = sub.add_parser("send")
-    s.add_argument("--peer", required=True)
-    s.add_argument("--port", type=int, default=47000)
-    s.add_argument("--interval", type=float, default=0.02)
-    s.add_argument("--duration", type=float, required=True)
-    s.add_argument("--out", required=True)
-    r = sub.add_parser("receive")
-    r.add_argument("--port", type=int, default=47000)
-    r.add_argument("--duration", type=float, required=True)
-    r.add_argument("--out", required=True)
+    parser.add_argument("--peer", required=True)
+    parser.add_argument("--port", type=int, default=47000)
+    parser.add_argument("--interval", type=float, default=0.02)
+    parser.add_argument("--duration", type=float, required=True, help="upper bound; SIGTERM ends it sooner")
     args = parser.parse_args()
-    if args.mode == "send":
-        send(args.peer, args.port, args.interval, args.duration, args.out)
-    else:
-        receive(args.port, args.duration, args.out)
+    run(args.peer, args.port, args.interval, args.duration)
     return 0
 
 

@@ -1,7 +1,14 @@
 """The Docker engine, through the Docker SDK."""
 from __future__ import annotations
 
+import io
+import os
+import signal
+import tarfile
+import threading
+from datetime import datetime, timezone
 from ipaddress import IPv4Network
+from typing import Iterator
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -11,6 +18,8 @@ from ..errors import DeployError, EngineError, LabError
 from ..ports import ContainerInfo, ContainerSpec, NetworkSpec
 
 LABEL_PREFIX = "lab."
+# Container events a failover timeline cares about (not the healthchecks' execs).
+LIFECYCLE_EVENTS = ("kill", "die", "stop", "start", "restart", "pause", "unpause", "oom")
 
 
 class DockerRuntime:
@@ -168,8 +177,106 @@ class DockerRuntime:
             raise LabError(f"{name}: {exc.explanation}") from None
         return result.exit_code, (result.output or b"").decode(errors="replace")
 
-    def logs(self, name: str, tail: int | None = None) -> str:
+    def logs(self, name: str, tail: int | None = None, since_ns: int | None = None,
+             until_ns: int | None = None, timestamps: bool = False) -> str:
+        """A container's output; with since/until (wall-clock ns) only that window."""
+        window = {}
+        if since_ns is not None:
+            window["since"] = _utc(since_ns)
+        if until_ns is not None:
+            window["until"] = _utc(until_ns)
         try:
-            return self.client.containers.get(name).logs(tail=tail or "all").decode(errors="replace")
+            raw = self._get(name).logs(tail=tail or "all", timestamps=timestamps, **window)
+        except APIError as exc:
+            raise LabError(f"{name}: {exc.explanation}") from None
+        return raw.decode(errors="replace")
+
+    def _get(self, name: str):
+        try:
+            return self.client.containers.get(name)
         except NotFound:
             raise LabError(f"node container {name} does not exist") from None
+
+    def _act(self, name: str, action: str, call) -> None:
+        try:
+            call(self._get(name))
+        except APIError as exc:
+            raise LabError(f"{name}: can't {action} ({exc.explanation})") from None
+
+    def kill(self, name: str, signal_name: str = "SIGKILL") -> None:
+        self._act(name, "kill", lambda c: c.kill(signal=signal_name))
+
+    def pause(self, name: str) -> None:
+        self._act(name, "pause", lambda c: c.pause())
+
+    def unpause(self, name: str) -> None:
+        self._act(name, "unpause", lambda c: c.unpause())
+
+    def read_file(self, name: str, path: str) -> str:
+        """A file from a container's filesystem; works on stopped containers too."""
+        try:
+            stream, _ = self._get(name).get_archive(path)
+        except NotFound:
+            return ""
+        except APIError as exc:
+            raise LabError(f"{name}: can't read {path} ({exc.explanation})") from None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.next()
+            handle = archive.extractfile(member) if member else None
+            return handle.read().decode(errors="replace") if handle else ""
+
+    def events(self, labels: dict[str, str], since_ns: int, until_ns: int) -> list[dict]:
+        """The engine's container events of a past window (wall-clock ns)."""
+        filters = {"type": "container", "event": list(LIFECYCLE_EVENTS),
+                   "label": [f"{k}={v}" if v else k for k, v in labels.items()]}
+        try:
+            stream = self.client.events(since=_utc(since_ns), until=_utc(until_ns), filters=filters, decode=True)
+            return list(stream)
+        except APIError as exc:
+            raise LabError(f"engine events: {exc.explanation}") from None
+
+    def stream_exec(self, name: str, argv: list[str]) -> "ExecStream":
+        """Starts argv in the container and returns its output lines as they come."""
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(self._get(name).id, argv, stdout=True, stderr=True)["Id"]
+            chunks = api.exec_start(exec_id, stream=True, demux=False)
+        except APIError as exc:
+            raise LabError(f"{name}: can't start {argv[0]} ({exc.explanation})") from None
+        return ExecStream(api, exec_id, chunks)
+
+
+def _utc(epoch_ns: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ns / 1e9, tz=timezone.utc)
+
+
+class ExecStream:
+    """Lines from a running exec; `stop` sends it SIGTERM (as root on the engine's host)."""
+
+    def __init__(self, api, exec_id: str, chunks: Iterator[bytes]):
+        self._api = api
+        self._exec_id = exec_id
+        self._chunks = chunks
+        self._lock = threading.Lock()
+
+    def lines(self) -> Iterator[str]:
+        pending = b""
+        for chunk in self._chunks:
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                yield line.decode(errors="replace")
+        if pending:
+            yield pending.decode(errors="replace")
+
+    def stop(self) -> None:
+        with self._lock:
+            try:
+                pid = int(self._api.exec_inspect(self._exec_id).get("Pid") or 0)
+            except APIError:
+                return
+            if pid > 0:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass

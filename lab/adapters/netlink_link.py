@@ -1,6 +1,7 @@
 """Links and routes through netlink (pyroute2), inside a node's namespace or the host's."""
 from __future__ import annotations
 
+import errno
 from contextlib import contextmanager
 from ipaddress import IPv4Network
 from typing import Iterator
@@ -9,6 +10,9 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..errors import LabError
+
+# Ahead of the main table's rule (32766), so a blocked port stays blocked.
+BLACKHOLE_RULE_PRIORITY = 100
 
 
 @contextmanager
@@ -53,6 +57,31 @@ class NetlinkLink:
             if not found:
                 raise LabError(f"{self.node}: no link named {name}")
             ipr.link("set", index=found[0], state="up" if up else "down")
+
+    def block_udp_ports(self, ports: list[int], blocked: bool) -> None:
+        """Adds (or removes) policy rules that blackhole UDP to and from `ports`.
+
+        A blackhole rule drops on the route lookup, so it catches what the
+        node sends and what it receives, without a packet filter. Received
+        packets are looked up in the `local` table first (rule 0), so while
+        blocked that lookup moves behind the blackhole rules.
+        """
+        rules = [dict(action="blackhole", ip_proto=17, priority=BLACKHOLE_RULE_PRIORITY, **{key: f"{port}:{port}"})
+                 for port in ports for key in ("dport_range", "sport_range")]
+        local_first = dict(table=255, priority=0)
+        local_after = dict(table=255, priority=BLACKHOLE_RULE_PRIORITY + 1)
+        with _ipr(self.netns, self.node) as ipr:
+            if blocked:
+                changes = [("add", r) for r in rules] + [("add", local_after), ("del", local_first)]
+            else:
+                changes = [("add", local_first), ("del", local_after)] + [("del", r) for r in rules]
+            for command, rule in changes:
+                try:
+                    ipr.rule(command, **rule)
+                except NetlinkError as exc:
+                    # Already there (add) or already gone (del): the state asked for holds.
+                    if exc.code not in (errno.EEXIST, errno.ENOENT):
+                        raise LabError(f"{self.node}: can't {command} rule {rule} ({exc})") from None
 
     def route_lookup(self, destination: str) -> str | None:
         """The interface a packet to `destination` would leave by, or None if unroutable.

@@ -113,14 +113,35 @@ class ViciIke:
         finally:
             sock.close()
 
-    def events(self, names: list[str]) -> Iterator[tuple[str, dict]]:
-        """Yields (event name, message) until the socket closes; the caller bounds it."""
+    def watch(self, names: list[str]) -> "ViciEventWatch":
+        """Subscribes to charon's events; iterate it for (name, message), close it to stop."""
         session, sock = self._session(timeout_s=None)
+        return ViciEventWatch(self.node, session, sock, names)
+
+
+class ViciEventWatch:
+    """One VICI event subscription. Iteration ends when charon goes away or on close()."""
+
+    def __init__(self, node: str, session: vici.Session, sock: socket.socket, names: list[str]):
+        self.node = node
+        self._session = session
+        self._sock = sock
+        self._names = names
         sock.settimeout(None)
+
+    def __iter__(self) -> Iterator[tuple[str, dict]]:
         try:
-            for label, message in session.listen(names):
-                yield _text(label), message
-        except (SessionException, OSError):
+            for label, message in self._session.listen(self._names):
+                if label is not None:
+                    yield _text(label), message
+        except (SessionException, CommandException, OSError):
             return
         finally:
-            sock.close()
+            self.close()
+
+    def close(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()

@@ -61,11 +61,22 @@ def _tunnel_ends(plan: LabPlan, node: str, t: TunnelPlan) -> dict[str, object]:
                 local_link=t.device_link_ip, remote_link=t.gateway_link_ip)
 
 
+def link_mac(address: IPv4Address) -> str:
+    """A locally administered MAC derived from the tunnel link's address.
+
+    Both instances of a gateway hold the same link address, so they present
+    the same MAC: after a takeover the peer's ARP entry stays right, instead
+    of pointing at the old instance until it ages out (~30 s).
+    """
+    return "02:00:" + ":".join(f"{octet:02x}" for octet in address.packed)
+
+
 def _tunnel_views(plan: LabPlan, node: str) -> list[dict[str, object]]:
     """Each tunnel of a node, seen from that node, with the BGP peer at its far end."""
     return [
-        dict(t=t, bgp_peer=_tunnel_bgp_peer(plan, node, t), **_tunnel_ends(plan, node, t))
+        dict(t=t, bgp_peer=_tunnel_bgp_peer(plan, node, t), **ends, local_mac=link_mac(ends["local_link"]))
         for t in plan.tunnels_of(node)
+        for ends in [_tunnel_ends(plan, node, t)]
     ]
 
 

@@ -1,0 +1,165 @@
+"""Watching a lab during a failover run: probes and events, on one clock.
+
+Live sources (the probes' exec streams, VICI event subscriptions) are read
+by one thread each. Sources that keep their own stamped record (the engine's
+events, container logs, FRR's log) are read once the run is over, for its
+window, so a killed node's history is still there.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .events import (
+    ClockOffset,
+    Event,
+    container_log_events,
+    docker_event,
+    frr_log_events,
+    vici_event,
+)
+from .errors import LabError
+from .model import LabPlan
+from .ports import EventWatch, ExecStream
+from .status import FRR_KINDS, VPN_KINDS
+from .timeline import DirectionProbes
+from .wiring import Adapters
+
+VICI_EVENTS = ["ike-updown", "child-updown", "ike-rekey"]
+FRR_LOG = "/var/log/frr/frr.log"
+JOIN_WITHIN_S = 5.0
+
+
+def clock_offset() -> ClockOffset:
+    """Wall clock minus monotonic clock, read back to back on this host."""
+    before = time.monotonic_ns()
+    realtime = time.time_ns()
+    after = time.monotonic_ns()
+    return ClockOffset(realtime - (before + after) // 2)
+
+
+def host_address(plan: LabPlan, host: str) -> str:
+    return str(next(iter(plan.nodes[host].links.values())))
+
+
+@dataclass
+class HostProbe:
+    """What one workload host's probe sent and received, filled as lines arrive."""
+    host: str
+    sent: list[tuple[int, int]] = field(default_factory=list)
+    received: list[tuple[int, int, int]] = field(default_factory=list)
+    errors: int = 0
+    finished: bool = False
+
+    def take(self, line: str) -> None:
+        parts = line.split(",")
+        try:
+            if parts[0] == "S" and len(parts) == 4:
+                self.sent.append((int(parts[1]), int(parts[2])))
+                self.errors += bool(parts[3])
+            elif parts[0] == "R" and len(parts) == 4:
+                self.received.append((int(parts[1]), int(parts[2]), int(parts[3])))
+            elif parts[0] == "E":
+                self.finished = True
+        except ValueError:
+            pass  # a torn line at the very end of the stream
+
+
+class Observation:
+    """Probes both ways between each probe pair, and VICI events of every VPN node."""
+
+    def __init__(self, plan: LabPlan, adapters: Adapters, interval_s: float, port: int, bound_s: float):
+        if not plan.scenario.probes:
+            raise LabError(f"scenario {plan.scenario.name} names no probe hosts (probes:)")
+        self.plan = plan
+        self.adapters = adapters
+        self.interval_s = interval_s
+        self.port = port
+        self.bound_s = bound_s
+        self.hosts: dict[str, HostProbe] = {}
+        self.live_events: list[Event] = []
+        self._streams: list[ExecStream] = []
+        self._watches: list[EventWatch] = []
+        self._threads: list[threading.Thread] = []
+        self.clock = clock_offset()
+        self.started_ns = 0
+
+    def directions(self) -> list[DirectionProbes]:
+        found = []
+        for a, b in self.plan.scenario.probes:
+            for src, dst in ((a, b), (b, a)):
+                found.append(DirectionProbes(f"{src} → {dst}", list(self.hosts[src].sent),
+                                             list(self.hosts[dst].received)))
+        return found
+
+    def _thread(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _pump_probe(self, stream: ExecStream, probe: HostProbe) -> None:
+        for line in stream.lines():
+            probe.take(line)
+
+    def _pump_vici(self, watch: EventWatch, node: str) -> None:
+        for label, message in watch:
+            self.live_events.extend(vici_event(label, message, node, time.monotonic_ns()))
+
+    def start(self) -> None:
+        self.started_ns = time.monotonic_ns()
+        runtime = self.adapters.runtime
+        peers: dict[str, str] = {}
+        for a, b in self.plan.scenario.probes:
+            peers.setdefault(a, b)
+            peers.setdefault(b, a)
+        try:
+            for node in self.plan.nodes.values():
+                if node.kind in VPN_KINDS:
+                    info = self._info(node.name)
+                    watch = self.adapters.ike_for(info).watch(VICI_EVENTS)
+                    self._watches.append(watch)
+                    self._thread(self._pump_vici, watch, node.name)
+            for host, peer in peers.items():
+                probe = self.hosts[host] = HostProbe(host)
+                argv = ["lab-probe", "--peer", host_address(self.plan, peer), "--port", str(self.port),
+                        "--interval", str(self.interval_s), "--duration", str(self.bound_s)]
+                stream = runtime.stream_exec(self.plan.nodes[host].container, argv)
+                self._streams.append(stream)
+                self._thread(self._pump_probe, stream, probe)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _info(self, node: str):
+        found = self.adapters.runtime.containers({"lab.name": self.plan.lab, "lab.node": node})
+        if not found or found[0].pid == 0:
+            raise LabError(f"{node} is not running")
+        return found[0]
+
+    def stop(self) -> None:
+        for stream in self._streams:
+            stream.stop()
+        deadline = time.monotonic() + JOIN_WITHIN_S
+        for watch in self._watches:
+            watch.close()
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def recorded_events(self, until_ns: int) -> list[Event]:
+        """The engine's container events, VRRP notifications and FRR's log for this run's window."""
+        runtime = self.adapters.runtime
+        since_wall = self.clock.realtime_minus_monotonic_ns + self.started_ns
+        until_wall = self.clock.realtime_minus_monotonic_ns + until_ns
+        found: list[Event] = []
+        for raw in runtime.events({"lab.name": self.plan.lab}, since_wall, until_wall):
+            event = docker_event(raw, self.clock)
+            if event is not None:
+                found.append(event)
+        for node in self.plan.nodes.values():
+            if self.plan.instance_gateway(node.name) is not None:
+                text = runtime.logs(node.container, since_ns=since_wall, until_ns=until_wall, timestamps=True)
+                found.extend(container_log_events(text, node.name, self.clock))
+            if node.kind in FRR_KINDS:
+                found.extend(frr_log_events(runtime.read_file(node.container, FRR_LOG), node.name, self.clock))
+        return [e for e in found if self.started_ns <= e.t_ns <= until_ns]
