@@ -186,7 +186,7 @@ class FailoverRunner:
 
     def run_once(self, index: int) -> RunResult:
         s = self.settings
-        target = FaultTarget(self.plan, s.target, self.adapters.runtime, self.adapters.ike_for, self.adapters.links_for)
+        target = self._target(s.target)
         window_s = self.target_s + s.grace_s
         bound_s = BASELINE_WITHIN_S + s.baseline_s + window_s + s.settle_s + 30
         observation = Observation(self.plan, self.adapters, s.interval_s, s.port, bound_s)
@@ -261,8 +261,7 @@ class FailoverRunner:
                 if current == initial:
                     continue
                 for instance in current:
-                    handover = FaultTarget(self.plan, instance, self.adapters.runtime, self.adapters.ike_for,
-                                           self.adapters.links_for)
+                    handover = self._target(instance)
                     handover.vrrp("stop")
                     wait_for(f"{gateway} back on {', '.join(initial)}",
                              lambda: [] if _gateway_actives(self.plan, self.adapters).get(gateway) == initial
@@ -274,6 +273,10 @@ class FailoverRunner:
             self._show(index, f"re-creating the lab ({exc})")
             self.recreate()
             return f"re-created ({exc})"
+
+    def _target(self, node: str) -> FaultTarget:
+        a = self.adapters
+        return FaultTarget(self.plan, node, a.runtime, a.ike_for, a.links_for, a.routes_for)
 
     def _unhealthy(self) -> list[str]:
         containers = self.adapters.runtime.containers({"lab.name": self.plan.lab})

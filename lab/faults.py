@@ -12,7 +12,7 @@ from typing import Callable
 
 from .errors import LabError
 from .model import LabPlan
-from .ports import ContainerInfo, ContainerRuntime, IkeControl, LinkControl
+from .ports import ContainerInfo, ContainerRuntime, IkeControl, LinkControl, RouteControl
 
 IKE_PORTS = [500, 4500]
 IKE_INIT_PORT = 500
@@ -27,6 +27,7 @@ class FaultTarget:
     runtime: ContainerRuntime
     ike_for: Callable[[ContainerInfo], IkeControl]
     links_for: Callable[[ContainerInfo], LinkControl]
+    routes_for: Callable[[ContainerInfo], RouteControl]
 
     @property
     def container(self) -> str:
@@ -48,6 +49,16 @@ class FaultTarget:
 
     def tunnel_names(self) -> list[str]:
         return [t.name for t in self.plan.tunnels_of(self.node)]
+
+    def shut_tunnel_sessions(self, shutdown: bool) -> None:
+        """The BGP sessions this instance runs over its tunnels, shut down or let back up."""
+        owner = self.plan.instance_gateway(self.node)
+        if owner is None:
+            raise LabError(f"{self.node} is not a gateway instance")
+        routes = self.routes_for(self.info())
+        for t in self.plan.tunnels_of(self.node):
+            peer = self.plan.scenario.nodes[t.device].bgp_peer_ip
+            routes.set_peer_shutdown(owner[1].asn, str(peer), shutdown)
 
     def vrrp(self, action: str) -> None:
         code, output = self.runtime.exec(self.container, ["lab-vrrp", action], timeout_s=15)
@@ -83,22 +94,26 @@ class Kill(Fault):
 
 class Maintenance(Fault):
     name, planned = "maintenance", True
-    summary = "graceful hand-over: IKE DELETE to the peers, then the public IP is released"
+    summary = "graceful hand-over: BGP shut down, IKE DELETE to the peers, then the public IP is released"
 
     def inject(self, target: FaultTarget) -> str:
         # New IKE_SA_INIT from the peers would land on this instance until the
         # IP moves: refuse them, so they retry against the standby.
         target.links_for(target.info()).block_udp_ports([IKE_INIT_PORT], True)
+        # Drain first, as a router leaving service does: the peers drop the
+        # session (and its BFD) now, not when their timers expire later.
+        target.shut_tunnel_sessions(True)
         ike = target.ike_for(target.info())
         for tunnel in target.tunnel_names():
             ike.terminate(tunnel, timeout_s=DELETE_TIMEOUT_S)
         target.vrrp("stop")
-        return "IKE DELETE sent, VRRP left with priority 0"
+        return "BGP shut down, IKE DELETE sent, VRRP left with priority 0"
 
     def restore(self, target: FaultTarget) -> str:
         target.links_for(target.info()).block_udp_ports([IKE_INIT_PORT], False)
+        target.shut_tunnel_sessions(False)
         target.vrrp("start")
-        return "VRRP rejoined as backup"
+        return "BGP sessions re-enabled, VRRP rejoined as backup"
 
 
 class Pause(Fault):

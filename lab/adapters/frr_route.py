@@ -48,6 +48,14 @@ class FrrRoute:
         data = self._json("show ip route json")
         return {prefix: [r.get("protocol", "?") for r in entries if r.get("selected")] for prefix, entries in data.items()}
 
+    def set_peer_shutdown(self, asn: int, peer: str, shutdown: bool) -> None:
+        """Administratively shuts a BGP session (NOTIFICATION Cease, BFD AdminDown) or lets it come back."""
+        command = f"{'' if shutdown else 'no '}neighbor {peer} shutdown"
+        code, output = self.runtime.exec(
+            self.container, ["vtysh", "-c", "configure terminal", "-c", f"router bgp {asn}", "-c", command], timeout_s=10)
+        if code != 0 or "%" in output:
+            raise LabError(f"{self.node}: vtysh {command!r} failed: {output.strip()[:200]}")
+
     def bfd_peers(self) -> list[dict]:
         code, output = self.runtime.exec(self.container, ["vtysh", "-c", "show bfd peers json"], timeout_s=10)
         if code != 0:

@@ -3,12 +3,16 @@
 # tunnel was (re)built, possibly to another gateway instance: the BGP session
 # that rides on it is restarted at once, as a route-based device does when
 # its tunnel interface flaps, instead of waiting out the hold timer.
+# Only a session still Established is reset: it ran over the old SA and is
+# stale. One already down (BFD, or never up on a new active instance) is left
+# to FRR's connect retries: a reset would add FRR's 1 s start timer.
 case "$PLUTO_VERB" in
   up-client)
     case "$PLUTO_CONNECTION" in
       onprem-0) peer=10.10.255.1 ;;
       *) exit 0 ;;
     esac
+    vtysh -c "show bgp neighbors $peer json" 2>/dev/null | grep -q '"bgpState":"Established"' || exit 0
     echo "lab-updown: $PLUTO_CONNECTION up, restarting BGP with $peer" > /proc/1/fd/1
     vtysh -c "clear bgp ipv4 unicast $peer" >/dev/null 2>&1 || true
     ;;
