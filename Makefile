@@ -6,8 +6,12 @@ PYTEST := $(VENV)/bin/pytest
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE  := azlab-node:$(VERSION)
 SCENARIO ?= active-standby
+PROFILE ?= azure
+RUNS ?= 1
+RESULTS ?= results
+FAULTS := kill maintenance pause link-down blackhole
 
-.PHONY: lab-up lab-down lab-status test test-unit test-integration images engine venv bench clean
+.PHONY: lab-up lab-down lab-status test test-unit test-integration images engine venv bench clean failover failover-all
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -40,6 +44,22 @@ test-unit: venv
 
 test-integration: images
 	$(PYTEST) -v -m integration
+
+# Planned maintenance and unplanned loss of the active instance, timed
+# against the profile's targets; exits non-zero when either misses.
+failover: images
+	@planned=0; unplanned=0; \
+	$(LAB) failover --scenario $(SCENARIO) --profile $(PROFILE) --fault maintenance --runs $(RUNS) --out $(RESULTS)/$(PROFILE)-planned || planned=$$?; \
+	$(LAB) failover --scenario $(SCENARIO) --profile $(PROFILE) --fault kill --runs $(RUNS) --out $(RESULTS)/$(PROFILE)-unplanned || unplanned=$$?; \
+	echo "planned: $(RESULTS)/$(PROFILE)-planned/summary.md (exit $$planned)"; \
+	echo "unplanned: $(RESULTS)/$(PROFILE)-unplanned/summary.md (exit $$unplanned)"; \
+	[ $$planned -eq 0 ] && [ $$unplanned -eq 0 ]
+
+# Every fault, for training and for tuning a profile (PROFILE=fast).
+failover-all: images
+	@failed=0; for fault in $(FAULTS); do \
+	  $(LAB) failover --scenario $(SCENARIO) --profile $(PROFILE) --fault $$fault --runs $(RUNS) --out $(RESULTS)/$(PROFILE)-$$fault || failed=1; \
+	done; exit $$failed
 
 bench: images
 	$(VENV)/bin/python scripts/bench_lab_up.py

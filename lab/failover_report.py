@@ -188,8 +188,8 @@ def plot_run(run: RunResult, path: Path, title: str) -> None:
 
     start_s = (run.started_ns - run.fault_ns) / NS
     end_s = (run.end_ns - run.fault_ns) / NS
-    fig, axes = plt.subplots(len(run.probes) + 1, 1, figsize=(11, 2.2 * len(run.probes) + 3.2), sharex=True,
-                             gridspec_kw={"height_ratios": [1] * len(run.probes) + [1.6]})
+    fig, axes = plt.subplots(len(run.probes) + 1, 1, figsize=(11, 2.2 * len(run.probes) + 4.2), sharex=True,
+                             gridspec_kw={"height_ratios": [1] * len(run.probes) + [2.2]})
     bins = int((end_s - start_s) / BIN_S) + 1
     for ax, probes, result in zip(axes, run.probes, run.directions):
         sent = [0] * bins
@@ -210,20 +210,34 @@ def plot_run(run: RunResult, path: Path, title: str) -> None:
         ax.set_title(f"{result.direction}: outage {result.outage_s:.2f} s, {result.lost} lost, {restored}",
                      fontsize=9, loc="left")
         ax.axvline(0, color="red", linewidth=1)
-        ax.axvline(run.target_s, color="red", linestyle=":", linewidth=1)
+        if run.target_s <= end_s:
+            ax.axvline(run.target_s, color="red", linestyle=":", linewidth=1)
         ax.grid(alpha=0.3)
     lane = axes[-1]
     plotted = [e for e in run.events if e.kind in PLOTTED and start_s <= (e.t_ns - run.fault_ns) / NS <= end_s]
     nodes = sorted({e.node for e in plotted})
+    # Events close together on one node share one label instead of overprinting.
+    close_s = (end_s - start_s) / 40
+    clusters: list[tuple[str, float, list[str]]] = []
     for e in plotted:
         x = (e.t_ns - run.fault_ns) / NS
-        y = nodes.index(e.node)
-        lane.plot([x], [y], marker="o", color=PLOTTED[e.kind], markersize=5)
-        lane.annotate(e.kind, (x, y), xytext=(3, 4), textcoords="offset points", fontsize=7, rotation=30)
+        lane.plot([x], [nodes.index(e.node)], marker="o", color=PLOTTED[e.kind], markersize=5)
+        same_node = [c for c in clusters if c[0] == e.node]
+        if same_node and x - same_node[-1][1] < close_s:
+            if e.kind not in same_node[-1][2]:
+                same_node[-1][2].append(e.kind)
+        else:
+            clusters.append((e.node, x, [e.kind]))
+    for node, x, labels in clusters:
+        lane.annotate("\n".join(labels), (x, nodes.index(node)), xytext=(3, 3), textcoords="offset points",
+                      fontsize=6.5, va="bottom")
     lane.set_yticks(range(len(nodes)), nodes, fontsize=8)
-    lane.set_ylim(-0.7, len(nodes) - 0.2)
-    lane.axvline(0, color="red", linewidth=1)
-    lane.axvline(run.target_s, color="red", linestyle=":", linewidth=1, label=f"target {run.target_s:g} s")
+    lane.set_ylim(-0.7, len(nodes) - 0.1)
+    lane.axvline(0, color="red", linewidth=1, label="fault")
+    if run.target_s <= end_s:
+        lane.axvline(run.target_s, color="red", linestyle=":", linewidth=1, label=f"target {run.target_s:g} s")
+    else:
+        lane.plot([], [], " ", label=f"target {run.target_s:g} s (off the right edge)")
     lane.legend(loc="lower right", fontsize=8)
     lane.set_xlabel("seconds after the fault")
     lane.grid(alpha=0.3)

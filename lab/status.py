@@ -87,11 +87,15 @@ class LabStatus:
             if kinds.get(t.node) == "onprem-vpn-device" or t.node in active:
                 if t.ike_state != "ESTABLISHED" or t.child_state != "INSTALLED":
                     reasons.append(f"{t.node} tunnel {t.tunnel}: IKE {t.ike_state}, CHILD {t.child_state}")
+        standby = {i for gw in self.gateways for i in gw.instances} - active
+        for t in self.tunnels:
+            # A standby holding an SA is left over from a hand-over: not settled yet.
+            if t.node in standby and t.ike_state == "ESTABLISHED":
+                reasons.append(f"standby {t.node} still holds tunnel {t.tunnel}")
         expected_tunnels = [n.node for n in self.nodes if n.kind == "onprem-vpn-device"]
         for device in expected_tunnels:
             if not any(t.node == device for t in self.tunnels):
                 reasons.append(f"{device}: no IKE_SA")
-        standby = {i for gw in self.gateways for i in gw.instances} - active
         for b in self.bgp:
             if b.node in standby:
                 continue

@@ -234,7 +234,7 @@ def render_keepalived(plan: LabPlan, node: str) -> dict[str, str]:
             advert_int=plan.profile.vrrp.advert_interval_s,
             vips=vips,
         ),
-        "keepalived/notify.sh": _template("notify.sh.j2", tunnels=tunnels, gateway=gw_name),
+        "keepalived/notify.sh": _template("notify.sh.j2", tunnels=_tunnel_views(plan, node), gateway=gw_name),
     }
 
 

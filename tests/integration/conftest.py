@@ -15,6 +15,7 @@ from lab.topology import load_plan
 from lab.wiring import real_adapters
 
 SESSION = f"pytest-{uuid.uuid4().hex[:8]}"
+SESSION_LABELS = {"lab.session": SESSION}
 
 
 def pytest_collection_modifyitems(items):
@@ -40,16 +41,21 @@ def state_dir(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def running_lab(adapters, state_dir):
-    """The default scenario, up and converged; torn down after the module."""
-    plan = load_plan("active-standby", lab=f"it-{uuid.uuid4().hex[:6]}")
+def start_lab(adapters, profile=None, plan=None):
+    """The default scenario (or `plan` again), up and converged, labelled with the test session."""
+    plan = plan or load_plan("active-standby", profile, lab=f"it-{uuid.uuid4().hex[:6]}")
     started = time.monotonic()
     try:
-        status = lifecycle.up(plan, adapters, progress=lambda m: None, extra_labels={"lab.session": SESSION})
+        status = lifecycle.up(plan, adapters, progress=lambda m: None, extra_labels=SESSION_LABELS)
     except BaseException:
         adapters.runtime.remove_lab({"lab.name": plan.lab})
         raise
-    elapsed = time.monotonic() - started
+    return plan, status, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def running_lab(adapters, state_dir):
+    """The default scenario (azure profile); torn down after the module."""
+    plan, status, elapsed = start_lab(adapters)
     yield plan, status, elapsed
     lifecycle.down(plan.lab, adapters)
