@@ -213,7 +213,7 @@ def compose(
     config_root: Path = typer.Option(Path("compose/active-standby"), help="folder for the nodes' configs"),
 ) -> None:
     """Write the default lab as a Compose project (configs without keys)."""
-    from .compose import render_compose, write_compose
+    from .compose import write_compose
 
     plan = load_plan(DEFAULT_SCENARIO)
     write_compose(plan, output, config_root)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Callable, TypeVar
 

@@ -216,7 +216,6 @@ def render_keepalived(plan: LabPlan, node: str) -> dict[str, str]:
     # The first instance listed starts active; no pre-emption, so a returning
     # instance doesn't cause a second outage by taking the IPs back.
     priority = 200 - 10 * gw.instances.index(node)
-    tunnels = plan.tunnels_of(node)
     vips = [
         (gw.public_ip.address, plan.scenario.networks[gw.public_ip.network].subnet.prefixlen, gw.public_ip.network),
         (gw.bgp_peer_ip.address, plan.scenario.networks[inside].subnet.prefixlen, inside),

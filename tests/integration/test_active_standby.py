@@ -2,7 +2,6 @@
 import threading
 import time
 
-import pytest
 
 from lab import lifecycle
 from lab.adapters.frr_route import FrrRoute

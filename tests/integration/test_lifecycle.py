@@ -8,7 +8,6 @@ from typer.testing import CliRunner
 
 from lab import lifecycle
 from lab.cli import app
-from lab.errors import HostConflictError
 from lab.topology import load_plan
 
 from .conftest import SESSION

@@ -3,7 +3,6 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
 from rich.console import Console
 
 from lab.events import Event
