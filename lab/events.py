@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Iterator
 
 # The kinds a timeline knows. Each source maps its own vocabulary onto these.
 FAULT = "fault"
@@ -88,16 +89,20 @@ def _epoch_ns(stamp: str, fraction: str | None, fmt: str) -> int:
     return int(seconds) * 1_000_000_000 + int(digits)
 
 
+def _stamped_lines(text: str, stamp: re.Pattern, fmt: str, clock: ClockOffset) -> Iterator[tuple[int, str]]:
+    """(monotonic time, rest of the line) for each line that starts with a wall-clock stamp."""
+    for line in text.splitlines():
+        stamped = stamp.match(line)
+        if stamped:
+            yield clock.to_monotonic(_epoch_ns(stamped.group(1), stamped.group(2), fmt)), stamped.group(3)
+
+
 def container_log_events(text: str, node: str, clock: ClockOffset) -> list[Event]:
     """VRRP transitions from a node's log, as Docker stamped it (`timestamps=True`)."""
     found = []
-    for line in text.splitlines():
-        stamped = _DOCKER_STAMP.match(line)
-        if not stamped:
-            continue
-        notify = _NOTIFY.search(stamped.group(3))
+    for t, body in _stamped_lines(text, _DOCKER_STAMP, "%Y-%m-%dT%H:%M:%S", clock):
+        notify = _NOTIFY.search(body)
         if notify:
-            t = clock.to_monotonic(_epoch_ns(stamped.group(1), stamped.group(2), "%Y-%m-%dT%H:%M:%S"))
             found.append(Event(t, "vrrp", node, _VRRP_KINDS[notify.group(1)], "keepalived notify"))
     return found
 
@@ -112,21 +117,14 @@ _BFD_PEER = re.compile(r"peer:(\S+)")
 def frr_log_events(text: str, node: str, clock: ClockOffset) -> list[Event]:
     """BGP session changes (log-neighbor-changes) and BFD state changes (debug bfd peer)."""
     found = []
-    for line in text.splitlines():
-        stamped = _FRR_STAMP.match(line)
-        if not stamped:
-            continue
-        body = stamped.group(3)
-        t = None
+    for t, body in _stamped_lines(text, _FRR_STAMP, "%Y/%m/%d %H:%M:%S", clock):
         adj = _ADJCHANGE.search(body)
         if adj:
-            t = clock.to_monotonic(_epoch_ns(stamped.group(1), stamped.group(2), "%Y/%m/%d %H:%M:%S"))
             kind = BGP_UP if adj.group(2) == "Up" else BGP_DOWN
             found.append(Event(t, "frr", node, kind, f"{adj.group(1)}{adj.group(3)}".strip()))
             continue
         bfd = _BFD_STATE.search(body)
         if bfd and bfd.group(3) in ("up", "down"):
-            t = clock.to_monotonic(_epoch_ns(stamped.group(1), stamped.group(2), "%Y/%m/%d %H:%M:%S"))
             peer = _BFD_PEER.search(bfd.group(1))
             found.append(Event(t, "frr", node, BFD_UP if bfd.group(3) == "up" else BFD_DOWN,
                                f"{peer.group(1) if peer else bfd.group(1)} {bfd.group(2)} -> {bfd.group(3)}"))
