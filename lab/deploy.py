@@ -90,6 +90,7 @@ def plan_deploy(
     psks: dict[str, str],
     image: str = IMAGE,
     extra_labels: dict[str, str] | None = None,
+    image_id: str = "",
 ) -> DeployPlan:
     """Everything `up` will create, as values; no side effects."""
     extra = extra_labels or {}
@@ -108,7 +109,7 @@ def plan_deploy(
         files = render_node(plan, name, kind.renderers)
         secret_files = render_psk_secrets(plan, name, psks) if kind.needs_tun else {}
         digest = hashlib.sha256(
-            json.dumps([image, sorted(files.items()), sorted(secret_files.items())]).encode()
+            json.dumps([image, image_id, sorted(files.items()), sorted(secret_files.items())]).encode()
         ).hexdigest()[:16]
         labels = {**node_labels(plan, name), "lab.config-hash": digest, **extra}
         spec = ContainerSpec(
@@ -207,9 +208,12 @@ def remove_lab(lab: str, runtime: ContainerRuntime, state_dir: Path | None = Non
     return removed
 
 
-def ensure_image(runtime: ContainerRuntime, image: str) -> None:
-    if not runtime.image_exists(image):
+def ensure_image(runtime: ContainerRuntime, image: str) -> str:
+    """The image's ID; a lab's containers are re-created when it changes."""
+    image_id = runtime.image_id(image)
+    if image_id is None:
         raise DeployError("image", f"{image} is not built: run `make images`")
+    return image_id
 
 
 def raise_if_dead(deploy: DeployPlan, runtime: ContainerRuntime) -> None:

@@ -85,14 +85,15 @@ def up(
     runtime = adapters.runtime
     progress("checking the Docker engine")
     runtime.ping()
-    ensure_image(runtime, image)
+    image_id = ensure_image(runtime, image)
     progress("checking lab subnets against the host's routes and Docker networks")
     check_host(plan, runtime, adapters.host_routes())
     state_dir = state_root() / plan.lab
     created = False
     try:
         psks = load_or_create_psks(state_dir, [t.name for t in plan.tunnels])
-        deploy: DeployPlan = plan_deploy(plan, state_dir, psks, image=image, extra_labels=extra_labels)
+        deploy: DeployPlan = plan_deploy(plan, state_dir, psks, image=image, extra_labels=extra_labels,
+                                              image_id=image_id)
         progress(f"writing configs to {state_dir}")
         write_configs(deploy)
         created = True

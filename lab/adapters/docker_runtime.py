@@ -42,11 +42,13 @@ class DockerRuntime:
             raise EngineError(f"no Docker engine answers ({exc.__class__.__name__}): run `make engine` or start dockerd") from None
 
     def image_exists(self, image: str) -> bool:
+        return self.image_id(image) is not None
+
+    def image_id(self, image: str) -> str | None:
         try:
-            self.client.images.get(image)
-            return True
+            return self.client.images.get(image).id
         except ImageNotFound:
-            return False
+            return None
 
     def build_image(self, context: str, tag: str, progress) -> None:
         """docker build through the SDK; streams each step to `progress`."""
