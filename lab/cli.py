@@ -149,7 +149,7 @@ def failover(
     except LabError as exc:
         _fail(exc)
     except KeyboardInterrupt:
-        err.print("interrupted: the fault may still be in place; `lab down` removes the lab")
+        err.print("interrupted: a fault already injected was undone and the lab failed back; `lab status` shows it")
         raise typer.Exit(130)
     out.print(render_failover(report))
     out.print(f"results: {folder}/ ({', '.join(p.name for p in written)})")

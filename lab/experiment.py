@@ -16,7 +16,7 @@ from typing import Callable
 from .errors import LabError
 from .events import FAULT, RESTORE, Event
 from .faults import FaultTarget, get_fault
-from .lifecycle import read_status, wait_for
+from .lifecycle import poll_until, read_status, wait_for
 from .model import LabPlan
 from .observe import Observation
 from .timeline import (
@@ -33,6 +33,8 @@ from .timeline import (
 from .wiring import Adapters
 
 NS = 1_000_000_000
+# How often the live view and the end-of-run check look at the probes.
+LOOK_EVERY_S = 0.1
 BASELINE_WITHIN_S = 30.0
 HEALTHY_AGAIN_WITHIN_S = 90.0
 INITIAL_STATE_WITHIN_S = 150.0
@@ -199,23 +201,24 @@ class FailoverRunner:
             fault_ns = time.monotonic_ns()
             try:
                 detail = self.fault.inject(target)
-            except LabError:
-                # Half a fault is still a fault: undo it before reporting.
+                fault_events.append(Event(fault_ns, "fault", s.target, FAULT, f"{self.fault.name}: {detail}"))
+                min_end = fault_ns + int(max(s.settle_s, 2 * INTERRUPTION_INTERVALS * s.interval_s) * NS)
+
+                def settled() -> bool:
+                    now = time.monotonic_ns()
+                    steady = self._show(index, "measuring", observation, fault_ns, fault_events)
+                    return now >= min_end and all(t is not None and now - max(t, fault_ns) >= s.settle_s * NS
+                                                  for t in steady)
+
+                # Not settled by the deadline: the run ends there, not restored.
+                poll_until(settled, window_s, LOOK_EVERY_S)
+                end_ns = time.monotonic_ns()
+            except BaseException:
+                # Half a fault, or an interrupted run, is still a fault: undo it first.
                 observation.stop()
                 self.fault.restore(target)
                 self._return_to_initial(index)
                 raise
-            fault_events.append(Event(fault_ns, "fault", s.target, FAULT, f"{self.fault.name}: {detail}"))
-            deadline = fault_ns + int(window_s * NS)
-            min_end = fault_ns + int(max(s.settle_s, 2 * INTERRUPTION_INTERVALS * s.interval_s) * NS)
-            while True:
-                time.sleep(0.1)
-                now = time.monotonic_ns()
-                steady = self._show(index, "measuring", observation, fault_ns, fault_events)
-                settled = all(t is not None and now - max(t, fault_ns) >= s.settle_s * NS for t in steady)
-                if (settled and now >= min_end) or now >= deadline:
-                    break
-            end_ns = time.monotonic_ns()
         finally:
             observation.stop()
         self._show(index, "collecting events")
@@ -239,16 +242,14 @@ class FailoverRunner:
 
     def _baseline(self, index: int, observation: Observation) -> None:
         """Waits until traffic has flowed both ways, uninterrupted, for the baseline."""
-        deadline = time.monotonic() + BASELINE_WITHIN_S
-        while True:
-            time.sleep(0.1)
+        def steady_long_enough() -> bool:
             now = time.monotonic_ns()
             steady = self._show(index, "baseline", observation)
-            if steady and all(t is not None and now - t >= self.settings.baseline_s * NS for t in steady):
-                return
-            if time.monotonic() > deadline:
-                raise LabError(f"probe traffic did not flow steadily both ways within {BASELINE_WITHIN_S:.0f} s "
-                               "before the fault: check `lab status`")
+            return bool(steady) and all(t is not None and now - t >= self.settings.baseline_s * NS for t in steady)
+
+        if not poll_until(steady_long_enough, BASELINE_WITHIN_S, LOOK_EVERY_S):
+            raise LabError(f"probe traffic did not flow steadily both ways within {BASELINE_WITHIN_S:.0f} s "
+                           "before the fault: check `lab status`")
 
     def _return_to_initial(self, index: int) -> str:
         """Failback to the instances that were active at the start; re-creates the lab if that fails."""

@@ -51,6 +51,19 @@ def read_status(lab: str, adapters: Adapters) -> LabStatus:
     )
 
 
+def poll_until(done: Callable[[], bool], within_s: float, interval_s: float) -> bool:
+    """Calls `done` every interval until it is true (True) or the time is up (False).
+
+    Errors raised by `done` are not retried: a dead node fails at once.
+    """
+    retrying = Retrying(stop=stop_after_delay(within_s), wait=wait_fixed(interval_s),
+                        retry=retry_if_result(lambda result: not result))
+    try:
+        return retrying(done)
+    except RetryError:
+        return False
+
+
 def wait_for(what: str, check: Callable[[], list[str]], within_s: float, interval_s: float = 0.5) -> float:
     """Polls `check` (which returns what is still missing) until it returns nothing.
 
@@ -60,17 +73,13 @@ def wait_for(what: str, check: Callable[[], list[str]], within_s: float, interva
     start = time.monotonic()
     last: list[str] = []
 
-    def attempt() -> list[str]:
+    def nothing_missing() -> bool:
         nonlocal last
         last = check()
-        return last
+        return not last
 
-    # Errors raised by `check` are not retried: a dead node fails at once.
-    retrying = Retrying(stop=stop_after_delay(within_s), wait=wait_fixed(interval_s), retry=retry_if_result(bool))
-    try:
-        retrying(attempt)
-    except RetryError:
-        raise WaitTimeout(f"{what} not reached within {within_s:.0f} s: {'; '.join(last[:5])}") from None
+    if not poll_until(nothing_missing, within_s, interval_s):
+        raise WaitTimeout(f"{what} not reached within {within_s:.0f} s: {'; '.join(last[:5])}")
     return time.monotonic() - start
 
 
