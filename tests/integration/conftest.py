@@ -30,6 +30,10 @@ def adapters():
     a.runtime.ping()
     if not a.runtime.image_exists(IMAGE):
         pytest.fail(f"{IMAGE} is not built: run `make images`")
+    running = lifecycle.running_labs(a)
+    if running:
+        # Every test lab uses the default scenario's subnets: they would collide.
+        pytest.fail(f"lab {', '.join(running)} is running: `lab down` it before the integration tests")
     yield a
     a.runtime.remove_lab({"lab.session": SESSION})
 
