@@ -50,15 +50,17 @@ class FaultTarget:
     def tunnel_names(self) -> list[str]:
         return [t.name for t in self.plan.tunnels_of(self.node)]
 
-    def shut_tunnel_sessions(self, shutdown: bool) -> None:
-        """The BGP sessions this instance runs over its tunnels, shut down or let back up."""
+    def shut_down_tunnel_sessions(self) -> None:
+        """Ends the BGP (and BFD) sessions this instance runs over its tunnels."""
         owner = self.plan.instance_gateway(self.node)
         if owner is None:
             raise LabError(f"{self.node} is not a gateway instance")
+        gateway = owner[1]
+        bfd_local = str(gateway.bgp_peer_ip.address) if self.plan.profile.bfd else None
         routes = self.routes_for(self.info())
         for t in self.plan.tunnels_of(self.node):
             peer = self.plan.scenario.nodes[t.device].bgp_peer_ip
-            routes.set_peer_shutdown(owner[1].asn, str(peer), shutdown)
+            routes.shut_down_peer(gateway.asn, str(peer), bfd_local)
 
     def vrrp(self, action: str) -> None:
         code, output = self.runtime.exec(self.container, ["lab-vrrp", action], timeout_s=15)
@@ -94,26 +96,27 @@ class Kill(Fault):
 
 class Maintenance(Fault):
     name, planned = "maintenance", True
-    summary = "graceful hand-over: BGP shut down, IKE DELETE to the peers, then the public IP is released"
+    summary = "graceful hand-over: BGP and BFD shut down, IKE DELETE to the peers, then the public IP is released"
 
     def inject(self, target: FaultTarget) -> str:
         # New IKE_SA_INIT from the peers would land on this instance until the
         # IP moves: refuse them, so they retry against the standby.
         target.links_for(target.info()).block_udp_ports([IKE_INIT_PORT], True)
         # Drain first, as a router leaving service does: the peers drop the
-        # session (and its BFD) now, not when their timers expire later.
-        target.shut_tunnel_sessions(True)
+        # session now. Left up, the device's BFD session with this instance
+        # would expire later and take the new instance's BGP session with it.
+        target.shut_down_tunnel_sessions()
         ike = target.ike_for(target.info())
         for tunnel in target.tunnel_names():
             ike.terminate(tunnel, timeout_s=DELETE_TIMEOUT_S)
         target.vrrp("stop")
-        return "BGP shut down, IKE DELETE sent, VRRP left with priority 0"
+        return "BGP and BFD shut down, IKE DELETE sent, VRRP left with priority 0"
 
     def restore(self, target: FaultTarget) -> str:
-        target.links_for(target.info()).block_udp_ports([IKE_INIT_PORT], False)
-        target.shut_tunnel_sessions(False)
-        target.vrrp("start")
-        return "BGP sessions re-enabled, VRRP rejoined as backup"
+        # Back from maintenance the way a patched VM comes back: rebooted, with
+        # none of the drain left over, joining VRRP as the standby.
+        target.runtime.restart(target.container)
+        return "instance restarted, back as standby"
 
 
 class Pause(Fault):

@@ -208,6 +208,9 @@ class DockerRuntime:
     def kill(self, name: str, signal_name: str = "SIGKILL") -> None:
         self._act(name, "kill", lambda c: c.kill(signal=signal_name))
 
+    def restart(self, name: str) -> None:
+        self._act(name, "restart", lambda c: c.restart(timeout=10))
+
     def pause(self, name: str) -> None:
         self._act(name, "pause", lambda c: c.pause())
 

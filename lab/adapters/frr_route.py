@@ -48,13 +48,21 @@ class FrrRoute:
         data = self._json("show ip route json")
         return {prefix: [r.get("protocol", "?") for r in entries if r.get("selected")] for prefix, entries in data.items()}
 
-    def set_peer_shutdown(self, asn: int, peer: str, shutdown: bool) -> None:
-        """Administratively shuts a BGP session (NOTIFICATION Cease, BFD AdminDown) or lets it come back."""
-        command = f"{'' if shutdown else 'no '}neighbor {peer} shutdown"
-        code, output = self.runtime.exec(
-            self.container, ["vtysh", "-c", "configure terminal", "-c", f"router bgp {asn}", "-c", command], timeout_s=10)
+    def _configure(self, *commands: str) -> None:
+        argv = ["vtysh", "-c", "configure terminal"]
+        for command in commands:
+            argv += ["-c", command]
+        code, output = self.runtime.exec(self.container, argv, timeout_s=10)
         if code != 0 or "%" in output:
-            raise LabError(f"{self.node}: vtysh {command!r} failed: {output.strip()[:200]}")
+            raise LabError(f"{self.node}: vtysh {' / '.join(commands)!r} failed: {output.strip()[:200]}")
+
+    def shut_down_peer(self, asn: int, peer: str, bfd_local: str | None) -> None:
+        """Ends a BGP session administratively (NOTIFICATION Cease) and, with
+        `bfd_local`, its multihop BFD session too (AdminDown), so the peer
+        drops both now rather than when their timers run out."""
+        self._configure(f"router bgp {asn}", f"neighbor {peer} shutdown")
+        if bfd_local:
+            self._configure("bfd", f"peer {peer} multihop local-address {bfd_local}", "shutdown")
 
     def bfd_peers(self) -> list[dict]:
         code, output = self.runtime.exec(self.container, ["vtysh", "-c", "show bfd peers json"], timeout_s=10)

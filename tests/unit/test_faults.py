@@ -38,8 +38,11 @@ class Recorder:
     def terminate(self, ike, timeout_s):
         self.log.append(("ike-delete", ike))
 
-    def set_peer_shutdown(self, asn, peer, shutdown):
-        self.log.append(("bgp-shutdown" if shutdown else "bgp-no-shutdown", asn, peer))
+    def restart(self, name):
+        self.log.append(("restart", name))
+
+    def shut_down_peer(self, asn, peer, bfd_local):
+        self.log.append(("bgp-shutdown", asn, peer, bfd_local))
 
     def set_link(self, name, up):
         self.log.append(("link-up" if up else "link-down", name))
@@ -71,17 +74,13 @@ def test_maintenance_drains_bgp_and_deletes_ike_before_giving_up_the_ip(target):
     get_fault("maintenance").inject(t)
     assert fake.log == [
         ("block", (500,)),
-        ("bgp-shutdown", 65515, "10.10.255.1"),
+        ("bgp-shutdown", 65515, "10.10.255.1", "10.1.255.30"),
         ("ike-delete", "onprem-0"),
         ("exec", "lab-t-azure-gw-0", "lab-vrrp stop"),
     ]
     fake.log.clear()
     get_fault("maintenance").restore(t)
-    assert fake.log == [
-        ("unblock", (500,)),
-        ("bgp-no-shutdown", 65515, "10.10.255.1"),
-        ("exec", "lab-t-azure-gw-0", "lab-vrrp start"),
-    ]
+    assert fake.log == [("restart", "lab-t-azure-gw-0")]
 
 
 @pytest.mark.parametrize("fault, injected, restored", [
