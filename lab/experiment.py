@@ -118,7 +118,8 @@ def machine_summary() -> str:
     return f"{os.cpu_count()} CPU, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-def _snapshot(observation: Observation, now_ns: int, fault_ns: int | None, interval_ns: int):
+def _snapshot(observation: Observation, now_ns: int, interval_ns: int):
+    """Per direction, for the live view: received, lost so far, and since when traffic flows."""
     rows = []
     steady = []
     for d in observation.directions():
@@ -126,6 +127,7 @@ def _snapshot(observation: Observation, now_ns: int, fault_ns: int | None, inter
         since = steady_since(arrivals, now_ns, INTERRUPTION_INTERVALS * interval_ns)
         steady.append(since)
         received = len({r[0] for r in d.received})
+        # A couple of probes are always in flight: not counted as lost yet.
         rows.append((d.name, received, max(0, len(d.sent) - received - 2),
                      None if since is None else (now_ns - since) / NS))
     return rows, steady
@@ -179,7 +181,7 @@ class FailoverRunner:
         live = Live(index, self.settings.runs, stage)
         steady: list[int | None] = []
         if observation is not None:
-            live.directions, steady = _snapshot(observation, now, fault_ns, int(self.settings.interval_s * NS))
+            live.directions, steady = _snapshot(observation, now, int(self.settings.interval_s * NS))
             live.events = sorted((events or []) + observation.live_events, key=lambda e: e.t_ns)
         if fault_ns is not None:
             live.since_fault_s = (now - fault_ns) / NS
