@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from . import lifecycle
-from .deploy import IMAGE
+from .deploy import IMAGE, state_root
 from .errors import LabError
 from .report import print_status, status_json
 from .model import LabPlan
@@ -154,6 +154,54 @@ def failover(
     out.print(render_failover(report))
     out.print(f"results: {folder}/ ({', '.join(p.name for p in written)})")
     raise typer.Exit(0 if report.passed else 1)
+
+
+def _running_plan(lab: Optional[str], adapters) -> LabPlan:
+    """The plan of a running lab, rebuilt from its containers' labels."""
+    name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
+    running = adapters.runtime.containers({"lab.name": name})
+    if not running:
+        raise LabError(f"lab {name} is not running: `lab up` first")
+    labels = running[0].labels
+    return load_plan(labels.get("lab.scenario", DEFAULT_SCENARIO), labels.get("lab.profile"), name)
+
+
+@app.command(name="break")
+def break_(
+    fault: str = typer.Argument(..., help="kill, maintenance, pause, link-down or blackhole"),
+    target: Optional[str] = typer.Option(None, help="gateway instance (default: the scenario's first instance)"),
+    lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)"),
+) -> None:
+    """Inject a fault and leave it in place (training); `lab repair` undoes it."""
+    from .breakfix import break_lab
+
+    try:
+        adapters = real_adapters()
+        adapters.runtime.ping()
+        plan = _running_plan(lab, adapters)
+        instances = [i for g in plan.scenario.gateways.values() for i in g.instances]
+        chosen = target or (instances[0] if instances else "")
+        done = break_lab(plan, adapters, fault, chosen, state_root() / plan.lab)
+    except LabError as exc:
+        _fail(exc)
+    out.print(f"{fault} on {chosen}: {done}. Watch it with `lab status`; `lab repair` puts it right.")
+
+
+@app.command()
+def repair(lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)")) -> None:
+    """Undo every fault `lab break` left in place and fail back to the initial instances."""
+    from .breakfix import repair_lab
+
+    try:
+        adapters = real_adapters()
+        adapters.runtime.ping()
+        plan = _running_plan(lab, adapters)
+        with err.status("repairing"):
+            done = repair_lab(plan, adapters, state_root() / plan.lab)
+    except LabError as exc:
+        _fail(exc)
+    for line in done or ["nothing to repair"]:
+        out.print(line)
 
 
 @app.command(name="exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -38,6 +38,7 @@ LOOK_EVERY_S = 0.1
 BASELINE_WITHIN_S = 30.0
 HEALTHY_AGAIN_WITHIN_S = 90.0
 INITIAL_STATE_WITHIN_S = 150.0
+HANDOVER_WITHIN_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,49 @@ def _snapshot(observation: Observation, now_ns: int, interval_ns: int):
     return rows, steady
 
 
-def _gateway_actives(plan: LabPlan, adapters: Adapters) -> dict[str, list[str]]:
+def gateway_actives(plan: LabPlan, adapters: Adapters) -> dict[str, list[str]]:
+    """Which instances of each gateway hold its public IP now."""
     return {g.gateway: sorted(g.active) for g in read_status(plan.lab, adapters).gateways}
+
+
+def fault_target(plan: LabPlan, adapters: Adapters, node: str) -> FaultTarget:
+    return FaultTarget(plan, node, adapters.runtime, adapters.ike_for, adapters.links_for, adapters.routes_for)
+
+
+def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]]) -> None:
+    """Gives each gateway's IP back to the instances in `initial` by graceful hand-over,
+    then waits until the lab has converged; raises LabError when it can't."""
+
+    def unhealthy() -> list[str]:
+        containers = adapters.runtime.containers({"lab.name": plan.lab})
+        dead = [c.node for c in containers if c.status in ("exited", "dead")]
+        if dead:
+            raise LabError(f"{', '.join(dead)} exited after the restore")
+        return [f"{c.node} is {c.health or c.status}" for c in containers
+                if c.status != "running" or c.health not in ("healthy", None)]
+
+    def not_initial() -> list[str]:
+        status = read_status(plan.lab, adapters)
+        reasons = status.unconverged_reasons()
+        for g in status.gateways:
+            if sorted(g.active) != initial.get(g.gateway, sorted(g.active)):
+                reasons.append(f"{g.gateway} active on {', '.join(g.active) or 'none'}")
+        return reasons
+
+    wait_for("healthy nodes", unhealthy, HEALTHY_AGAIN_WITHIN_S)
+    actives = gateway_actives(plan, adapters)
+    for gateway, wanted in initial.items():
+        for instance in [i for i in actives.get(gateway, []) if i not in wanted]:
+            handover = fault_target(plan, adapters, instance)
+            handover.vrrp("stop")
+
+            def not_back() -> list[str]:
+                now = gateway_actives(plan, adapters).get(gateway)
+                return [] if now == wanted else [f"active: {', '.join(now or []) or 'none'}"]
+
+            wait_for(f"{gateway} back on {', '.join(wanted)}", not_back, HANDOVER_WITHIN_S)
+            handover.vrrp("start")
+    wait_for("the initial state", not_initial, INITIAL_STATE_WITHIN_S)
 
 
 class FailoverRunner:
@@ -257,20 +299,7 @@ class FailoverRunner:
         """Failback to the instances that were active at the start; re-creates the lab if that fails."""
         self._show(index, "failing back")
         try:
-            wait_for("healthy nodes", self._unhealthy, HEALTHY_AGAIN_WITHIN_S)
-            actives = _gateway_actives(self.plan, self.adapters)
-            for gateway, initial in self.initial.items():
-                current = actives.get(gateway, [])
-                if current == initial:
-                    continue
-                for instance in current:
-                    handover = self._target(instance)
-                    handover.vrrp("stop")
-                    wait_for(f"{gateway} back on {', '.join(initial)}",
-                             lambda: [] if _gateway_actives(self.plan, self.adapters).get(gateway) == initial
-                             else [f"active: {_gateway_actives(self.plan, self.adapters).get(gateway)}"], 30)
-                    handover.vrrp("start")
-            wait_for("the initial state", self._not_initial, INITIAL_STATE_WITHIN_S)
+            fail_back(self.plan, self.adapters, self.initial)
             return "failback"
         except LabError as exc:
             self._show(index, f"re-creating the lab ({exc})")
@@ -278,21 +307,4 @@ class FailoverRunner:
             return f"re-created ({exc})"
 
     def _target(self, node: str) -> FaultTarget:
-        a = self.adapters
-        return FaultTarget(self.plan, node, a.runtime, a.ike_for, a.links_for, a.routes_for)
-
-    def _unhealthy(self) -> list[str]:
-        containers = self.adapters.runtime.containers({"lab.name": self.plan.lab})
-        dead = [c.node for c in containers if c.status in ("exited", "dead")]
-        if dead:
-            raise LabError(f"{', '.join(dead)} exited after the restore")
-        return [f"{c.node} is {c.health or c.status}" for c in containers
-                if c.status != "running" or c.health not in ("healthy", None)]
-
-    def _not_initial(self) -> list[str]:
-        status = read_status(self.plan.lab, self.adapters)
-        reasons = status.unconverged_reasons()
-        for g in status.gateways:
-            if sorted(g.active) != self.initial.get(g.gateway, sorted(g.active)):
-                reasons.append(f"{g.gateway} active on {', '.join(g.active) or 'none'}")
-        return reasons
+        return fault_target(self.plan, self.adapters, node)

@@ -93,3 +93,23 @@ def test_bad_target_is_one_clear_line(fast_lab, adapters):
     assert done.returncode == 2
     assert "--target 'onprem-0' is not a gateway instance" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_break_and_repair_by_hand(fast_lab, adapters, state_dir):
+    def lab(*args):
+        return subprocess.run([sys.executable, "-m", "lab.cli", *args, "--lab", fast_lab.lab],
+                              capture_output=True, text=True, timeout=240, env=os.environ.copy())
+
+    broken = lab("break", "link-down", "--target", "azure-gw-0")
+    assert broken.returncode == 0, broken.stderr
+    assert lifecycle.wait_for("standby takes over",
+                              lambda: [] if lifecycle.read_status(fast_lab.lab, adapters).gateways[0].active == ["azure-gw-1"]
+                              else ["azure-gw-1 not active yet"], 30) >= 0
+    again = lab("break", "link-down", "--target", "azure-gw-0")
+    assert again.returncode == 2 and "already in place on azure-gw-0" in again.stderr
+    repaired = lab("repair")
+    assert repaired.returncode == 0, repaired.stderr
+    assert "link internet up" in repaired.stdout and "failed back to azure-gw-0" in repaired.stdout
+    status = lifecycle.read_status(fast_lab.lab, adapters)
+    assert status.converged and status.gateways[0].active == ["azure-gw-0"]
+    assert "nothing to repair" in lab("repair").stdout

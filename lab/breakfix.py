@@ -1,0 +1,65 @@
+"""Break a running lab by hand and repair it: the faults of a failover run, for training.
+
+`break_lab` injects a fault and leaves it in place; `repair_lab` undoes every
+fault still recorded, newest first, and fails back to the instances that
+were active before the first one. The record lives in the lab's state
+folder, so `lab down` removes it with the lab.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import LabError
+from .experiment import fail_back, fault_target, gateway_actives
+from .faults import get_fault
+from .model import LabPlan
+from .wiring import Adapters
+
+RECORD = "injected-faults.json"
+
+
+def _read(state_dir: Path) -> dict:
+    path = state_dir / RECORD
+    if not path.exists():
+        return {"initial": {}, "faults": []}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise LabError(f"{path} is damaged: `lab down` and `lab up` start afresh") from None
+
+
+def _write(state_dir: Path, record: dict) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / RECORD).write_text(json.dumps(record, indent=1))
+
+
+def break_lab(plan: LabPlan, adapters: Adapters, fault_name: str, target: str, state_dir: Path) -> str:
+    """Injects one fault and records it; returns what was done."""
+    fault = get_fault(fault_name)
+    instances = [i for g in plan.scenario.gateways.values() for i in g.instances]
+    if target not in instances:
+        raise LabError(f"--target {target!r} is not a gateway instance (choose from {', '.join(instances)})")
+    record = _read(state_dir)
+    if any(f["fault"] == fault.name and f["target"] == target for f in record["faults"]):
+        raise LabError(f"{fault.name} is already in place on {target}: `lab repair` first")
+    if not record["faults"]:
+        record["initial"] = gateway_actives(plan, adapters)
+    done = fault.inject(fault_target(plan, adapters, target))
+    record["faults"].append({"fault": fault.name, "target": target})
+    _write(state_dir, record)
+    return done
+
+
+def repair_lab(plan: LabPlan, adapters: Adapters, state_dir: Path) -> list[str]:
+    """Restores every recorded fault, newest first, then fails back; returns what was done."""
+    record = _read(state_dir)
+    done = []
+    for entry in reversed(record["faults"]):
+        restored = get_fault(entry["fault"]).restore(fault_target(plan, adapters, entry["target"]))
+        done.append(f"{entry['fault']} on {entry['target']}: {restored}")
+    (state_dir / RECORD).unlink(missing_ok=True)
+    if record["initial"]:
+        fail_back(plan, adapters, record["initial"])
+        done.append("failed back to " + ", ".join(i for active in record["initial"].values() for i in active))
+    return done
