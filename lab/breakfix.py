@@ -34,6 +34,10 @@ def _write(state_dir: Path, record: dict) -> None:
     (state_dir / RECORD).write_text(json.dumps(record, indent=1))
 
 
+def faults_in_place(state_dir: Path) -> list[str]:
+    return [f"{f['fault']} on {f['target']}" for f in _read(state_dir)["faults"]]
+
+
 def break_lab(plan: LabPlan, adapters: Adapters, fault_name: str, target: str, state_dir: Path) -> str:
     """Injects one fault and records it; returns what was done."""
     fault = get_fault(fault_name)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from . import lifecycle
+from .breakfix import break_lab, faults_in_place, repair_lab
 from .deploy import IMAGE, state_root
 from .errors import LabError
 from .report import print_status, status_json
@@ -78,7 +79,9 @@ def status(
     try:
         adapters = real_adapters()
         adapters.runtime.ping()
-        result = lifecycle.read_status(lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO), adapters)
+        name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
+        result = lifecycle.read_status(name, adapters)
+        result.faults_in_place = faults_in_place(state_root() / name)
     except LabError as exc:
         _fail(exc)
     if json_out:
@@ -173,8 +176,6 @@ def break_(
     lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)"),
 ) -> None:
     """Inject a fault and leave it in place (training); `lab repair` undoes it."""
-    from .breakfix import break_lab
-
     try:
         adapters = real_adapters()
         adapters.runtime.ping()
@@ -190,8 +191,6 @@ def break_(
 @app.command()
 def repair(lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)")) -> None:
     """Undo every fault `lab break` left in place and fail back to the initial instances."""
-    from .breakfix import repair_lab
-
     try:
         adapters = real_adapters()
         adapters.runtime.ping()

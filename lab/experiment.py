@@ -204,7 +204,7 @@ class FailoverRunner:
         status = read_status(self.plan.lab, self.adapters)
         if not status.converged:
             raise LabError(f"lab {self.plan.lab} is not converged ({'; '.join(status.unconverged_reasons()[:3])}): "
-                           "run `lab up` or check `lab status`")
+                           "check `lab status`; `lab repair` undoes faults left by `lab break`")
         self.initial = {g.gateway: sorted(g.active) for g in status.gateways}
         report = FailoverReport(
             lab=self.plan.lab, scenario=self.plan.scenario.name, profile=self.plan.profile.name,

@@ -21,6 +21,8 @@ def render_status(status: LabStatus) -> Group:
     head.add_row("host kernel ESP", status.host_kernel_esp)
     verdict = Text("converged", style="bold green") if status.converged else Text("not converged", style="bold red")
     head.add_row("state", verdict)
+    if status.faults_in_place:
+        head.add_row("faults in place", Text(", ".join(status.faults_in_place) + " (`lab repair` undoes them)", style="yellow"))
 
     gateways = Table(title="Gateways", title_justify="left")
     for col in ("gateway", "public IP", "active instance", "standby"):

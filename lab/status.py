@@ -68,6 +68,8 @@ class LabStatus:
     problems: list[str] = field(default_factory=list)
     # Addresses held by active gateway instances: their BGP sessions count.
     active_addresses: list[str] = field(default_factory=list)
+    # Faults `lab break` left in place, e.g. "link-down on azure-gw-0".
+    faults_in_place: list[str] = field(default_factory=list)
 
     @property
     def converged(self) -> bool:

@@ -105,6 +105,9 @@ def test_break_and_repair_by_hand(fast_lab, adapters, state_dir):
     assert lifecycle.wait_for("standby takes over",
                               lambda: [] if lifecycle.read_status(fast_lab.lab, adapters).gateways[0].active == ["azure-gw-1"]
                               else ["azure-gw-1 not active yet"], 30) >= 0
+    shown = subprocess.run([sys.executable, "-m", "lab.cli", "status", "--json", "--lab", fast_lab.lab],
+                           capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    assert json.loads(shown.stdout)["faults_in_place"] == ["link-down on azure-gw-0"]
     again = lab("break", "link-down", "--target", "azure-gw-0")
     assert again.returncode == 2 and "already in place on azure-gw-0" in again.stderr
     repaired = lab("repair")
