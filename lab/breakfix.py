@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import LabError
 from .experiment import fail_back, fault_target, gateway_actives
-from .faults import get_fault
+from .faults import check_target, get_fault
 from .model import LabPlan
 from .wiring import Adapters
 
@@ -41,9 +41,7 @@ def faults_in_place(state_dir: Path) -> list[str]:
 def break_lab(plan: LabPlan, adapters: Adapters, fault_name: str, target: str, state_dir: Path) -> str:
     """Injects one fault and records it; returns what was done."""
     fault = get_fault(fault_name)
-    instances = [i for g in plan.scenario.gateways.values() for i in g.instances]
-    if target not in instances:
-        raise LabError(f"--target {target!r} is not a gateway instance (choose from {', '.join(instances)})")
+    check_target(plan, target)
     record = _read(state_dir)
     if any(f["fault"] == fault.name and f["target"] == target for f in record["faults"]):
         raise LabError(f"{fault.name} is already in place on {target}: `lab repair` first")

@@ -91,6 +91,11 @@ def status(
     raise typer.Exit(0 if result.converged else 1)
 
 
+def _first_instance(plan: LabPlan) -> str:
+    """The default fault target: the first instance of the first gateway."""
+    return next(iter(plan.gateway_instances()), "")
+
+
 def _lab_for_failover(scenario: str, profile: Optional[str], lab: Optional[str], adapters, progress) -> LabPlan:
     """The lab to test: the running one, or one brought up now with the asked profile."""
     plan = load_plan(scenario, profile, lab)
@@ -131,8 +136,7 @@ def failover(
         get_fault(fault)
         adapters = real_adapters()
         plan = _lab_for_failover(scenario, profile, lab, adapters, lambda m: err.log(m))
-        instances = [i for g in plan.scenario.gateways.values() for i in g.instances]
-        settings = FailoverSettings(fault=fault, target=target or (instances[0] if instances else ""), runs=runs,
+        settings = FailoverSettings(fault=fault, target=target or _first_instance(plan), runs=runs,
                                     interval_s=interval_ms / 1000)
         stages: list[str] = []
         with RichLive(console=err, refresh_per_second=4, transient=True) as view:
@@ -161,6 +165,7 @@ def failover(
 
 def _running_plan(lab: Optional[str], adapters) -> LabPlan:
     """The plan of a running lab, rebuilt from its containers' labels."""
+    adapters.runtime.ping()
     name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
     running = adapters.runtime.containers({"lab.name": name})
     if not running:
@@ -178,10 +183,8 @@ def break_(
     """Inject a fault and leave it in place (training); `lab repair` undoes it."""
     try:
         adapters = real_adapters()
-        adapters.runtime.ping()
         plan = _running_plan(lab, adapters)
-        instances = [i for g in plan.scenario.gateways.values() for i in g.instances]
-        chosen = target or (instances[0] if instances else "")
+        chosen = target or _first_instance(plan)
         done = break_lab(plan, adapters, fault, chosen, state_root() / plan.lab)
     except LabError as exc:
         _fail(exc)
@@ -193,7 +196,6 @@ def repair(lab: Optional[str] = typer.Option(None, help="lab name (default: the 
     """Undo every fault `lab break` left in place and fail back to the initial instances."""
     try:
         adapters = real_adapters()
-        adapters.runtime.ping()
         plan = _running_plan(lab, adapters)
         with err.status("repairing"):
             done = repair_lab(plan, adapters, state_root() / plan.lab)

@@ -49,13 +49,10 @@ def render_psk_init(plan: LabPlan) -> str:
 
 def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
     networks = {
-        net.name.removeprefix(f"lab-{plan.lab}-"): {
+        net.labels["lab.network"]: {
             "name": net.name,
             "driver": "bridge",
-            "driver_opts": {
-                "com.docker.network.bridge.enable_ip_masquerade": "false",
-                "com.docker.network.bridge.enable_icc": "true",
-            },
+            "driver_opts": dict(net.options),
             "ipam": {"config": [{"subnet": str(net.subnet), "gateway": net.bridge_address}]},
             "labels": net.labels,
         }

@@ -38,6 +38,14 @@ SYSCTLS = {
 Progress = Callable[[str], None]
 
 
+# Not `internal`: Docker's internal-network rules drop every routed packet.
+# Instead no NAT, and nodes keep no default route, so nothing can leave the machine.
+BRIDGE_OPTIONS = {
+    "com.docker.network.bridge.enable_ip_masquerade": "false",
+    "com.docker.network.bridge.enable_icc": "true",
+}
+
+
 def state_root() -> Path:
     if "LAB_STATE_DIR" in os.environ:
         return Path(os.environ["LAB_STATE_DIR"])
@@ -100,6 +108,7 @@ def plan_deploy(
             subnet=net.subnet,
             bridge_address=str(net.bridge_address),
             labels={"lab.name": plan.lab, "lab.network": name, **extra},
+            options=dict(BRIDGE_OPTIONS),
         )
         for name, net in plan.scenario.networks.items()
     ]
@@ -216,8 +225,8 @@ def ensure_image(runtime: ContainerRuntime, image: str) -> str:
     return image_id
 
 
-def raise_if_dead(deploy: DeployPlan, runtime: ContainerRuntime) -> None:
-    for c in runtime.containers({"lab.name": deploy.lab}):
+def raise_if_dead(lab: str, runtime: ContainerRuntime) -> None:
+    for c in runtime.containers(lab_labels(lab)):
         if c.status in ("exited", "dead"):
             tail = runtime.logs(c.name, tail=15).strip().replace("\n", " | ")
             raise DeployError(c.node, f"container exited: {tail[-400:]}")

@@ -41,6 +41,9 @@ class ClockOffset:
     def to_monotonic(self, realtime_ns: int) -> int:
         return realtime_ns - self.realtime_minus_monotonic_ns
 
+    def to_realtime(self, monotonic_ns: int) -> int:
+        return monotonic_ns + self.realtime_minus_monotonic_ns
+
 
 def _text(value: object) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)

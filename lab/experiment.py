@@ -15,12 +15,13 @@ from typing import Callable
 
 from .errors import LabError
 from .events import FAULT, RESTORE, Event
-from .faults import FaultTarget, get_fault
-from .lifecycle import poll_until, read_status, wait_for
+from .faults import FaultTarget, check_target, get_fault
+from .lifecycle import poll_until, read_status, wait_for, wait_healthy
 from .model import LabPlan
 from .observe import Observation
 from .timeline import (
     INTERRUPTION_INTERVALS,
+    NS,
     Check,
     DirectionProbes,
     DirectionResult,
@@ -32,7 +33,6 @@ from .timeline import (
 )
 from .wiring import Adapters
 
-NS = 1_000_000_000
 # How often the live view and the end-of-run check look at the probes.
 LOOK_EVERY_S = 0.1
 BASELINE_WITHIN_S = 30.0
@@ -147,14 +147,6 @@ def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]]) 
     """Gives each gateway's IP back to the instances in `initial` by graceful hand-over,
     then waits until the lab has converged; raises LabError when it can't."""
 
-    def unhealthy() -> list[str]:
-        containers = adapters.runtime.containers({"lab.name": plan.lab})
-        dead = [c.node for c in containers if c.status in ("exited", "dead")]
-        if dead:
-            raise LabError(f"{', '.join(dead)} exited after the restore")
-        return [f"{c.node} is {c.health or c.status}" for c in containers
-                if c.status != "running" or c.health not in ("healthy", None)]
-
     def not_initial() -> list[str]:
         status = read_status(plan.lab, adapters)
         reasons = status.unconverged_reasons()
@@ -163,7 +155,7 @@ def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]]) 
                 reasons.append(f"{g.gateway} active on {', '.join(g.active) or 'none'}")
         return reasons
 
-    wait_for("healthy nodes", unhealthy, HEALTHY_AGAIN_WITHIN_S)
+    wait_healthy(plan.lab, adapters.runtime, HEALTHY_AGAIN_WITHIN_S)
     actives = gateway_actives(plan, adapters)
     for gateway, wanted in initial.items():
         for instance in [i for i in actives.get(gateway, []) if i not in wanted]:
@@ -190,10 +182,7 @@ class FailoverRunner:
         self.live = live
         self.recreate = recreate
         self.fault = get_fault(settings.fault)
-        instances = [i for g in plan.scenario.gateways.values() for i in g.instances]
-        if settings.target not in instances:
-            raise LabError(f"--target {settings.target!r} is not a gateway instance of scenario "
-                           f"{plan.scenario.name} (choose from {', '.join(instances)})")
+        check_target(plan, settings.target)
         if settings.runs < 1:
             raise LabError(f"--runs must be at least 1, not {settings.runs}")
         target = plan.profile.targets.planned_s if self.fault.planned else plan.profile.targets.unplanned_s

@@ -14,7 +14,22 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from .events import FAULT, RESTORE
+from .events import (
+    BFD_DOWN,
+    BFD_UP,
+    BGP_DOWN,
+    BGP_UP,
+    CHILD_DOWN,
+    CHILD_UP,
+    CONTAINER_PREFIX,
+    FAULT,
+    IKE_DOWN,
+    IKE_UP,
+    RESTORE,
+    VRRP_FAULT,
+    VRRP_MASTER,
+    VRRP_STOP,
+)
 from .experiment import FailoverReport, Live, RunResult
 from .timeline import NS, percentile
 
@@ -171,10 +186,10 @@ def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
 
 # Events worth a mark on the plot, and their colours.
 PLOTTED = {
-    FAULT: "red", RESTORE: "grey", "vrrp-master": "tab:purple", "vrrp-stop": "tab:purple",
-    "vrrp-fault": "tab:purple", "ike-up": "tab:blue", "ike-down": "tab:blue", "child-up": "tab:cyan",
-    "child-down": "tab:cyan", "bgp-up": "tab:green", "bgp-down": "tab:green", "bfd-up": "tab:olive",
-    "bfd-down": "tab:olive", "container-kill": "black", "container-die": "black", "container-pause": "black",
+    FAULT: "red", RESTORE: "grey", VRRP_MASTER: "tab:purple", VRRP_STOP: "tab:purple", VRRP_FAULT: "tab:purple",
+    IKE_UP: "tab:blue", IKE_DOWN: "tab:blue", CHILD_UP: "tab:cyan", CHILD_DOWN: "tab:cyan",
+    BGP_UP: "tab:green", BGP_DOWN: "tab:green", BFD_UP: "tab:olive", BFD_DOWN: "tab:olive",
+    **{CONTAINER_PREFIX + action: "black" for action in ("kill", "die", "pause")},
 }
 BIN_S = 0.1
 

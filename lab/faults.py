@@ -13,6 +13,7 @@ from typing import Callable
 from .errors import LabError
 from .model import LabPlan
 from .ports import ContainerInfo, ContainerRuntime, IkeControl, LinkControl, RouteControl
+from .status import running_node
 
 IKE_PORTS = [500, 4500]
 IKE_INIT_PORT = 500
@@ -34,10 +35,7 @@ class FaultTarget:
         return self.plan.nodes[self.node].container
 
     def info(self) -> ContainerInfo:
-        found = [c for c in self.runtime.containers({"lab.name": self.plan.lab, "lab.node": self.node})]
-        if not found or found[0].pid == 0:
-            raise LabError(f"{self.node} is not running")
-        return found[0]
+        return running_node(self.runtime, self.plan.lab, self.node)
 
     @property
     def public_interface(self) -> str:
@@ -163,6 +161,14 @@ class Blackhole(Fault):
 
 
 FAULTS: dict[str, Fault] = {f.name: f for f in (Kill(), Maintenance(), Pause(), LinkDown(), Blackhole())}
+
+
+def check_target(plan: LabPlan, node: str) -> None:
+    """Faults hit gateway instances; anything else is refused in one line."""
+    instances = plan.gateway_instances()
+    if node not in instances:
+        raise LabError(f"--target {node!r} is not a gateway instance of scenario {plan.scenario.name} "
+                       f"(choose from {', '.join(instances)})")
 
 
 def get_fault(name: str) -> Fault:

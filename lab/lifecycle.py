@@ -26,7 +26,8 @@ from .deploy import (
 from .errors import LabError, WaitTimeout
 from .hostcheck import kernel_esp_support
 from .model import LabPlan
-from .status import LabStatus, collect_status
+from .ports import ContainerRuntime
+from .status import LabStatus, collect_status, not_ready
 from .wiring import Adapters
 
 Progress = Callable[[str], None]
@@ -83,6 +84,17 @@ def wait_for(what: str, check: Callable[[], list[str]], within_s: float, interva
     return time.monotonic() - start
 
 
+def wait_healthy(lab: str, runtime: ContainerRuntime, within_s: float) -> None:
+    """Waits until every node runs and passes its healthcheck; a node that exited fails at once."""
+
+    def not_healthy() -> list[str]:
+        raise_if_dead(lab, runtime)
+        return [f"{c.node} is {c.health or c.status}" for c in runtime.containers(lab_labels(lab))
+                if not_ready(c.status, c.health)]
+
+    wait_for("healthy nodes", not_healthy, within_s)
+
+
 def up(
     plan: LabPlan,
     adapters: Adapters,
@@ -109,13 +121,8 @@ def up(
         create_networks(deploy, runtime, progress)
         create_nodes(deploy, runtime, progress)
 
-        def not_healthy() -> list[str]:
-            raise_if_dead(deploy, runtime)
-            return [f"{c.node} is {c.health or c.status}" for c in runtime.containers(lab_labels(plan.lab))
-                    if c.status != "running" or c.health not in ("healthy", None)]
-
         progress("waiting for daemons to be healthy")
-        wait_for("healthy nodes", not_healthy, HEALTHY_WITHIN_S)
+        wait_healthy(plan.lab, runtime, HEALTHY_WITHIN_S)
         progress("waiting for IKE and BGP to converge")
         wait_for("convergence", lambda: read_status(plan.lab, adapters).unconverged_reasons(), converge_within_s)
         return read_status(plan.lab, adapters)

@@ -177,6 +177,10 @@ class LabPlan(Strict):
                 return name, gateway
         return None
 
+    def gateway_instances(self) -> list[str]:
+        """Every gateway instance of the scenario, gateways in order."""
+        return [i for g in self.scenario.gateways.values() for i in g.instances]
+
     def tunnels_of(self, node: str) -> list[TunnelPlan]:
         owner = self.instance_gateway(node)
         return [

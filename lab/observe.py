@@ -22,7 +22,7 @@ from .events import (
 from .errors import LabError
 from .model import LabPlan
 from .ports import EventWatch, ExecStream
-from .status import FRR_KINDS, VPN_KINDS
+from .status import FRR_KINDS, VPN_KINDS, running_node
 from .timeline import DirectionProbes
 from .wiring import Adapters
 
@@ -116,7 +116,7 @@ class Observation:
         try:
             for node in self.plan.nodes.values():
                 if node.kind in VPN_KINDS:
-                    info = self._info(node.name)
+                    info = running_node(runtime, self.plan.lab, node.name)
                     watch = self.adapters.ike_for(info).watch(VICI_EVENTS)
                     self._watches.append(watch)
                     self._thread(self._pump_vici, watch, node.name)
@@ -131,26 +131,23 @@ class Observation:
             self.stop()
             raise
 
-    def _info(self, node: str):
-        found = self.adapters.runtime.containers({"lab.name": self.plan.lab, "lab.node": node})
-        if not found or found[0].pid == 0:
-            raise LabError(f"{node} is not running")
-        return found[0]
-
     def stop(self) -> None:
-        for stream in self._streams:
+        """Ends probes and watchers; a second call finds nothing left to stop."""
+        streams, watches, threads = self._streams, self._watches, self._threads
+        self._streams, self._watches, self._threads = [], [], []
+        for stream in streams:
             stream.stop()
-        deadline = time.monotonic() + JOIN_WITHIN_S
-        for watch in self._watches:
+        for watch in watches:
             watch.close()
-        for thread in self._threads:
+        deadline = time.monotonic() + JOIN_WITHIN_S
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def recorded_events(self, until_ns: int) -> list[Event]:
         """The engine's container events, VRRP notifications and FRR's log for this run's window."""
         runtime = self.adapters.runtime
-        since_wall = self.clock.realtime_minus_monotonic_ns + self.started_ns
-        until_wall = self.clock.realtime_minus_monotonic_ns + until_ns
+        since_wall = self.clock.to_realtime(self.started_ns)
+        until_wall = self.clock.to_realtime(until_ns)
         found: list[Event] = []
         for raw in runtime.events({"lab.name": self.plan.lab}, since_wall, until_wall):
             event = docker_event(raw, self.clock)

@@ -16,6 +16,19 @@ VPN_KINDS = ("azure-gateway-instance", "onprem-vpn-device")
 FRR_KINDS = ("azure-gateway-instance", "onprem-vpn-device", "vnet-router")
 
 
+def not_ready(status: str, health: str | None) -> bool:
+    """A container that isn't running, or whose healthcheck doesn't pass (yet)."""
+    return status != "running" or health not in ("healthy", None)
+
+
+def running_node(runtime: ContainerRuntime, lab: str, node: str) -> ContainerInfo:
+    """A node's container, which must be running (faults and watchers reach in by its PID)."""
+    found = runtime.containers({"lab.name": lab, "lab.node": node})
+    if not found or found[0].pid == 0:
+        raise LabError(f"{node} is not running")
+    return found[0]
+
+
 @dataclass(frozen=True)
 class NodeRow:
     node: str
@@ -78,21 +91,19 @@ class LabStatus:
     def unconverged_reasons(self) -> list[str]:
         """Why the lab is not (yet) converged; empty when it is."""
         reasons = list(self.problems)
-        reasons += [f"{n.node} is {n.health or n.status}" for n in self.nodes
-                    if n.status != "running" or n.health not in ("healthy", None)]
+        reasons += [f"{n.node} is {n.health or n.status}" for n in self.nodes if not_ready(n.status, n.health)]
         for gw in self.gateways:
             if len(gw.active) != 1:
                 reasons.append(f"gateway {gw.gateway} has {len(gw.active)} active instances")
         active = {a for gw in self.gateways for a in gw.active}
         kinds = {n.node: n.kind for n in self.nodes}
+        standby = {i for gw in self.gateways for i in gw.instances} - active
         for t in self.tunnels:
             if kinds.get(t.node) == "onprem-vpn-device" or t.node in active:
                 if t.ike_state != "ESTABLISHED" or t.child_state != "INSTALLED":
                     reasons.append(f"{t.node} tunnel {t.tunnel}: IKE {t.ike_state}, CHILD {t.child_state}")
-        standby = {i for gw in self.gateways for i in gw.instances} - active
-        for t in self.tunnels:
-            # A standby holding an SA is left over from a hand-over: not settled yet.
-            if t.node in standby and t.ike_state == "ESTABLISHED":
+            elif t.node in standby and t.ike_state == "ESTABLISHED":
+                # A standby holding an SA is left over from a hand-over: not settled yet.
                 reasons.append(f"standby {t.node} still holds tunnel {t.tunnel}")
         expected_tunnels = [n.node for n in self.nodes if n.kind == "onprem-vpn-device"]
         for device in expected_tunnels:

@@ -17,7 +17,6 @@ from docker.types import EndpointConfig, IPAMConfig, IPAMPool
 from ..errors import DeployError, EngineError, LabError
 from ..ports import ContainerInfo, ContainerSpec, NetworkSpec
 
-LABEL_PREFIX = "lab."
 # Container events a failover timeline cares about (not the healthchecks' execs).
 LIFECYCLE_EVENTS = ("kill", "die", "stop", "start", "restart", "pause", "unpause", "oom")
 
@@ -40,9 +39,6 @@ class DockerRuntime:
             self.client.ping()
         except (DockerException, OSError) as exc:
             raise EngineError(f"no Docker engine answers ({exc.__class__.__name__}): run `make engine` or start dockerd") from None
-
-    def image_exists(self, image: str) -> bool:
-        return self.image_id(image) is not None
 
     def image_id(self, image: str) -> str | None:
         try:
@@ -84,14 +80,8 @@ class DockerRuntime:
                 driver="bridge",
                 ipam=ipam,
                 labels=spec.labels,
-                # Not `internal`: Docker's internal-network rules drop every
-                # routed packet. Instead no NAT, and nodes keep no default
-                # route, so nothing can leave the machine.
                 internal=False,
-                options={
-                    "com.docker.network.bridge.enable_ip_masquerade": "false",
-                    "com.docker.network.bridge.enable_icc": "true",
-                },
+                options=spec.options,
             )
         except APIError as exc:
             raise LabError(f"network {spec.name}: {exc.explanation}") from None

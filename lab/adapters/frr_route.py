@@ -63,12 +63,3 @@ class FrrRoute:
         self._configure(f"router bgp {asn}", f"neighbor {peer} shutdown")
         if bfd_local:
             self._configure("bfd", f"peer {peer} multihop local-address {bfd_local}", "shutdown")
-
-    def bfd_peers(self) -> list[dict]:
-        code, output = self.runtime.exec(self.container, ["vtysh", "-c", "show bfd peers json"], timeout_s=10)
-        if code != 0:
-            return []
-        try:
-            return json.loads(output or "[]")
-        except json.JSONDecodeError:
-            return []

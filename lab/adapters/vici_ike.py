@@ -93,16 +93,6 @@ class ViciIke:
                 )
         return sas
 
-    def initiate(self, ike: str, child: str, timeout_s: float) -> None:
-        session, sock = self._session(timeout_s + 5)
-        try:
-            for _log in session.initiate({"ike": ike, "child": child, "timeout": int(timeout_s * 1000)}):
-                pass
-        except (SessionException, CommandException, OSError) as exc:
-            raise LabError(f"{self.node}: initiating {ike} failed ({exc})") from exc
-        finally:
-            sock.close()
-
     def terminate(self, ike: str, timeout_s: float) -> None:
         session, sock = self._session(timeout_s + 5)
         try:

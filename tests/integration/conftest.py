@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(items):
 def adapters():
     a = real_adapters()
     a.runtime.ping()
-    if not a.runtime.image_exists(IMAGE):
+    if a.runtime.image_id(IMAGE) is None:
         pytest.fail(f"{IMAGE} is not built: run `make images`")
     running = lifecycle.running_labs(a)
     if running:

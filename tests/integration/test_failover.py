@@ -12,6 +12,12 @@ from .conftest import start_lab
 from .failover_checks import assert_back_to_initial, assert_restored_in_order, kinds, phase_times, run_fault
 
 
+def run_cli(*args, timeout=300):
+    """`lab ARGS...` as a user runs it: its own process, the test session's state folder."""
+    return subprocess.run([sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=os.environ.copy())
+
+
 @pytest.fixture(scope="module")
 def fast_lab(adapters, state_dir):
     plan, _, _ = start_lab(adapters, "fast")
@@ -72,10 +78,7 @@ def test_blackhole_is_not_repaired_by_active_standby_and_fails(fast_lab, adapter
 
 def test_cli_writes_results_and_exit_code_follows_the_verdict(fast_lab, adapters, tmp_path):
     out = tmp_path / "results"
-    done = subprocess.run(
-        [sys.executable, "-m", "lab.cli", "failover", "--fault", "pause", "--lab", fast_lab.lab,
-         "--target", "azure-gw-0", "--out", str(out)],
-        capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    done = run_cli("failover", "--fault", "pause", "--lab", fast_lab.lab, "--target", "azure-gw-0", "--out", str(out))
     data = json.loads((out / "report.json").read_text())
     assert done.returncode == (0 if data["passed"] else 1), done.stderr[-2000:]
     assert data["profile"] == "fast" and len(data["runs"]) == 1
@@ -87,9 +90,7 @@ def test_cli_writes_results_and_exit_code_follows_the_verdict(fast_lab, adapters
 
 
 def test_bad_target_is_one_clear_line(fast_lab, adapters):
-    done = subprocess.run(
-        [sys.executable, "-m", "lab.cli", "failover", "--fault", "kill", "--lab", fast_lab.lab, "--target", "onprem-0"],
-        capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    done = run_cli("failover", "--fault", "kill", "--lab", fast_lab.lab, "--target", "onprem-0", timeout=60)
     assert done.returncode == 2
     assert "--target 'onprem-0' is not a gateway instance" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -97,16 +98,14 @@ def test_bad_target_is_one_clear_line(fast_lab, adapters):
 
 def test_break_and_repair_by_hand(fast_lab, adapters, state_dir):
     def lab(*args):
-        return subprocess.run([sys.executable, "-m", "lab.cli", *args, "--lab", fast_lab.lab],
-                              capture_output=True, text=True, timeout=240, env=os.environ.copy())
+        return run_cli(*args, "--lab", fast_lab.lab, timeout=240)
 
     broken = lab("break", "link-down", "--target", "azure-gw-0")
     assert broken.returncode == 0, broken.stderr
     assert lifecycle.wait_for("standby takes over",
                               lambda: [] if lifecycle.read_status(fast_lab.lab, adapters).gateways[0].active == ["azure-gw-1"]
                               else ["azure-gw-1 not active yet"], 30) >= 0
-    shown = subprocess.run([sys.executable, "-m", "lab.cli", "status", "--json", "--lab", fast_lab.lab],
-                           capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    shown = lab("status", "--json")
     assert json.loads(shown.stdout)["faults_in_place"] == ["link-down on azure-gw-0"]
     again = lab("break", "link-down", "--target", "azure-gw-0")
     assert again.returncode == 2 and "already in place on azure-gw-0" in again.stderr

@@ -1,11 +1,9 @@
 """Rendering a failover report: table, JSON, JUnit, Markdown, PNG, from one value."""
 import json
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 from rich.console import Console
 
-from lab.events import Event
 from lab.experiment import FailoverReport, RunResult
 from lab.failover_report import (
     failover_json,
@@ -15,15 +13,13 @@ from lab.failover_report import (
     summary_rows,
     write_outputs,
 )
-from lab.timeline import NS, DirectionProbes, analyse_direction, breakdown, checks
+from lab.timeline import NS, analyse_direction, breakdown, checks
 
-DATA = json.loads((Path(__file__).parent / "data" / "recorded-kill-fast.json").read_text())
-
+from recorded import DATA, recorded_events, recorded_probes
 
 def recorded_run(index: int, target_s: float) -> RunResult:
-    probes = [DirectionProbes(p["name"], [tuple(s) for s in p["sent"]], [tuple(r) for r in p["received"]])
-              for p in DATA["probes"]]
-    events = [Event(**e) for e in DATA["events"]]
+    probes = recorded_probes()
+    events = recorded_events()
     interval = DATA["interval_s"]
     directions = [analyse_direction(p, DATA["fault_ns"], DATA["end_ns"], int(interval * NS)) for p in probes]
     phases = breakdown(events, DATA["fault_ns"], DATA["target"], directions)

@@ -1,8 +1,6 @@
 """Outage maths on synthetic probe streams and on one recorded real run."""
-import json
-from pathlib import Path
-
 import pytest
+from recorded import DATA, recorded_events, recorded_probes
 
 from lab.events import Event
 from lab.timeline import (
@@ -162,10 +160,9 @@ def test_steady_since_finds_the_start_of_the_current_flow():
 
 def test_a_recorded_kill_run():
     """A real `lab failover --fault kill --profile fast` run, re-analysed."""
-    data = json.loads((Path(__file__).parent / "data" / "recorded-kill-fast.json").read_text())
-    probes = [DirectionProbes(p["name"], [tuple(s) for s in p["sent"]], [tuple(r) for r in p["received"]])
-              for p in data["probes"]]
-    events = [Event(**e) for e in data["events"]]
+    data = DATA
+    probes = recorded_probes()
+    events = recorded_events()
     interval = int(data["interval_s"] * NS)
     results = [analyse_direction(p, data["fault_ns"], data["end_ns"], interval) for p in probes]
     for p, r in zip(probes, results):
