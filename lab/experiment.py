@@ -1,8 +1,11 @@
-"""A failover run: baseline -> inject -> measure -> restore -> back to the initial state.
+"""A failover run: baseline -> inject -> measure -> restore -> fail back -> measure the reversion.
 
 Each run returns a `RunResult` value (probes, events, figures, checks); the
-report renders it. Every wait is bounded: a lab that never recovers ends the
-measurement at target + grace and is reported as not restored.
+report renders it. Probes run from the baseline through the failback, so the
+reversion (the failback's own convergence) is measured like the failover.
+Every wait is bounded: a lab that never converges ends the measurement at
+target + grace + the Sustained Convergence Validation Time, and is reported
+as not converged.
 """
 from __future__ import annotations
 
@@ -20,15 +23,19 @@ from .lifecycle import poll_until, read_status, wait_for, wait_healthy
 from .model import LabPlan
 from .observe import Observation
 from .timeline import (
+    DELAY_LIMIT_INTERVALS,
     INTERRUPTION_INTERVALS,
     NS,
     Check,
     DirectionProbes,
     DirectionResult,
+    Handover,
+    Method,
     Phase,
     analyse_direction,
     breakdown,
     checks,
+    invalid_reason,
     steady_since,
 )
 from .wiring import Adapters
@@ -39,6 +46,10 @@ BASELINE_WITHIN_S = 30.0
 HEALTHY_AGAIN_WITHIN_S = 90.0
 INITIAL_STATE_WITHIN_S = 150.0
 HANDOVER_WITHIN_S = 30.0
+# Every wait of a failback, end to end: the bound of the probes through it.
+FAILBACK_WITHIN_S = HEALTHY_AGAIN_WITHIN_S + HANDOVER_WITHIN_S + INITIAL_STATE_WITHIN_S
+# The event that starts the reversion: the graceful hand-over back to the initial instance.
+FAILBACK = "failback"
 
 
 @dataclass(frozen=True)
@@ -47,10 +58,11 @@ class FailoverSettings:
     target: str
     runs: int = 1
     interval_s: float = 0.02
+    # Traffic must flow this long before the fault, without loss or delay (else the run is invalid).
     baseline_s: float = 2.0
-    # Traffic must flow this long after the last interruption before a run ends.
+    # A measurement lasts at least this long after its event.
     settle_s: float = 3.0
-    # How long past the target a run keeps waiting for traffic to come back.
+    # How long past the target a run keeps waiting for traffic to converge.
     grace_s: float = 30.0
     port: int = 47000
 
@@ -66,7 +78,7 @@ class RunResult:
     interval_s: float
     started_ns: int
     fault_ns: int
-    end_ns: int
+    end_ns: int                  # end of the failover's measurement window
     fault_detail: str
     directions: list[DirectionResult]
     phases: list[Phase]
@@ -74,10 +86,22 @@ class RunResult:
     events: list[Event]
     probes: list[DirectionProbes]
     returned_by: str = ""
+    invalid: str | None = None   # why the baseline disqualifies the run; None: valid
+    restore_ns: int | None = None
+    failback_ns: int | None = None   # the reversion's event: the hand-over back; None: none happened
+    stopped_ns: int | None = None    # when the probes stopped (end of the reversion's window)
+    reversion: list[DirectionResult] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        """Within target; an invalid run is neither passed nor failed, and so not passed."""
+        return self.invalid is None and all(c.passed for c in self.checks)
+
+    @property
+    def verdict(self) -> str:
+        if self.invalid is not None:
+            return "INVALID"
+        return "PASS" if self.passed else "FAIL"
 
 
 @dataclass
@@ -92,6 +116,7 @@ class FailoverReport:
     target_s: float
     target_source: str
     interval_s: float
+    sustained_s: float
     started_at: str
     machine: str
     runs: list[RunResult] = field(default_factory=list)
@@ -99,6 +124,14 @@ class FailoverReport:
     @property
     def passed(self) -> bool:
         return bool(self.runs) and all(r.passed for r in self.runs)
+
+    @property
+    def verdict(self) -> str:
+        """FAIL if a valid run missed the target; INVALID if none did but some were invalid (or none ran)."""
+        verdicts = {r.verdict for r in self.runs}
+        if "FAIL" in verdicts:
+            return "FAIL"
+        return "PASS" if self.passed else "INVALID"
 
 
 @dataclass
@@ -143,9 +176,29 @@ def fault_target(plan: LabPlan, adapters: Adapters, node: str) -> FaultTarget:
     return FaultTarget(plan, node, adapters.runtime, adapters.ike_for, adapters.links_for, adapters.routes_for)
 
 
-def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]]) -> None:
+def handover_of(plan: LabPlan, target: str) -> Handover:
+    """The nodes and sessions a failover of `target` must move: its standbys, devices and BGP addresses."""
+    owner = plan.instance_gateway(target)
+    if owner is None:
+        raise LabError(f"{target} is not a gateway instance")
+    name, gateway = owner
+    devices = tuple(dict.fromkeys(t.device for t in plan.tunnels if t.gateway == name))
+    return Handover(
+        target=target,
+        standbys=tuple(i for i in gateway.instances if i != target),
+        devices=devices,
+        public_ip=str(gateway.public_ip.address),
+        gateway_bgp_ip=str(gateway.bgp_peer_ip.address),
+        device_bgp_ips=tuple(str(plan.scenario.nodes[d].bgp_peer_ip) for d in devices
+                             if plan.scenario.nodes[d].bgp_peer_ip is not None),
+    )
+
+
+def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]],
+              handing_over: Callable[[str], None] | None = None) -> None:
     """Gives each gateway's IP back to the instances in `initial` by graceful hand-over,
-    then waits until the lab has converged; raises LabError when it can't."""
+    then waits until the lab has converged; raises LabError when it can't.
+    `handing_over(instance)` is called as each hand-over starts."""
 
     def not_initial() -> list[str]:
         status = read_status(plan.lab, adapters)
@@ -160,6 +213,8 @@ def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]]) 
     for gateway, wanted in initial.items():
         for instance in [i for i in actives.get(gateway, []) if i not in wanted]:
             handover = fault_target(plan, adapters, instance)
+            if handing_over is not None:
+                handing_over(instance)
             handover.vrrp("stop")
 
             def not_back() -> list[str]:
@@ -187,6 +242,10 @@ class FailoverRunner:
             raise LabError(f"--runs must be at least 1, not {settings.runs}")
         target = plan.profile.targets.planned_s if self.fault.planned else plan.profile.targets.unplanned_s
         self.target_s, self.target_source = target.value, target.source
+        self.sustained_s = plan.profile.convergence.sustained_s
+        self.method = Method(interval_ns=int(settings.interval_s * NS), sustained_ns=int(self.sustained_s * NS),
+                             baseline_ns=int(settings.baseline_s * NS))
+        self.handover = handover_of(plan, settings.target)
         self.initial: dict[str, list[str]] = {}
 
     def run_all(self) -> FailoverReport:
@@ -199,7 +258,8 @@ class FailoverRunner:
             lab=self.plan.lab, scenario=self.plan.scenario.name, profile=self.plan.profile.name,
             fault=self.fault.name, fault_summary=self.fault.summary, target=self.settings.target,
             planned=self.fault.planned, target_s=self.target_s, target_source=self.target_source,
-            interval_s=self.settings.interval_s, started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            interval_s=self.settings.interval_s, sustained_s=self.sustained_s,
+            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             machine=machine_summary(),
         )
         for index in range(1, self.settings.runs + 1):
@@ -222,11 +282,19 @@ class FailoverRunner:
     def run_once(self, index: int) -> RunResult:
         s = self.settings
         target = self._target(s.target)
-        window_s = self.target_s + s.grace_s
-        bound_s = BASELINE_WITHIN_S + s.baseline_s + window_s + s.settle_s + 30
+        edge_s = DELAY_LIMIT_INTERVALS * s.interval_s
+        measure_s = self.target_s + s.grace_s + self.sustained_s + edge_s
+        reversion_s = self.plan.profile.targets.planned_s.value + s.grace_s + self.sustained_s + edge_s
+        bound_s = BASELINE_WITHIN_S + s.baseline_s + measure_s + FAILBACK_WITHIN_S + reversion_s + 30
         observation = Observation(self.plan, self.adapters, s.interval_s, s.port, bound_s)
-        fault_events: list[Event] = []
-        interval_ns = int(s.interval_s * NS)
+        events: list[Event] = []      # what the runner did: fault, restore, failback
+        handovers: list[int] = []
+
+        def handing_over(instance: str) -> None:
+            now = time.monotonic_ns()
+            handovers.append(now)
+            events.append(Event(now, "fault", instance, FAILBACK, f"graceful hand-over from {instance}"))
+
         self._show(index, "starting probes")
         observation.start()
         try:
@@ -234,63 +302,92 @@ class FailoverRunner:
             fault_ns = time.monotonic_ns()
             try:
                 detail = self.fault.inject(target)
-                fault_events.append(Event(fault_ns, "fault", s.target, FAULT, f"{self.fault.name}: {detail}"))
-                min_end = fault_ns + int(max(s.settle_s, 2 * INTERRUPTION_INTERVALS * s.interval_s) * NS)
-
-                def settled() -> bool:
-                    now = time.monotonic_ns()
-                    steady = self._show(index, "measuring", observation, fault_ns, fault_events)
-                    return now >= min_end and all(t is not None and now - max(t, fault_ns) >= s.settle_s * NS
-                                                  for t in steady)
-
-                # Not settled by the deadline: the run ends there, not restored.
-                poll_until(settled, window_s, LOOK_EVERY_S)
-                end_ns = time.monotonic_ns()
+                events.append(Event(fault_ns, "fault", s.target, FAULT, f"{self.fault.name}: {detail}"))
+                end_ns = self._measure(index, "measuring", observation, fault_ns, measure_s, events)
             except BaseException:
                 # Half a fault, or an interrupted run, is still a fault: undo it first.
                 observation.stop()
                 self.fault.restore(target)
                 self._return_to_initial(index)
                 raise
+            self._show(index, "collecting events")
+            # Read now: a lab re-created by a failed failback no longer has these nodes' logs.
+            recorded = observation.recorded_events(end_ns)
+            self._show(index, "restoring")
+            restore_ns = time.monotonic_ns()
+            restored = self.fault.restore(target)
+            events.append(Event(restore_ns, "fault", s.target, RESTORE, restored))
+            # Probes keep running through the failback: its hand-over is the reversion's event.
+            returned_by = self._return_to_initial(index, handing_over, observation)
+            failback_ns = handovers[0] if handovers and returned_by == "failback" else None
+            if failback_ns is None:
+                stopped_ns = time.monotonic_ns()
+            else:
+                stopped_ns = self._measure(index, "measuring the reversion", observation, failback_ns,
+                                           reversion_s, events)
+                recorded += [e for e in observation.recorded_events(stopped_ns) if e.t_ns > end_ns]
         finally:
             observation.stop()
-        self._show(index, "collecting events")
-        events = sorted(fault_events + observation.live_events + observation.recorded_events(end_ns),
-                        key=lambda e: e.t_ns)
+        events = sorted(events + observation.live_events + recorded, key=lambda e: e.t_ns)
         probes = observation.directions()
-        directions = [analyse_direction(p, fault_ns, end_ns, interval_ns) for p in probes]
-        phases = breakdown(events, fault_ns, s.target, directions)
-        result = RunResult(
+        directions = [analyse_direction(p, fault_ns, end_ns, self.method) for p in probes]
+        reversion = ([analyse_direction(p, failback_ns, stopped_ns, self.method) for p in probes]
+                     if failback_ns is not None else [])
+        return RunResult(
             index=index, fault=self.fault.name, target=s.target, planned=self.fault.planned,
             target_s=self.target_s, target_source=self.target_source, interval_s=s.interval_s,
             started_ns=observation.started_ns, fault_ns=fault_ns, end_ns=end_ns, fault_detail=detail,
-            directions=directions, phases=phases, checks=checks(directions, phases, self.target_s, s.interval_s),
-            events=events, probes=probes,
+            directions=directions, phases=breakdown(events, fault_ns, end_ns, self.handover, directions),
+            checks=checks(directions, self.target_s), events=events, probes=probes, returned_by=returned_by,
+            invalid=invalid_reason(directions), restore_ns=restore_ns, failback_ns=failback_ns,
+            stopped_ns=stopped_ns, reversion=reversion,
         )
-        self._show(index, "restoring")
-        restored = self.fault.restore(target)
-        result.events.append(Event(time.monotonic_ns(), "fault", s.target, RESTORE, restored))
-        result.returned_by = self._return_to_initial(index)
-        return result
+
+    def _analyse(self, observation: Observation, event_ns: int, end_ns: int) -> list[DirectionResult]:
+        return [analyse_direction(p, event_ns, end_ns, self.method) for p in observation.directions()]
+
+    def _measure(self, index: int, stage: str, observation: Observation, event_ns: int, within_s: float,
+                 events: list[Event]) -> int:
+        """Waits until every direction has converged after the event, or the time is up; returns the window's end."""
+        min_end = event_ns + int(self.settings.settle_s * NS)
+
+        def converged() -> bool:
+            now = time.monotonic_ns()
+            self._show(index, stage, observation, event_ns, events)
+            return now >= min_end and all(d.converged for d in self._analyse(observation, event_ns, now))
+
+        # Not converged by the deadline: the window ends there, and the figures say so.
+        poll_until(converged, within_s, LOOK_EVERY_S)
+        return time.monotonic_ns()
 
     def _baseline(self, index: int, observation: Observation) -> None:
-        """Waits until traffic has flowed both ways, uninterrupted, for the baseline."""
-        def steady_long_enough() -> bool:
+        """Waits until traffic has flowed both ways for the baseline, without loss or delay."""
+        problem = ""
+
+        def clean_long_enough() -> bool:
+            nonlocal problem
             now = time.monotonic_ns()
             steady = self._show(index, "baseline", observation)
-            return bool(steady) and all(t is not None and now - t >= self.settings.baseline_s * NS for t in steady)
+            if not steady or not all(t is not None and now - t >= self.settings.baseline_s * NS for t in steady):
+                problem = "not flowing steadily both ways"
+                return False
+            problem = invalid_reason(self._analyse(observation, now, now)) or ""
+            return not problem
 
-        if not poll_until(steady_long_enough, BASELINE_WITHIN_S, LOOK_EVERY_S):
-            raise LabError(f"probe traffic did not flow steadily both ways within {BASELINE_WITHIN_S:.0f} s "
-                           "before the fault: check `lab status`")
+        if not poll_until(clean_long_enough, BASELINE_WITHIN_S, LOOK_EVERY_S):
+            raise LabError(f"probe traffic was not clean within {BASELINE_WITHIN_S:.0f} s before the fault "
+                           f"({problem}): check `lab status`")
 
-    def _return_to_initial(self, index: int) -> str:
+    def _return_to_initial(self, index: int, handing_over: Callable[[str], None] | None = None,
+                           observation: Observation | None = None) -> str:
         """Failback to the instances that were active at the start; re-creates the lab if that fails."""
         self._show(index, "failing back")
         try:
-            fail_back(self.plan, self.adapters, self.initial)
+            fail_back(self.plan, self.adapters, self.initial, handing_over)
             return "failback"
         except LabError as exc:
+            if observation is not None:
+                observation.stop()      # its probes die with the nodes
             self._show(index, f"re-creating the lab ({exc})")
             self.recreate()
             return f"re-created ({exc})"

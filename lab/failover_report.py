@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Group
@@ -30,38 +30,130 @@ from .events import (
     VRRP_MASTER,
     VRRP_STOP,
 )
-from .experiment import FailoverReport, Live, RunResult
-from .timeline import NS, percentile
+from .experiment import FAILBACK, FailoverReport, Live, RunResult
+from .timeline import NS, TRAFFIC_RESTORED, DirectionResult, Phase, invalid_reason, observed_order, percentile
 
 
-def _s(value: float | None, unit: str = "s") -> str:
+@dataclass(frozen=True)
+class Metric:
+    """One per-direction figure: where it lives, its short heading, and its name in RFC 6412."""
+    key: str
+    heading: str
+    unit: str
+    missing: str        # what a None means
+    rfc: str
+
+
+# The figures of each direction, the verdict's first.
+METRICS = [
+    Metric("rate_derived_s", "rate-derived", "s", "not converged",
+           "Full Convergence Time, Rate-Derived Method (RFC 6412/6413): fault to the Convergence Recovery Instant, "
+           "validated by the Sustained Convergence Validation Time; the verdict"),
+    Metric("loss_derived_s", "loss-derived", "s", "-",
+           "Loss-Derived Convergence Time (RFC 6412): Convergence Packet Loss / offered rate"),
+    Metric("first_route_s", "first route", "s", "not converged",
+           "First Route Convergence Time (RFC 6412): fault to the first probe delivered after the loss began"),
+    Metric("convergence_packet_loss", "lost", "packets", "-",
+           "Convergence Packet Loss (RFC 6412): probes lost up to the Convergence Recovery Instant"),
+    Metric("max_delay_s", "max delay", "ms", "-",
+           "Maximum one-way delay of the probes delivered in the window, kept apart from loss"),
+    Metric("longest_gap_s", "longest gap", "s", "-",
+           "Longest time without an arrival (secondary; not an RFC benchmark)"),
+]
+REVERSION = Metric("reversion_s", "reversion", "s", "not converged",
+                   "Reversion convergence: the Full Convergence Time (rate-derived) of the failback's hand-over")
+COLUMNS = METRICS + [REVERSION]
+STATISTICS = (("median", 50), ("p95", 95))
+
+
+def _fmt(value: float | None, unit: str = "s", missing: str = "-") -> str:
     if value is None:
-        return "not restored" if unit == "s" else "-"
-    return f"{value:.2f} {unit}" if unit == "s" else f"{value:.0f}"
+        return missing
+    if unit == "ms":
+        return f"{value * 1000:.1f} ms"
+    return f"{value:.2f} s" if unit == "s" else f"{value:.0f}"
 
 
-def _verdict(passed: bool) -> Text:
-    return Text("PASS", style="bold green") if passed else Text("FAIL", style="bold red")
+def _verdict(verdict: str) -> Text:
+    return Text(verdict, style={"PASS": "bold green", "FAIL": "bold red"}.get(verdict, "bold yellow"))
 
 
-def _detected(run: RunResult) -> float | None:
-    return next(p.at_s for p in run.phases if p.name == "detected")
+def _value(run: RunResult, i: int, metric: Metric) -> float | None:
+    if metric is REVERSION:
+        return run.reversion[i].rate_derived_s if i < len(run.reversion) else None
+    return getattr(run.directions[i], metric.key)
+
+
+def _reversion_valid(run: RunResult, i: int) -> bool:
+    """A failback measured from a clean baseline (the restore itself may have disturbed it)."""
+    return i < len(run.reversion) and run.reversion[i].invalid is None
+
+
+def _cells(run: RunResult, i: int) -> list[str]:
+    cells = [_fmt(_value(run, i, m), m.unit, m.missing) for m in METRICS]
+    reversion = _fmt(_value(run, i, REVERSION), "s", REVERSION.missing if run.reversion else "-")
+    if run.reversion and not _reversion_valid(run, i):
+        reversion += " (invalid)"
+    return cells + [reversion]
+
+
+def valid_runs(report: FailoverReport) -> list[RunResult]:
+    return [r for r in report.runs if r.invalid is None]
 
 
 def summary_rows(report: FailoverReport) -> list[dict]:
-    """Median and p95 (nearest rank) per direction over all runs; a run never restored ranks last."""
+    """Median and p95 (nearest rank) of every figure per direction, over the valid runs.
+
+    A run that never converged ranks last; runs without a failback, or whose failback's
+    baseline was not clean, don't count for the reversion.
+    """
+    runs = valid_runs(report)
+    names = [d.direction for d in runs[0].directions] if runs else []
     rows = []
-    names = [d.direction for d in report.runs[0].directions] if report.runs else []
     for i, name in enumerate(names):
-        for label, q in (("median", 50), ("p95", 95)):
-            rows.append(dict(
-                statistic=label, direction=name,
-                outage_s=percentile([r.directions[i].outage_s for r in report.runs], q),
-                restored_s=percentile([r.directions[i].restored_s for r in report.runs], q),
-                lost=percentile([float(r.directions[i].lost) for r in report.runs], q),
-                detected_s=percentile([_detected(r) for r in report.runs], q),
-            ))
+        for label, q in STATISTICS:
+            row = {"statistic": label, "direction": name}
+            for m in METRICS:
+                row[m.key] = percentile([_value(r, i, m) for r in runs], q)
+            row[REVERSION.key] = percentile([_value(r, i, REVERSION) for r in runs if _reversion_valid(r, i)], q)
+            rows.append(row)
     return rows
+
+
+def phase_rows(report: FailoverReport) -> list[dict]:
+    """Median and p95 of each breakdown phase over the valid runs; a phase not observed ranks last."""
+    runs = valid_runs(report)
+    names = [p.name for p in runs[0].phases] if runs else []
+    return [{"statistic": label,
+             **{name: percentile([next((p.at_s for p in r.phases if p.name == name), None) for r in runs], q)
+                for name in names}}
+            for label, q in STATISTICS]
+
+
+def _phase_missing(name: str) -> str:
+    return "not converged" if name == TRAFFIC_RESTORED else "not observed"
+
+
+def _phase_cell(phase: Phase) -> str:
+    if phase.at_s is None:
+        return "-"
+    return f"{phase.at_s:.2f} s" + (" (out of order)" if phase.out_of_order else "")
+
+
+def _outcome(report: FailoverReport) -> str:
+    invalid = sum(r.invalid is not None for r in report.runs)
+    text = f"{sum(r.passed for r in report.runs)}/{len(report.runs)} runs within target"
+    return text + (f", {invalid} invalid" if invalid else "")
+
+
+def _invalid_notes(report: FailoverReport) -> list[str]:
+    """Why each invalid run, or invalid failback measurement, is left out of the statistics."""
+    notes = [f"run {r.index} INVALID: {r.invalid}" for r in report.runs if r.invalid]
+    for r in report.runs:
+        reasons = invalid_reason(r.reversion)
+        if reasons:
+            notes.append(f"run {r.index} reversion invalid: {reasons}")
+    return notes
 
 
 def render_failover(report: FailoverReport) -> Group:
@@ -69,19 +161,21 @@ def render_failover(report: FailoverReport) -> Group:
     head.add_row("lab", f"{report.lab} (scenario {report.scenario}, profile {report.profile})")
     head.add_row("fault", f"{report.fault} on {report.target}: {report.fault_summary}")
     kind = "planned" if report.planned else "unplanned"
-    head.add_row("target", f"{kind}: restored within {report.target_s:g} s ({report.target_source})")
-    head.add_row("probes", f"UDP every {report.interval_s * 1000:g} ms, both ways")
+    head.add_row("target", f"{kind}: converged within {report.target_s:g} s ({report.target_source})")
+    head.add_row("probes", f"UDP every {report.interval_s * 1000:g} ms, both ways; "
+                           f"Sustained Convergence Validation Time {report.sustained_s:g} s")
 
-    runs = Table(title="Runs (seconds after the fault)", title_justify="left")
-    for col in ("run", "direction", "outage", "restored", "lost", "detected", "verdict"):
-        runs.add_column(col, justify="right" if col in ("outage", "restored", "lost", "detected") else "left")
+    runs = Table(title="Convergence per direction (RFC 6412 terms; seconds after the fault)", title_justify="left")
+    for col in ["run", "direction"] + [m.heading for m in COLUMNS] + ["verdict"]:
+        runs.add_column(col, justify="left" if col in ("run", "direction", "verdict") else "right")
     for run in report.runs:
         for i, d in enumerate(run.directions):
-            runs.add_row(str(run.index) if i == 0 else "", d.direction, _s(d.outage_s), _s(d.restored_s),
-                         str(d.lost), _s(_detected(run)) if i == 0 else "", _verdict(run.passed) if i == 0 else "")
+            runs.add_row(str(run.index) if i == 0 else "", d.direction, *_cells(run, i),
+                         _verdict(run.verdict) if i == 0 else "")
     for row in summary_rows(report):
-        runs.add_row(row["statistic"], row["direction"], _s(row["outage_s"]), _s(row["restored_s"]),
-                     _s(row["lost"], "packets"), _s(row["detected_s"]), "", style="bold")
+        runs.add_row(row["statistic"], row["direction"],
+                     *[_fmt(row[m.key], m.unit, m.missing) for m in COLUMNS], "", style="bold")
+    legend = Text("\n".join(f"{m.heading}: {m.rfc}" for m in COLUMNS), style="dim")
 
     phases = Table(title="Breakdown (from observed events, seconds after the fault)", title_justify="left")
     phases.add_column("run")
@@ -89,17 +183,20 @@ def render_failover(report: FailoverReport) -> Group:
     for name in names:
         phases.add_column(name, justify="right")
     for run in report.runs:
-        phases.add_row(str(run.index), *[_s(p.at_s) if p.at_s is not None else "-" for p in run.phases])
+        phases.add_row(str(run.index), *[_phase_cell(p) for p in run.phases])
+    for row in phase_rows(report):
+        phases.add_row(row["statistic"], *[_fmt(row[n], missing=_phase_missing(n)) for n in names], style="bold")
 
-    verdict = Text.assemble("result: ", _verdict(report.passed),
-                            f" ({sum(r.passed for r in report.runs)}/{len(report.runs)} runs within target)")
-    return Group(head, runs, phases, verdict)
+    notes = [Text(note, style="yellow") for note in _invalid_notes(report)]
+    verdict = Text.assemble("result: ", _verdict(report.verdict), f" ({_outcome(report)})")
+    return Group(head, runs, legend, phases, *notes, verdict)
 
 
 def render_live(live: Live) -> Group:
     head = Text(f"run {live.run}/{live.runs}: {live.stage}", style="bold")
     if live.since_fault_s is not None:
-        head.append(f"   {live.since_fault_s:6.1f} s since the fault")
+        since = "failback" if "reversion" in live.stage else "fault"
+        head.append(f"   {live.since_fault_s:6.1f} s since the {since}")
     table = Table(box=None)
     for col in ("direction", "received", "lost", "state"):
         table.add_column(col)
@@ -111,12 +208,20 @@ def render_live(live: Live) -> Group:
 
 
 def failover_dict(report: FailoverReport) -> dict:
-    """Everything: figures, checks, phases, the full event timeline and every probe."""
+    """Everything: every figure with its loss episodes, validity, checks, phases, the events and every probe."""
     data = asdict(report)
     data["passed"] = report.passed
+    data["verdict"] = report.verdict
+    data["metrics"] = {m.key: m.rfc for m in COLUMNS}
     data["summary"] = summary_rows(report)
+    data["phase_summary"] = phase_rows(report)
     for run, raw in zip(report.runs, data["runs"]):
         raw["passed"] = run.passed
+        raw["verdict"] = run.verdict
+        for results, raw_results in ((run.directions, raw["directions"]), (run.reversion, raw["reversion"])):
+            for d, raw_d in zip(results, raw_results):
+                raw_d["converged"] = d.converged
+                raw_d["interrupted"] = d.interrupted
         for check, raw_check in zip(run.checks, raw["checks"]):
             raw_check["passed"] = check.passed
         # Times relative to the fault read better than raw monotonic stamps.
@@ -130,26 +235,39 @@ def failover_json(report: FailoverReport) -> str:
 
 
 def failover_junit(report: FailoverReport) -> str:
-    """One test case per run and target (outage, restore time, loss per direction; detection)."""
+    """One test case per run and direction: its rate-derived convergence against the target.
+
+    A run with an invalid baseline measured nothing trustworthy: its cases are errors, not failures.
+    """
+    cases = [(run, check) for run in report.runs for check in run.checks]
     suite = ET.Element("testsuite", name=f"failover.{report.scenario}.{report.fault}.{report.target}",
-                       tests=str(sum(len(r.checks) for r in report.runs)),
-                       failures=str(sum(not c.passed for r in report.runs for c in r.checks)),
-                       time=f"{sum((r.end_ns - r.started_ns) / NS for r in report.runs):.3f}")
-    for run in report.runs:
-        for check in run.checks:
-            case = ET.SubElement(suite, "testcase", classname=f"failover.{report.profile}.{report.fault}",
-                                 name=f"run {run.index}: {check.name} <= {check.limit:g} {check.unit}",
-                                 time=f"{(run.end_ns - run.fault_ns) / NS:.3f}")
-            measured = "never" if check.measured is None else f"{check.measured:g} {check.unit}"
-            if not check.passed:
-                failure = ET.SubElement(case, "failure", message=f"{check.name}: {measured}, target {check.limit:g} {check.unit}")
-                failure.text = f"{report.fault} on {report.target}, profile {report.profile}: {report.target_source}"
-            else:
-                ET.SubElement(case, "system-out").text = f"measured {measured}"
+                       tests=str(len(cases)),
+                       failures=str(sum(run.invalid is None and not c.passed for run, c in cases)),
+                       errors=str(sum(run.invalid is not None for run, _ in cases)),
+                       time=f"{sum(((r.stopped_ns or r.end_ns) - r.started_ns) / NS for r in report.runs):.3f}")
+    for run, check in cases:
+        case = ET.SubElement(suite, "testcase", classname=f"failover.{report.profile}.{report.fault}",
+                             name=f"run {run.index}: {check.name} <= {check.limit:g} {check.unit}",
+                             time=f"{(run.end_ns - run.fault_ns) / NS:.3f}")
+        measured = "not converged" if check.measured is None else f"{check.measured:g} {check.unit}"
+        context = f"{report.fault} on {report.target}, profile {report.profile}: {report.target_source}"
+        if run.invalid is not None:
+            ET.SubElement(case, "error", message=f"invalid run: {run.invalid}").text = context
+        elif not check.passed:
+            failure = ET.SubElement(case, "failure", message=f"{check.name}: {measured}, target {check.limit:g} {check.unit}")
+            failure.text = context
+        else:
+            ET.SubElement(case, "system-out").text = f"measured {measured}"
     suites = ET.Element("testsuites")
     suites.append(suite)
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _episodes_text(d: DirectionResult, most: int = 8) -> str:
+    shown = [f"{e.start_s:.2f}–{e.end_s:.2f} s ({e.probes}{', open' if e.open else ''})" for e in d.loss_episodes[:most]]
+    more = len(d.loss_episodes) - most
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "") if shown else "none"
 
 
 def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
@@ -157,36 +275,51 @@ def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
     lines = [
         f"# Failover: {report.fault} on {report.target} ({report.profile} profile)",
         "",
-        f"**{'PASS' if report.passed else 'FAIL'}**: {sum(r.passed for r in report.runs)}/{len(report.runs)} runs "
-        f"restored within the {kind} target of {report.target_s:g} s ({report.target_source}).",
+        f"**{report.verdict}**: {_outcome(report)}: Full Convergence Time (rate-derived) within the {kind} "
+        f"target of {report.target_s:g} s ({report.target_source}).",
         "",
         f"Scenario `{report.scenario}`, {report.fault_summary}. Probes: UDP every {report.interval_s * 1000:g} ms "
-        f"both ways. Machine: {report.machine}. Started {report.started_at}.",
+        f"both ways. Sustained Convergence Validation Time: {report.sustained_s:g} s. Machine: {report.machine}. "
+        f"Started {report.started_at}.",
         "",
-        "| run | direction | outage (s) | restored (s) | lost | detected (s) | verdict |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| run | direction | " + " | ".join(m.heading for m in COLUMNS) + " | verdict |",
+        "|---|---|" + "---:|" * len(COLUMNS) + "---|",
     ]
     for run in report.runs:
-        for d in run.directions:
-            lines.append(f"| {run.index} | {d.direction} | {_s(d.outage_s)} | {_s(d.restored_s)} | {d.lost} | "
-                         f"{_s(_detected(run))} | {'PASS' if run.passed else 'FAIL'} |")
+        for i, d in enumerate(run.directions):
+            lines.append(f"| {run.index} | {d.direction} | " + " | ".join(_cells(run, i)) + f" | {run.verdict} |")
     for row in summary_rows(report):
-        lines.append(f"| **{row['statistic']}** | {row['direction']} | {_s(row['outage_s'])} | {_s(row['restored_s'])} | "
-                     f"{_s(row['lost'], 'packets')} | {_s(row['detected_s'])} | |")
+        lines.append(f"| **{row['statistic']}** | {row['direction']} | "
+                     + " | ".join(_fmt(row[m.key], m.unit, m.missing) for m in COLUMNS) + " | |")
+    lines += ["", "Statistics are over the valid runs. What each figure is:", ""]
+    lines += [f"- **{m.heading}**: {m.rfc}." for m in COLUMNS]
+    notes = _invalid_notes(report)
+    if notes:
+        lines += ["", "Not counted (loss or delay before the event):", ""] + [f"- {note}" for note in notes]
+    lines += ["", "Loss episodes (seconds after the fault, probes lost):", ""]
+    for run in report.runs:
+        for d in run.directions:
+            lines.append(f"- run {run.index}, {d.direction}: {_episodes_text(d)}")
     lines += ["", "Breakdown of each run, from observed events (seconds after the fault):", ""]
     if report.runs:
         names = [p.name for p in report.runs[0].phases]
         lines.append("| run | " + " | ".join(names) + " |")
         lines.append("|---|" + "---:|" * len(names))
         for run in report.runs:
-            lines.append(f"| {run.index} | " + " | ".join(_s(p.at_s) if p.at_s is not None else "-" for p in run.phases) + " |")
+            lines.append(f"| {run.index} | " + " | ".join(_phase_cell(p) for p in run.phases) + " |")
+        for row in phase_rows(report):
+            lines.append(f"| **{row['statistic']}** | "
+                         + " | ".join(_fmt(row[n], missing=_phase_missing(n)) for n in names) + " |")
+        for run in report.runs:
+            if any(p.out_of_order for p in run.phases):
+                lines.append(f"\nRun {run.index}, as it happened: {' → '.join(observed_order(run.phases))}.")
     lines += [""] + [f"![run timeline]({plot})" for plot in plots]
     return "\n".join(lines) + "\n"
 
 
 # Events worth a mark on the plot, and their colours.
 PLOTTED = {
-    FAULT: "red", RESTORE: "grey", VRRP_MASTER: "tab:purple", VRRP_STOP: "tab:purple", VRRP_FAULT: "tab:purple",
+    FAULT: "red", RESTORE: "grey", FAILBACK: "grey", VRRP_MASTER: "tab:purple", VRRP_STOP: "tab:purple", VRRP_FAULT: "tab:purple",
     IKE_UP: "tab:blue", IKE_DOWN: "tab:blue", CHILD_UP: "tab:cyan", CHILD_DOWN: "tab:cyan",
     BGP_UP: "tab:green", BGP_DOWN: "tab:green", BFD_UP: "tab:olive", BFD_DOWN: "tab:olive",
     **{CONTAINER_PREFIX + action: "black" for action in ("kill", "die", "pause")},
@@ -194,37 +327,66 @@ PLOTTED = {
 BIN_S = 0.1
 
 
+def _direction_title(d: DirectionResult, reversion: DirectionResult | None) -> str:
+    """The figures of one direction, named as RFC 6412 names them."""
+    rate = _fmt(d.rate_derived_s, missing="not converged")
+    title = (f"{d.direction}: Full Convergence Time (rate-derived) {rate}; loss-derived {d.loss_derived_s:.2f} s "
+             f"({d.convergence_packet_loss} lost); max delay {_fmt(d.max_delay_s, 'ms')}; "
+             f"longest gap {d.longest_gap_s:.2f} s")
+    if reversion is not None:
+        title += f"; reversion {_fmt(reversion.rate_derived_s, missing='not converged')}"
+    return title
+
+
 def plot_run(run: RunResult, path: Path, title: str) -> None:
-    """Probe success per direction over time (100 ms bins), with the events as a lane below."""
+    """Probe delivery per direction over time (100 ms bins, by send time) and each probe's delay,
+    with loss episodes shaded, and the events as a lane below."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     start_s = (run.started_ns - run.fault_ns) / NS
-    end_s = (run.end_ns - run.fault_ns) / NS
-    fig, axes = plt.subplots(len(run.probes) + 1, 1, figsize=(11, 2.2 * len(run.probes) + 4.2), sharex=True,
+    end_s = ((run.stopped_ns or run.end_ns) - run.fault_ns) / NS
+    fig, axes = plt.subplots(len(run.probes) + 1, 1, figsize=(11, 2.4 * len(run.probes) + 4.2), sharex=True,
                              gridspec_kw={"height_ratios": [1] * len(run.probes) + [2.2]})
     bins = int((end_s - start_s) / BIN_S) + 1
-    for ax, probes, result in zip(axes, run.probes, run.directions):
+    failback_s = None if run.failback_ns is None else (run.failback_ns - run.fault_ns) / NS
+    for i, (ax, probes, result) in enumerate(zip(axes, run.probes, run.directions)):
+        reversion = run.reversion[i] if i < len(run.reversion) else None
         sent = [0] * bins
         got = [0] * bins
-        received = {r[0] for r in probes.received}
+        arrivals = {}
+        for seq, sent_ns, recv_ns in probes.received:
+            arrivals[seq] = min(recv_ns, arrivals.get(seq, recv_ns))
+        delays = []
         for seq, sent_ns in probes.sent:
-            b = int(((sent_ns - run.fault_ns) / NS - start_s) / BIN_S)
+            x = (sent_ns - run.fault_ns) / NS
+            b = int((x - start_s) / BIN_S)
             if 0 <= b < bins:
                 sent[b] += 1
-                got[b] += seq in received
+                got[b] += seq in arrivals
+            # A lost probe breaks the delay line rather than joining its neighbours.
+            delays.append((x, (arrivals[seq] - sent_ns) / 1e6 if seq in arrivals else float("nan")))
         xs = [start_s + i * BIN_S for i in range(bins)]
         ys = [g / n if n else float("nan") for g, n in zip(got, sent)]
         ax.step(xs, ys, where="post", color="tab:blue", linewidth=1.2)
         ax.fill_between(xs, ys, step="post", alpha=0.25, color="tab:blue")
+        shown = [(0.0, result)] + ([(failback_s, reversion)] if reversion is not None else [])
+        for offset, figures in shown:
+            for episode in figures.loss_episodes:
+                ax.axvspan(offset + episode.start_s, offset + episode.end_s, color="red", alpha=0.15, linewidth=0)
+            if figures.rate_derived_s is not None:
+                ax.axvline(offset + figures.rate_derived_s, color="tab:green", linewidth=1)
         ax.set_ylim(-0.05, 1.1)
         ax.set_ylabel("delivered")
-        restored = "not restored" if result.restored_s is None else f"restored at {result.restored_s:.2f} s"
-        ax.set_title(f"{result.direction}: outage {result.outage_s:.2f} s, {result.lost} lost, {restored}",
-                     fontsize=9, loc="left")
+        delay_ax = ax.twinx()
+        delay_ax.plot([x for x, _ in delays], [d for _, d in delays], color="grey", linewidth=0.6)
+        delay_ax.set_ylabel("delay (ms)", fontsize=8)
+        ax.set_title(_direction_title(result, reversion), fontsize=8, loc="left")
         ax.axvline(0, color="red", linewidth=1)
+        if failback_s is not None:
+            ax.axvline(failback_s, color="grey", linewidth=1)
         if run.target_s <= end_s:
             ax.axvline(run.target_s, color="red", linestyle=":", linewidth=1)
         ax.grid(alpha=0.3)
@@ -249,12 +411,15 @@ def plot_run(run: RunResult, path: Path, title: str) -> None:
     lane.set_yticks(range(len(nodes)), nodes, fontsize=8)
     lane.set_ylim(-0.7, len(nodes) - 0.1)
     lane.axvline(0, color="red", linewidth=1, label="fault")
+    if failback_s is not None:
+        lane.axvline(failback_s, color="grey", linewidth=1, label="failback")
     if run.target_s <= end_s:
         lane.axvline(run.target_s, color="red", linestyle=":", linewidth=1, label=f"target {run.target_s:g} s")
     else:
         lane.plot([], [], " ", label=f"target {run.target_s:g} s (off the right edge)")
+    lane.plot([], [], color="tab:green", linewidth=1, label="Convergence Recovery Instant")
     lane.legend(loc="lower right", fontsize=8)
-    lane.set_xlabel("seconds after the fault")
+    lane.set_xlabel("seconds after the fault (probes by send time; red: loss episodes)")
     lane.grid(alpha=0.3)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
@@ -270,7 +435,7 @@ def write_outputs(report: FailoverReport, out_dir: Path) -> list[Path]:
     for run in report.runs:
         path = out_dir / f"run-{run.index}.png"
         plot_run(run, path, f"{report.fault} on {report.target}, {report.profile} profile, run {run.index}: "
-                            f"{'PASS' if run.passed else 'FAIL'}")
+                            f"{run.verdict}")
         plots.append(path.name)
         written.append(path)
     for name, text in (("report.json", failover_json(report)), ("junit.xml", failover_junit(report)),

@@ -3,9 +3,12 @@ import json
 from pathlib import Path
 
 from lab.events import Event
-from lab.timeline import DirectionProbes
+from lab.timeline import DirectionProbes, Handover
 
 DATA = json.loads((Path(__file__).parent / "data" / "recorded-kill-fast.json").read_text())
+# Who takes over from the target in that run's scenario (active-standby).
+HANDOVER = Handover(target=DATA["target"], standbys=("azure-gw-1",), devices=("onprem-0",),
+                    public_ip="198.51.100.100", gateway_bgp_ip="10.1.255.30", device_bgp_ips=("10.10.255.1",))
 
 
 def recorded_probes() -> list[DirectionProbes]:

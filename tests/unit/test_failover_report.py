@@ -2,89 +2,214 @@
 import json
 import xml.etree.ElementTree as ET
 
+import pytest
+from recorded import DATA, recorded_events, recorded_probes
+from recorded import HANDOVER as RECORDED_HANDOVER
 from rich.console import Console
+from streams import FAULT, HANDOVER, METHOD, at, between, stream
 
+from lab.events import Event
 from lab.experiment import FailoverReport, RunResult
 from lab.failover_report import (
+    COLUMNS,
     failover_json,
     failover_junit,
     failover_markdown,
+    phase_rows,
     render_failover,
     summary_rows,
     write_outputs,
 )
-from lab.timeline import NS, analyse_direction, breakdown, checks
+from lab.timeline import NS, Method, analyse_direction, breakdown, checks, invalid_reason
 
-from recorded import DATA, recorded_events, recorded_probes
+
 
 def recorded_run(index: int, target_s: float) -> RunResult:
+    """The recorded run (3 s settle: a 2 s Sustained Convergence Validation Time validates it)."""
     probes = recorded_probes()
     events = recorded_events()
     interval = DATA["interval_s"]
-    directions = [analyse_direction(p, DATA["fault_ns"], DATA["end_ns"], int(interval * NS)) for p in probes]
-    phases = breakdown(events, DATA["fault_ns"], DATA["target"], directions)
+    method = Method(int(interval * NS), 2 * NS, 2 * NS)
+    directions = [analyse_direction(p, DATA["fault_ns"], DATA["end_ns"], method) for p in probes]
+    phases = breakdown(events, DATA["fault_ns"], DATA["end_ns"], RECORDED_HANDOVER, directions)
     return RunResult(index=index, fault="kill", target=DATA["target"], planned=False, target_s=target_s,
                      target_source="test", interval_s=interval, started_ns=DATA["started_ns"],
                      fault_ns=DATA["fault_ns"], end_ns=DATA["end_ns"], fault_detail="container SIGKILLed",
-                     directions=directions, phases=phases, checks=checks(directions, phases, target_s, interval),
-                     events=events, probes=probes, returned_by="failback")
+                     directions=directions, phases=phases, checks=checks(directions, target_s),
+                     events=events, probes=probes, returned_by="failback", invalid=invalid_reason(directions))
 
 
-def report(target_s: float, runs: int = 2) -> FailoverReport:
+def new_report(target_s: float, runs: list[RunResult], sustained_s: float = 2.0) -> FailoverReport:
     r = FailoverReport(lab="t", scenario="active-standby", profile="fast", fault="kill", fault_summary="SIGKILL",
                        target=DATA["target"], planned=False, target_s=target_s, target_source="test",
-                       interval_s=DATA["interval_s"], started_at="2026-11-26T10:00:00+00:00", machine="test")
-    r.runs = [recorded_run(i + 1, target_s) for i in range(runs)]
+                       interval_s=DATA["interval_s"], sustained_s=sustained_s,
+                       started_at="2026-11-26T10:00:00+00:00", machine="test")
+    r.runs = runs
     return r
 
 
+def report(target_s: float, runs: int = 2) -> FailoverReport:
+    return new_report(target_s, [recorded_run(i + 1, target_s) for i in range(runs)])
+
+
+def synthetic_run(index: int, outage_s: float, target_s: float = 2.0, bgp: bool = True,
+                  loss_before: bool = False, reversion_s: float | None = 0.3, restore_blip: bool = False) -> RunResult:
+    """A run with an outage of `outage_s` each way (and a failback at +12 s with its own)."""
+    lost = lambda t: between(0, outage_s)(t) or (loss_before and between(-0.5, -0.4)(t)) or \
+        (reversion_s is not None and between(12, 12 + reversion_s)(t)) or (restore_blip and between(11.5, 11.52)(t))
+    probes = [stream(2, 20, lost=lost, name=name)[0] for name in ("a → b", "b → a")]
+    end, stopped = at(min(outage_s + 5, 11)), at(20)
+    directions = [analyse_direction(p, FAULT, end, METHOD) for p in probes]
+    reversion = [analyse_direction(p, at(12), stopped, METHOD) for p in probes] if reversion_s is not None else []
+    events = [Event(FAULT, "fault", "gw-0", "fault", "kill"), Event(at(0.3), "vrrp", "gw-1", "vrrp-master"),
+              Event(at(0.4), "vici", "gw-1", "child-up", "t via 198.51.100.20")]
+    if bgp:
+        events.append(Event(at(0.1 * index), "frr", "dev", "bgp-up", "10.1.255.30"))
+    return RunResult(index=index, fault="kill", target="gw-0", planned=False, target_s=target_s, target_source="test",
+                     interval_s=0.02, started_ns=at(-2), fault_ns=FAULT, end_ns=end, fault_detail="SIGKILL",
+                     directions=directions, phases=breakdown(events, FAULT, end, HANDOVER, directions),
+                     checks=checks(directions, target_s), events=events, probes=probes, returned_by="failback",
+                     invalid=invalid_reason(directions), restore_ns=at(11), stopped_ns=stopped,
+                     failback_ns=at(12) if reversion_s is not None else None, reversion=reversion)
+
+
+def mixed() -> FailoverReport:
+    """Five distinct runs against a 2 s target: three pass, one fails, one never converges; one more is invalid.
+    Run 3's restore lost a probe before its failback; run 4 needed no failback."""
+    runs = [synthetic_run(1, 0.5), synthetic_run(2, 1.0, bgp=False), synthetic_run(3, 1.5, restore_blip=True),
+            synthetic_run(4, 3.0, reversion_s=None), synthetic_run(5, 30.0), synthetic_run(6, 0.2, loss_before=True)]
+    return new_report(2.0, runs)
+
+
+def shown(r: FailoverReport) -> str:
+    """The report as the terminal shows it."""
+    console = Console(record=True, width=250)
+    console.print(render_failover(r))
+    return console.export_text()
+
+
 def test_pass_and_fail_follow_the_target():
-    assert report(target_s=10.0).passed
-    assert not report(target_s=0.5).passed
+    assert report(target_s=10.0).passed and report(target_s=10.0).verdict == "PASS"
+    assert not report(target_s=0.5).passed and report(target_s=0.5).verdict == "FAIL"
 
 
-def test_summary_has_median_and_p95_per_direction():
+def test_the_recorded_run_reads_as_rfc_figures():
+    run = report(10.0).runs[0]
+    assert run.invalid is None and [p.out_of_order for p in run.phases] == [False] * 6
+    for d in run.directions:
+        assert d.converged and len(d.loss_episodes) == 1 and d.loss_derived_s <= d.rate_derived_s
+
+
+def test_summary_has_median_and_p95_of_every_figure_per_direction():
     rows = summary_rows(report(10.0, runs=3))
     assert [(r["statistic"], r["direction"]) for r in rows] == [
         ("median", "onprem-host → azure-vm"), ("p95", "onprem-host → azure-vm"),
         ("median", "azure-vm → onprem-host"), ("p95", "azure-vm → onprem-host")]
-    assert rows[0]["outage_s"] == report(10.0).runs[0].directions[0].outage_s
+    first = report(10.0).runs[0].directions[0]
+    assert rows[0]["rate_derived_s"] == first.rate_derived_s and rows[0]["loss_derived_s"] == first.loss_derived_s
+    assert set(rows[0]) == {"statistic", "direction"} | {m.key for m in COLUMNS}
 
 
-def test_json_holds_the_full_timeline_and_every_probe():
+def test_statistics_tell_median_from_p95_on_distinct_mixed_runs():
+    r = mixed()
+    assert [run.verdict for run in r.runs] == ["PASS", "PASS", "PASS", "FAIL", "FAIL", "INVALID"]
+    assert r.verdict == "FAIL" and not r.passed
+    median, p95 = summary_rows(r)[:2]
+    # Over the five valid runs: 0.5, 1.0, 1.5, 3.0 and never.
+    assert median["rate_derived_s"] == 1.5 and p95["rate_derived_s"] is None
+    assert median["convergence_packet_loss"] == 75 and p95["convergence_packet_loss"] == 545   # to the window end
+    # Only runs 1 and 2 count for the reversion: 4 had no failback, and the failback baseline
+    # was not clean in 3 (its restore lost a probe) nor in 5 (never recovered before it).
+    assert median["reversion_s"] == p95["reversion_s"] == pytest.approx(0.3)
+    phases = phase_rows(r)
+    assert phases[0]["BGP Established"] == 0.4 and phases[1]["BGP Established"] is None  # run 2 never saw it
+    assert phases[0]["public IP moved"] == phases[1]["public IP moved"] == 0.3
+
+
+def test_a_missing_phase_and_a_run_that_never_converged_render_as_such():
+    r = mixed()
+    text = failover_markdown(r, [])
+    run2 = next(line for line in text.splitlines() if line.startswith("| 2 | 0.00 s"))
+    assert run2.split(" | ")[5] == "-"                          # run 2: BGP Established not observed
+    assert "| **p95** | 0.00 s | 0.30 s | 0.30 s | 0.40 s | not observed | not converged |" in text
+    assert "| 5 | a → b | not converged |" in text
+    terminal = shown(r)
+    assert "not observed" in terminal and "not converged" in terminal
+    assert "result: FAIL (3/6 runs within target, 1 invalid)" in terminal
+    assert "run 6 INVALID: a → b: 5 probes lost in the baseline" in terminal
+    assert "run 3 reversion invalid: a → b: 1 probe lost in the baseline" in terminal
+    assert "| 3 | a → b | 1.50 s | 1.50 s | 1.50 s | 75 | 3.0 ms | 1.52 s | 0.30 s (invalid) | PASS |" in text
+
+
+def test_an_invalid_run_is_neither_passed_nor_a_false_failure():
+    r = new_report(2.0, [synthetic_run(1, 0.5), synthetic_run(2, 0.5, loss_before=True)])
+    assert r.verdict == "INVALID" and not r.passed
+    assert summary_rows(r)[0]["rate_derived_s"] == 0.5       # the invalid run is not in the statistics
+    suite = ET.fromstring(failover_junit(r)).find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "0", "2")
+    errors = [c for c in suite.findall("testcase") if c.find("error") is not None]
+    assert all(c.get("name").startswith("run 2:") for c in errors)
+    assert "invalid run: a → b: 5 probes lost in the baseline" in errors[0].find("error").get("message")
+    data = json.loads(failover_json(r))
+    assert data["verdict"] == "INVALID" and data["runs"][1]["invalid"].startswith("a → b: 5 probes lost")
+    assert "**INVALID**" in failover_markdown(r, [])
+
+
+def test_json_holds_every_figure_loss_episode_event_and_probe():
     data = json.loads(failover_json(report(10.0)))
     run = data["runs"][0]
-    assert data["passed"] is True
+    assert data["passed"] is True and data["verdict"] == "PASS"
+    assert set(data["metrics"]) == {m.key for m in COLUMNS}
+    direction = run["directions"][0]
+    assert {"rate_derived_s", "loss_derived_s", "first_route_s", "convergence_packet_loss", "max_delay_s",
+            "longest_gap_s", "invalid", "converged", "interrupted"} <= set(direction)
+    assert direction["loss_episodes"][0]["probes"] == direction["lost"]
     assert len(run["probes"][0]["sent"]) == len(DATA["probes"][0]["sent"])
     assert {e["kind"] for e in run["events"]} >= {"fault", "vrrp-master", "child-up", "bgp-up"}
     fault = next(e for e in run["events"] if e["kind"] == "fault")
     assert fault["at_s"] == 0.0
     assert all("passed" in c for c in run["checks"])
+    assert {p["name"]: p["out_of_order"] for p in run["phases"]}["BGP Established"] is False
 
 
-def test_junit_has_one_case_per_run_and_target_with_failures_marked():
+def test_json_has_the_reversion():
+    data = json.loads(failover_json(mixed()))
+    assert data["runs"][0]["reversion"][0]["rate_derived_s"] == pytest.approx(0.3)
+    assert data["runs"][3]["reversion"] == [] and data["runs"][3]["failback_ns"] is None
+
+
+def test_junit_has_one_case_per_run_and_direction_with_failures_marked():
     failing = report(target_s=0.5)
-    root = ET.fromstring(failover_junit(failing))
-    suite = root.find("testsuite")
+    suite = ET.fromstring(failover_junit(failing)).find("testsuite")
     cases = suite.findall("testcase")
-    assert len(cases) == sum(len(r.checks) for r in failing.runs)
+    assert len(cases) == sum(len(r.checks) for r in failing.runs) == 4
     failed = [c for c in cases if c.find("failure") is not None]
-    assert len(failed) == int(suite.get("failures")) == sum(not c.passed for r in failing.runs for c in r.checks)
-    assert any("outage" in c.get("name") for c in failed)
+    assert len(failed) == int(suite.get("failures")) == 4 and suite.get("errors") == "0"
+    assert all("rate-derived convergence" in c.get("name") for c in failed)
 
 
-def test_markdown_and_table_state_the_verdict():
+def test_markdown_and_table_state_the_verdict_and_name_each_figure():
     r = report(target_s=0.5)
     text = failover_markdown(r, ["run-1.png"])
     assert "**FAIL**" in text and "![run timeline](run-1.png)" in text and "| **median** |" in text
-    console = Console(record=True, width=140)
-    console.print(render_failover(r))
-    shown = console.export_text()
-    assert "result: FAIL (0/2 runs within target)" in shown and "BGP Established" in shown
+    assert "Full Convergence Time, Rate-Derived Method" in text and "Loss-Derived Convergence Time" in text
+    assert "Loss episodes" in text and "0.01–1.33 s (66)" in text
+    terminal = shown(r)
+    assert "result: FAIL (0/2 runs within target)" in terminal and "BGP Established" in terminal
+    assert "rate-derived" in terminal and "loss-derived" in terminal and "longest gap" in terminal
+
+
+def test_an_out_of_order_run_says_how_it_happened():
+    run = synthetic_run(1, 0.5)
+    run.phases = breakdown(run.events + [Event(at(0.05), "vici", "dev", "child-up", "t via 198.51.100.100")],
+                           FAULT, run.end_ns, HANDOVER, run.directions)
+    text = failover_markdown(new_report(2.0, [run]), [])
+    assert "0.05 s (out of order)" in text
+    assert "Run 1, as it happened: fault injected → IKE re-established → BGP Established → " in text
 
 
 def test_outputs_are_written_with_a_real_png(tmp_path):
-    written = write_outputs(report(10.0, runs=1), tmp_path / "out")
+    written = write_outputs(new_report(2.0, [recorded_run(1, 2.0), synthetic_run(2, 30.0)]), tmp_path / "out")
     names = sorted(p.name for p in written)
-    assert names == ["junit.xml", "report.json", "run-1.png", "summary.md"]
+    assert names == ["junit.xml", "report.json", "run-1.png", "run-2.png", "summary.md"]
     assert (tmp_path / "out" / "run-1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
