@@ -14,6 +14,7 @@ from .deploy import IMAGE, state_root
 from .errors import LabError
 from .report import print_status, status_json
 from .model import LabPlan
+from .render import guard_table
 from .topology import builtin_profiles, builtin_scenarios, load_plan
 from .wiring import real_adapters
 
@@ -82,6 +83,7 @@ def status(
         name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
         result = lifecycle.read_status(name, adapters)
         result.faults_in_place = faults_in_place(state_root() / name)
+        result.guard = _guard_counters(name, adapters)
     except LabError as exc:
         _fail(exc)
     if json_out:
@@ -89,6 +91,15 @@ def status(
     else:
         print_status(result, out)
     raise typer.Exit(0 if result.converged else 1)
+
+
+def _guard_counters(lab: str, adapters) -> dict[str, int]:
+    """The lab's forwarding guard as the host counts it; empty (and said so) when it is missing."""
+    table = guard_table(lab)
+    if table not in adapters.host.guards():
+        err.print(f"[bold red]warning:[/] the host has no forwarding guard for lab {lab} (`lab up` installs it)")
+        return {}
+    return adapters.host.counters(table)
 
 
 def _first_instance(plan: LabPlan) -> str:

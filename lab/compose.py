@@ -14,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from .deploy import DeployPlan, plan_deploy
+from .deploy import IMAGE, DeployPlan, plan_deploy
 from .model import LabPlan
+from .render import render_guard
 
 PSK_VOLUME = "psk"
 
@@ -58,8 +59,18 @@ def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
         }
         for net in deploy.networks
     }
-    first_image = deploy.nodes[0].spec.image
+    first_image = deploy.nodes[0].image
     services: dict[str, dict] = {
+        # The host's forwarding guard, as `lab up` installs it; `lab down` removes it.
+        "guard": {
+            "image": first_image,
+            "entrypoint": ["sh", "-c", 'printf "%s" "$LAB_GUARD" | nft -f -'],
+            "environment": {"LAB_GUARD": render_guard(plan)},
+            "network_mode": "host",
+            "cap_drop": ["ALL"],
+            "cap_add": ["NET_ADMIN"],
+            "labels": {"lab.helper": "host"},
+        },
         "psk-init": {
             "image": first_image,
             "entrypoint": ["bash", "-c", render_psk_init(plan)],
@@ -68,8 +79,7 @@ def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
             "labels": {"lab.name": plan.lab, "lab.node": "psk-init"},
         }
     }
-    for node in deploy.nodes:
-        spec = node.spec
+    for spec in deploy.nodes:
         service: dict = {
             "image": spec.image,
             "container_name": spec.name,
@@ -83,11 +93,12 @@ def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
                 net.removeprefix(f"lab-{plan.lab}-"): {"ipv4_address": address}
                 for net, address in spec.addresses.items()
             },
+            "depends_on": {"guard": {"condition": "service_completed_successfully"}},
         }
         if spec.needs_tun:
             service["devices"] = ["/dev/net/tun:/dev/net/tun"]
             service["volumes"].append(f"{PSK_VOLUME}:/lab-secrets:ro")
-            service["depends_on"] = {"psk-init": {"condition": "service_completed_successfully"}}
+            service["depends_on"]["psk-init"] = {"condition": "service_completed_successfully"}
         services[spec.hostname] = service
     document = {
         "name": f"lab-{plan.lab}",
@@ -103,13 +114,13 @@ def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
     return header + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=120)
 
 
-def compose_files(plan: LabPlan, config_root: str) -> dict[str, str]:
+def compose_files(plan: LabPlan, config_root: str, image: str = IMAGE) -> dict[str, str]:
     """Every file of the Compose project, relative to the repository root."""
-    deploy = plan_deploy(plan, Path(config_root), psks={})
+    deploy = plan_deploy(plan, psks={}, image=image)
     files = {"docker-compose.yml": render_compose(plan, deploy, f"./{config_root}")}
-    for node in deploy.nodes:
-        for rel, text in node.files.items():
-            files[f"{config_root}/{node.spec.hostname}/{rel}"] = text
+    for spec in deploy.nodes:
+        for f in spec.files:
+            files[f"{config_root}/{spec.hostname}/{f.path}"] = f.text
     return files
 
 

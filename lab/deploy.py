@@ -1,9 +1,9 @@
 """Bringing a lab up and down: a pure plan, then named stages through ports.
 
-Stages of `up`: check engine → check image → check host → write configs →
-create networks → create nodes → wait healthy → wait converged. Any failure
-or Ctrl-C after something was created tears the lab down again, so nothing
-is left half-made.
+Stages of `up`: check engine → check image → allocate segments → keys →
+forwarding guard → create networks → create nodes → wait healthy → wait
+converged. Any failure or Ctrl-C after something was created tears the lab
+down again, so nothing is left half-made.
 """
 from __future__ import annotations
 
@@ -12,18 +12,15 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
-from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from . import __version__
-from .errors import DeployError, HostConflictError
-from .hostcheck import find_conflicts
+from .errors import DeployError
 from .kinds import KINDS
 from .model import LabPlan
-from .ports import ContainerRuntime, ContainerSpec, NetworkSpec
+from .ports import ConfigFile, ContainerRuntime, ContainerSpec, NetworkSpec
 from .render import render_node, render_psk_secrets
 
 IMAGE = os.environ.get("LAB_IMAGE", f"azlab-node:{__version__}")
@@ -39,11 +36,13 @@ Progress = Callable[[str], None]
 
 
 # Not `internal`: Docker's internal-network rules drop every routed packet.
-# Instead no NAT, and nodes keep no default route, so nothing can leave the machine.
+# No NAT; what keeps packets in the lab is the host's forwarding guard
+# (render_guard), which matches the lab's bridges by name.
 BRIDGE_OPTIONS = {
     "com.docker.network.bridge.enable_ip_masquerade": "false",
     "com.docker.network.bridge.enable_icc": "true",
 }
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 
 
 def state_root() -> Path:
@@ -59,18 +58,10 @@ def lab_labels(lab: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class NodeDeploy:
-    spec: ContainerSpec
-    files: dict[str, str]
-    secret_files: dict[str, str] = field(repr=False)
-
-
-@dataclass(frozen=True)
 class DeployPlan:
     lab: str
-    state_dir: Path
     networks: list[NetworkSpec]
-    nodes: list[NodeDeploy]
+    nodes: list[ContainerSpec]
 
 
 def node_labels(plan: LabPlan, node: str) -> dict[str, str]:
@@ -94,7 +85,6 @@ def node_labels(plan: LabPlan, node: str) -> dict[str, str]:
 
 def plan_deploy(
     plan: LabPlan,
-    state_dir: Path,
     psks: dict[str, str],
     image: str = IMAGE,
     extra_labels: dict[str, str] | None = None,
@@ -105,12 +95,12 @@ def plan_deploy(
     networks = [
         NetworkSpec(
             name=plan.network_name(name),
-            subnet=net.subnet,
-            bridge_address=str(net.bridge_address),
+            subnet=segment.subnet,
+            bridge_address=str(segment.bridge_address),
             labels={"lab.name": plan.lab, "lab.network": name, **extra},
-            options=dict(BRIDGE_OPTIONS),
+            options={**BRIDGE_OPTIONS, BRIDGE_NAME_OPTION: segment.bridge},
         )
-        for name, net in plan.scenario.networks.items()
+        for name, segment in plan.segments.items()
     ]
     nodes = []
     for name, node in plan.nodes.items():
@@ -121,19 +111,19 @@ def plan_deploy(
             json.dumps([image, image_id, sorted(files.items()), sorted(secret_files.items())]).encode()
         ).hexdigest()[:16]
         labels = {**node_labels(plan, name), "lab.config-hash": digest, **extra}
-        spec = ContainerSpec(
+        nodes.append(ContainerSpec(
             name=node.container,
             hostname=name,
             image=image,
             labels=labels,
-            config_dir=str(state_dir / "nodes" / name),
-            addresses={plan.network_name(n): str(a) for n, a in node.links.items()},
+            files=tuple(ConfigFile(rel, text, 0o755 if rel.endswith(".sh") else 0o644) for rel, text in files.items())
+            + tuple(ConfigFile(rel, text, 0o600) for rel, text in secret_files.items()),
+            addresses={plan.network_name(n): str(plan.segments[n].attachments[name]) for n in node.links},
             capabilities=kind.capabilities,
             needs_tun=kind.needs_tun,
             sysctls=SYSCTLS,
-        )
-        nodes.append(NodeDeploy(spec=spec, files=files, secret_files=secret_files))
-    return DeployPlan(lab=plan.lab, state_dir=state_dir, networks=networks, nodes=nodes)
+        ))
+    return DeployPlan(lab=plan.lab, networks=networks, nodes=nodes)
 
 
 # --- side effects ------------------------------------------------------------------
@@ -164,25 +154,6 @@ def _write(path: Path, text: str, mode: int) -> None:
     os.chmod(path, mode)
 
 
-def write_configs(deploy: DeployPlan) -> None:
-    deploy.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(deploy.state_dir, 0o700)
-    for node in deploy.nodes:
-        folder = Path(node.spec.config_dir)
-        if folder.exists():
-            shutil.rmtree(folder)
-        for rel, text in node.files.items():
-            _write(folder / rel, text, 0o755 if rel.endswith(".sh") else 0o644)
-        for rel, text in node.secret_files.items():
-            _write(folder / rel, text, 0o600)
-
-
-def check_host(plan: LabPlan, runtime: ContainerRuntime, host_routes: list[tuple[IPv4Network, str]]) -> None:
-    problems = find_conflicts(plan, host_routes, runtime.network_subnets())
-    if problems:
-        raise HostConflictError("; ".join(problems))
-
-
 def create_networks(deploy: DeployPlan, runtime: ContainerRuntime, progress: Progress) -> None:
     for net in deploy.networks:
         progress(f"network {net.name} ({net.subnet})")
@@ -192,8 +163,7 @@ def create_networks(deploy: DeployPlan, runtime: ContainerRuntime, progress: Pro
 def create_nodes(deploy: DeployPlan, runtime: ContainerRuntime, progress: Progress) -> None:
     """Idempotent: a running node with the same config is kept; others are recreated."""
     existing = {c.name: c for c in runtime.containers({"lab.name": deploy.lab})}
-    for node in deploy.nodes:
-        spec = node.spec
+    for spec in deploy.nodes:
         current = existing.get(spec.name)
         same = current is not None and current.config_hash == spec.labels["lab.config-hash"]
         if same and current.status == "running":
@@ -207,14 +177,6 @@ def create_nodes(deploy: DeployPlan, runtime: ContainerRuntime, progress: Progre
             runtime.create_container(spec)
         progress(f"node {spec.hostname}: starting")
         runtime.start(spec.name)
-
-
-def remove_lab(lab: str, runtime: ContainerRuntime, state_dir: Path | None = None) -> list[str]:
-    removed = runtime.remove_lab(lab_labels(lab))
-    if state_dir is not None and state_dir.exists():
-        shutil.rmtree(state_dir)
-        removed.append(str(state_dir))
-    return removed
 
 
 def ensure_image(runtime: ContainerRuntime, image: str) -> str:

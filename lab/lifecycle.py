@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import os
+import signal
+import shutil
+import threading
 import time
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Iterator
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from .deploy import (
     IMAGE,
     DeployPlan,
-    check_host,
     create_networks,
     create_nodes,
     ensure_image,
@@ -19,13 +22,13 @@ from .deploy import (
     load_or_create_psks,
     plan_deploy,
     raise_if_dead,
-    remove_lab,
     state_root,
-    write_configs,
 )
 from .errors import LabError, WaitTimeout
 from .hostcheck import kernel_esp_support
 from .model import LabPlan
+from .render import guard_table, render_guard
+from .segments import plan_segments, split_host_subnets
 from .ports import ContainerRuntime
 from .status import LabStatus, collect_status, not_ready
 from .wiring import Adapters
@@ -33,6 +36,10 @@ from .wiring import Adapters
 Progress = Callable[[str], None]
 HEALTHY_WITHIN_S = 60.0
 CONVERGED_WITHIN_S = 120.0
+# Removing is repeated until the engine has shown nothing of the lab for a
+# while: a create that was in flight when the user pressed Ctrl-C lands late.
+GONE_FOR_S = 2.0
+TEARDOWN_WITHIN_S = 60.0
 
 
 @lru_cache(maxsize=1)
@@ -95,6 +102,13 @@ def wait_healthy(lab: str, runtime: ContainerRuntime, within_s: float) -> None:
     wait_for("healthy nodes", not_healthy, within_s)
 
 
+def place_segments(plan: LabPlan, adapters: Adapters) -> LabPlan:
+    """The plan with transport subnets that are free on the engine's host (the lab's own are kept)."""
+    own = {plan.network_name(n): n for n in plan.scenario.networks}
+    taken, reuse = split_host_subnets(own, adapters.host.routes(), adapters.runtime.network_subnets())
+    return plan.model_copy(update={"segments": plan_segments(plan.scenario, plan.lab, taken, reuse)})
+
+
 def up(
     plan: LabPlan,
     adapters: Adapters,
@@ -107,17 +121,17 @@ def up(
     progress("checking the Docker engine")
     runtime.ping()
     image_id = ensure_image(runtime, image)
-    progress("checking lab subnets against the host's routes and Docker networks")
-    check_host(plan, runtime, adapters.host_routes())
     state_dir = state_root() / plan.lab
-    created = False
+    touched = False
     try:
+        progress("placing the lab's networks on free transport subnets")
+        plan = place_segments(plan, adapters)
+        touched = True
         psks = load_or_create_psks(state_dir, [t.name for t in plan.tunnels])
-        deploy: DeployPlan = plan_deploy(plan, state_dir, psks, image=image, extra_labels=extra_labels,
-                                              image_id=image_id)
-        progress(f"writing configs to {state_dir}")
-        write_configs(deploy)
-        created = True
+        deploy: DeployPlan = plan_deploy(plan, psks, image=image, extra_labels=extra_labels, image_id=image_id)
+        # Before the first bridge exists, so no lab packet can ever be forwarded off the lab.
+        progress(f"installing the host's forwarding guard (nftables table inet {guard_table(plan.lab)})")
+        adapters.host.apply_guard(guard_table(plan.lab), render_guard(plan))
         create_networks(deploy, runtime, progress)
         create_nodes(deploy, runtime, progress)
 
@@ -126,16 +140,68 @@ def up(
         progress("waiting for IKE and BGP to converge")
         wait_for("convergence", lambda: read_status(plan.lab, adapters).unconverged_reasons(), converge_within_s)
         return read_status(plan.lab, adapters)
-    except BaseException:
-        if created and not os.environ.get("LAB_KEEP_ON_FAILURE"):
+    except BaseException as exc:
+        if touched and not os.environ.get("LAB_KEEP_ON_FAILURE"):
             progress("start-up failed: removing what was created")
-            remove_lab(plan.lab, runtime, state_dir)
+            _, left = teardown(plan.lab, adapters)
+            if left:
+                raise LabError(f"{exc.__class__.__name__ if not str(exc) else exc}; and these are left: "
+                               f"{', '.join(left)} (`lab down --lab {plan.lab}` removes them)") from exc
         raise
 
 
+@contextmanager
+def _uninterruptible() -> Iterator[None]:
+    """Ctrl-C waits until clean-up is over: a second one must not leave half a lab."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def teardown(lab: str, adapters: Adapters) -> tuple[list[str], list[str]]:
+    """Removes every container and network of the lab, then its guard and its files.
+
+    Returns (removed, left): `left` names what could not be removed. The
+    guard goes last, once no lab bridge is left for it to protect.
+    """
+    runtime, labels = adapters.runtime, lab_labels(lab)
+    removed: list[str] = []
+    with _uninterruptible():
+        gone_since = None
+        deadline = time.monotonic() + TEARDOWN_WITHIN_S
+        while time.monotonic() < deadline:
+            removed += runtime.remove_lab(labels)
+            if runtime.lab_objects(labels):
+                gone_since = None
+            elif gone_since is None:
+                gone_since = time.monotonic()
+            elif time.monotonic() - gone_since >= GONE_FOR_S:
+                break
+            time.sleep(0.25)  # the pause is the point: an in-flight create lands meanwhile
+        left = runtime.lab_objects(labels)
+        if not left:
+            table = guard_table(lab)
+            adapters.host.remove_guard(table)
+            removed.append(f"nftables table inet {table}")
+            state_dir = state_root() / lab
+            if state_dir.exists():
+                shutil.rmtree(state_dir)
+                removed.append(str(state_dir))
+        return removed, left
+
+
 def down(lab: str, adapters: Adapters) -> list[str]:
+    """Removes the lab and returns what was removed; raises naming what is left."""
     adapters.runtime.ping()
-    return remove_lab(lab, adapters.runtime, state_root() / lab)
+    removed, left = teardown(lab, adapters)
+    if left:
+        raise LabError(f"lab {lab}: could not remove {', '.join(left)}; run `lab down --lab {lab}` again")
+    return removed
 
 
 def running_labs(adapters: Adapters) -> list[str]:

@@ -22,14 +22,9 @@ class Strict(BaseModel):
 
 
 class Network(Strict):
+    # The scenario's own addressing: it lives inside the containers only, so
+    # it may be anything, even the host's own subnet (see Segment).
     subnet: IPv4Network
-    # The Docker bridge takes one address of every network; by default the
-    # first, which Azure also reserves as the subnet's gateway.
-    host_address: IPv4Address | None = None
-
-    @property
-    def bridge_address(self) -> IPv4Address:
-        return self.host_address or next(self.subnet.hosts())
 
 
 class AddressOn(Strict):
@@ -113,6 +108,13 @@ class Targets(Strict):
     unplanned_s: Target
 
 
+class Convergence(Strict):
+    # RFC 6412 "Sustained Convergence Validation Time": how long traffic must
+    # flow at the offered rate, with no loss, before convergence counts as
+    # complete (RFC 6412 recommends at least 5 s).
+    sustained_s: float = Field(default=5.0, gt=0)
+
+
 class Profile(Strict):
     name: str
     description: str
@@ -121,6 +123,7 @@ class Profile(Strict):
     vrrp: VrrpTimers
     bfd: BfdTimers | None = None
     targets: Targets
+    convergence: Convergence = Convergence()
     sources: dict[str, str] = {}
 
 
@@ -151,6 +154,26 @@ class TunnelPlan(Strict):
     interface: str
 
 
+class Segment(Strict):
+    """The Docker bridge that carries one scenario network as a plain L2 segment.
+
+    Docker's IPAM holds only a small transport subnet, allocated per lab from
+    a pool that avoids the host's routes and every other Docker network; each
+    node drops its transport address at start and takes its scenario address.
+    So labs of the same scenario run side by side, and the host never holds,
+    routes or answers for a lab address.
+    """
+
+    network: str
+    bridge: str                               # Linux bridge name on the engine's host
+    subnet: IPv4Network                       # transport subnet (Docker's IPAM)
+    attachments: dict[str, IPv4Address]       # node -> its transport address
+
+    @property
+    def bridge_address(self) -> IPv4Address:
+        return next(self.subnet.hosts())
+
+
 class NodePlan(Strict):
     name: str
     kind: str
@@ -167,6 +190,9 @@ class LabPlan(Strict):
     profile: Profile
     nodes: dict[str, NodePlan]
     tunnels: list[TunnelPlan]
+    segments: dict[str, Segment]
+    # Every bridge of the lab starts with it: the host's forwarding guard matches on it.
+    bridge_prefix: str
 
     def network_name(self, network: str) -> str:
         return f"lab-{self.lab}-{network}"

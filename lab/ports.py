@@ -33,12 +33,21 @@ class NetworkSpec:
 
 
 @dataclass(frozen=True)
+class ConfigFile:
+    path: str            # under the node's /lab
+    text: str = field(repr=False)
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     name: str
     hostname: str
     image: str
     labels: dict[str, str]
-    config_dir: str
+    # Copied into the container before its first start, never shared with the
+    # host: a repeated `up` can't change what a running node sees.
+    files: tuple[ConfigFile, ...]
     # network name -> address; the first one is attached at create time
     addresses: dict[str, str]
     capabilities: tuple[str, ...]
@@ -56,6 +65,7 @@ class ContainerRuntime(Protocol):
     def restart(self, name: str) -> None: ...
     def containers(self, labels: dict[str, str]) -> list[ContainerInfo]: ...
     def remove_lab(self, labels: dict[str, str]) -> list[str]: ...
+    def lab_objects(self, labels: dict[str, str]) -> list[str]: ...
     def exec(self, name: str, argv: list[str], timeout_s: float = 10.0) -> tuple[int, str]: ...
     def logs(self, name: str, tail: int | None = None, since_ns: int | None = None,
              until_ns: int | None = None, timestamps: bool = False) -> str: ...
@@ -65,6 +75,15 @@ class ContainerRuntime(Protocol):
     def read_file(self, name: str, path: str) -> str: ...
     def events(self, labels: dict[str, str], since_ns: int, until_ns: int) -> list[dict]: ...
     def stream_exec(self, name: str, argv: list[str]) -> "ExecStream": ...
+
+
+class HostNet(Protocol):
+    """The engine host's own network namespace, reached through the engine (not from this machine)."""
+    def routes(self) -> list[tuple[IPv4Network, str]]: ...
+    def apply_guard(self, table: str, script: str) -> None: ...
+    def remove_guard(self, table: str) -> None: ...
+    def guards(self) -> list[str]: ...
+    def counters(self, table: str) -> dict[str, int]: ...
 
 
 class ExecStream(Protocol):

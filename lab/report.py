@@ -21,6 +21,11 @@ def render_status(status: LabStatus) -> Group:
     head.add_row("host kernel ESP", status.host_kernel_esp)
     verdict = Text("converged", style="bold green") if status.converged else Text("not converged", style="bold red")
     head.add_row("state", verdict)
+    if status.guard:
+        leaked = status.guard.get("forwarded out of the lab", 0)
+        stopped = sum(v for k, v in status.guard.items() if k != "forwarded out of the lab")
+        head.add_row("host guard", Text(f"{leaked} packets forwarded out of the lab; {stopped} stopped at the lab's edge",
+                                        style="green" if leaked == 0 else "bold red"))
     if status.faults_in_place:
         head.add_row("faults in place", Text(", ".join(status.faults_in_place) + " (`lab repair` undoes them)", style="yellow"))
 

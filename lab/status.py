@@ -83,6 +83,8 @@ class LabStatus:
     active_addresses: list[str] = field(default_factory=list)
     # Faults `lab break` left in place, e.g. "link-down on azure-gw-0".
     faults_in_place: list[str] = field(default_factory=list)
+    # The host's forwarding guard: packets per rule ("forwarded out of the lab" must stay 0).
+    guard: dict[str, int] = field(default_factory=dict)
 
     @property
     def converged(self) -> bool:

@@ -16,9 +16,11 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import TopologyError
 from .kinds import KINDS
-from .model import NAME_PATTERN, LabPlan, NodePlan, Profile, Scenario, TunnelPlan
+from .model import NAME_PATTERN, LabPlan, NodePlan, Profile, Scenario, Segment, TunnelPlan
+from .segments import bridge_prefix, plan_segments
 
 M = TypeVar("M", bound=BaseModel)
+LAB_NAME_PATTERN = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
 MAX_IFNAME = 15  # Linux interface names; links are named after their network
 VXLAN_BASE_VNI = 100
 
@@ -112,10 +114,6 @@ def _check_kinds(s: Scenario) -> list[str]:
 def _check_links(s: Scenario) -> list[str]:
     problems = []
     owner: dict[IPv4Address, str] = {}
-    for net_name, net in s.networks.items():
-        owner[net.bridge_address] = f"the host's bridge on {net_name}"
-        if net.host_address is not None and net.host_address not in net.subnet:
-            problems.append(f"networks.{net_name}.host_address: {net.host_address} is not inside {net.subnet}")
     for name, node in s.nodes.items():
         for net_name, address in node.links.items():
             field = f"nodes.{name}.links.{net_name}"
@@ -280,15 +278,21 @@ def plan_tunnels(s: Scenario) -> list[TunnelPlan]:
     return plans
 
 
-def resolve(scenario: Scenario, profile: Profile, lab: str | None = None) -> LabPlan:
+def resolve(scenario: Scenario, profile: Profile, lab: str | None = None,
+            segments: dict[str, Segment] | None = None) -> LabPlan:
+    """The plan; without `segments`, transport subnets are the pool's first (the host decides at `up`)."""
     lab_name = lab or scenario.name
     nodes = {
         name: NodePlan(name=name, kind=node.kind, container=f"lab-{lab_name}-{name}", links=node.links, zone=node.zone)
         for name, node in scenario.nodes.items()
     }
-    return LabPlan(lab=lab_name, scenario=scenario, profile=profile, nodes=nodes, tunnels=plan_tunnels(scenario))
+    return LabPlan(lab=lab_name, scenario=scenario, profile=profile, nodes=nodes, tunnels=plan_tunnels(scenario),
+                   segments=segments or plan_segments(scenario, lab_name, taken=[]),
+                   bridge_prefix=bridge_prefix(lab_name))
 
 
 def load_plan(scenario: str, profile: str | None = None, lab: str | None = None) -> LabPlan:
+    if lab is not None and (not re.fullmatch(LAB_NAME_PATTERN, lab) or len(lab) > 40):
+        raise TopologyError("--lab", [f"{lab!r}: a lab name is lower-case letters, digits and '-', at most 40 characters"])
     _, model = load_scenario(scenario)
     return resolve(model, load_profile(profile or model.profile), lab)

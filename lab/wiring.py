@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Network
 from typing import Callable
 
+from .adapters.docker_host import DockerHost
 from .adapters.docker_runtime import DockerRuntime
 from .adapters.frr_route import FrrRoute
-from .adapters.netlink_link import NetlinkLink, host_routes
+from .adapters.netlink_link import NetlinkLink
 from .adapters.vici_ike import ViciIke
-from .ports import ContainerInfo, IkeControl, LinkControl, RouteControl
+from .deploy import IMAGE
+from .ports import ContainerInfo, HostNet, IkeControl, LinkControl, RouteControl
 
 
 @dataclass
@@ -18,7 +19,7 @@ class Adapters:
     ike_for: Callable[[ContainerInfo], IkeControl]
     routes_for: Callable[[ContainerInfo], RouteControl]
     links_for: Callable[[ContainerInfo], LinkControl]
-    host_routes: Callable[[], list[tuple[IPv4Network, str]]]
+    host: HostNet
 
 
 def real_adapters() -> Adapters:
@@ -28,5 +29,5 @@ def real_adapters() -> Adapters:
         ike_for=lambda c: ViciIke(c.node, c.pid),
         routes_for=lambda c: FrrRoute(c.node, c.name, runtime),
         links_for=lambda c: NetlinkLink(c.node, c.pid),
-        host_routes=host_routes,
+        host=DockerHost(runtime, IMAGE),
     )

@@ -9,6 +9,20 @@ log() { echo "lab-entrypoint: $*"; }
 # files would make the daemons refuse to start or be mistaken for running.
 rm -rf /run/lab-ready /run/charon.* /run/keepalived.pid /run/vrrp.pid /run/frr/*
 
+# No name service: Docker's embedded resolver (127.0.0.11) forwards lookups
+# to the host's resolvers, off the machine.
+printf '# no name service: nothing in the lab resolves names off the machine\n' > /etc/resolv.conf
+nft -f - <<'RULES'
+table ip lab-isolation
+delete table ip lab-isolation
+table ip lab-isolation {
+  chain output {
+    type filter hook output priority 0; policy accept;
+    ip daddr 127.0.0.11 counter drop comment "Docker's embedded DNS"
+  }
+}
+RULES
+
 # Links and routes (rendered from the topology). It also drops Docker's
 # default route: nothing the lab sends may leave the machine.
 if [ -f /lab/network.sh ]; then

@@ -6,6 +6,7 @@ import os
 import signal
 import tarfile
 import threading
+from pathlib import Path
 from datetime import datetime, timezone
 from ipaddress import IPv4Network
 from typing import Iterator
@@ -98,12 +99,12 @@ class DockerRuntime:
                 cap_add=list(spec.capabilities),
                 devices=["/dev/net/tun:/dev/net/tun:rwm"] if spec.needs_tun else [],
                 sysctls=spec.sysctls,
-                volumes={spec.config_dir: {"bind": "/lab", "mode": "ro"}},
                 network=first_net,
                 networking_config={first_net: EndpointConfig(version="1.41", ipv4_address=first_ip)},
                 init=True,
                 detach=True,
             )
+            container.put_archive("/", _config_archive(spec.files))
             for net_name, address in networks[1:]:
                 self.client.networks.get(net_name).connect(container, ipv4_address=address)
         except APIError as exc:
@@ -134,27 +135,32 @@ class DockerRuntime:
             )
         return sorted(found, key=lambda c: c.name)
 
-    def remove_lab(self, labels: dict[str, str]) -> list[str]:
+    def _lab_objects(self, labels: dict[str, str]) -> list:
         filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
+        return (self.client.containers.list(all=True, filters=filters)
+                + self.client.networks.list(filters=filters)
+                # Compose's key volume; `lab up` itself makes none.
+                + self.client.volumes.list(filters=filters))
+
+    def lab_objects(self, labels: dict[str, str]) -> list[str]:
+        """Names of every container, network and volume carrying the labels."""
+        return [o.name for o in self._lab_objects(labels)]
+
+    def remove_lab(self, labels: dict[str, str]) -> list[str]:
+        """Removes what carries the labels, containers first; returns what it removed.
+
+        An object the engine won't remove yet (a network whose container is
+        still going) is skipped: callers repeat until `lab_objects` is empty.
+        """
         removed = []
-        for c in self.client.containers.list(all=True, filters=filters):
+        for obj in self._lab_objects(labels):
             try:
-                c.remove(force=True, v=True)
-                removed.append(c.name)
-            except NotFound:
-                pass
-        for net in self.client.networks.list(filters=filters):
-            try:
-                net.remove()
-                removed.append(net.name)
-            except NotFound:
-                pass
-        # Compose's key volume; `lab up` itself makes none.
-        for volume in self.client.volumes.list(filters=filters):
-            try:
-                volume.remove(force=True)
-                removed.append(volume.name)
-            except NotFound:
+                if hasattr(obj, "kill"):
+                    obj.remove(force=True, v=True)
+                else:
+                    obj.remove(**({"force": True} if hasattr(obj, "mountpoint") else {}))
+                removed.append(obj.name)
+            except (NotFound, APIError):
                 pass
         return removed
 
@@ -239,6 +245,24 @@ class DockerRuntime:
         except APIError as exc:
             raise LabError(f"{name}: can't start {argv[0]} ({exc.explanation})") from None
         return ExecStream(api, exec_id, chunks)
+
+
+def _config_archive(files) -> bytes:
+    """/lab as a tar: 0755 folders, except secrets/ (0700); each file with its own mode."""
+    buffer = io.BytesIO()
+    folders = {str(p) for f in files for p in Path("lab", f.path).parents if str(p) != "."}
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for folder in sorted(folders):
+            info = tarfile.TarInfo(folder)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o700 if Path(folder).name == "secrets" else 0o755
+            archive.addfile(info)
+        for f in files:
+            data = f.text.encode()
+            info = tarfile.TarInfo(f"lab/{f.path}")
+            info.size, info.mode = len(data), f.mode
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def _utc(epoch_ns: int) -> datetime:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import errno
 from contextlib import contextmanager
-from ipaddress import IPv4Network
 from typing import Iterator
 
 from pyroute2 import IPRoute
@@ -99,19 +98,3 @@ class NetlinkLink:
                 oif = route.get_attr("RTA_OIF")
                 return names.get(oif, str(oif))
             return None
-
-
-def host_routes() -> list[tuple[IPv4Network, str]]:
-    """The host's own IPv4 routes (all tables), as (prefix, interface)."""
-    with _ipr(None, "host") as ipr:
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-        found = []
-        for route in ipr.get_routes(family=2, table=254):
-            dst = route.get_attr("RTA_DST")
-            if dst is None:
-                continue  # the default route overlaps everything by definition
-            prefix = IPv4Network(f"{dst}/{route['dst_len']}", strict=False)
-            if prefix.is_loopback or prefix.prefixlen == 32 and route["type"] in (2, 3):
-                continue  # local and broadcast entries of the host's own addresses
-            found.append((prefix, names.get(route.get_attr("RTA_OIF"), "?")))
-        return found

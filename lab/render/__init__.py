@@ -98,10 +98,15 @@ def render_network(plan: LabPlan, node: str) -> dict[str, str]:
     loopbacks = [str(spec.bgp_peer_ip)] if spec.bgp_peer_ip else []
     tunnels = _tunnel_views(plan, node)
     loopbacks += [str(t["local_endpoint"]) for t in tunnels]
+    links = [
+        dict(network=net, transport=plan.segments[net].attachments[node], address=address,
+             prefixlen=plan.scenario.networks[net].subnet.prefixlen)
+        for net, address in spec.links.items()
+    ]
     text = _template(
         "network.sh.j2",
         node=node,
-        links=spec.links,
+        links=links,
         loopbacks=loopbacks,
         tunnels=tunnels,
         routes=host_routes(plan, node),
@@ -117,7 +122,7 @@ def render_strongswan(plan: LabPlan, node: str) -> dict[str, str]:
     gateway_side = _is_gateway_side(plan, node)
     tunnels = _tunnel_views(plan, node)
     return {
-        "strongswan/updown.sh": _template("updown.sh.j2", tunnels=tunnels),
+        "strongswan/updown.sh": _template("updown.sh.j2", tunnels=tunnels, gateway_side=gateway_side),
         "strongswan/strongswan.conf": _template(
             "strongswan.conf.j2", retransmit_timeout=timeout, retransmit_tries=tries,
         ),
@@ -137,6 +142,16 @@ def _tunnel_bgp_peer(plan: LabPlan, node: str, t: TunnelPlan) -> IPv4Address:
     if _is_gateway_side(plan, node):
         return plan.scenario.nodes[t.device].bgp_peer_ip  # type: ignore[return-value]
     return plan.scenario.gateways[t.gateway].bgp_peer_ip.address
+
+
+def guard_table(lab: str) -> str:
+    """The nftables table that keeps a lab's packets in the lab, named so a person can find it."""
+    return f"azlab-{lab}"
+
+
+def render_guard(plan: LabPlan) -> str:
+    """The host's forwarding guard for one lab, as an nft script (idempotent: it replaces the table)."""
+    return _template("guard.nft.j2", lab=plan.lab, table=guard_table(plan.lab), prefix=plan.bridge_prefix)
 
 
 def render_psk_secrets(plan: LabPlan, node: str, psks: dict[str, str]) -> dict[str, str]:

@@ -22,12 +22,8 @@ TEST_PSK = "dGVzdC1vbmx5LWtleS1ub3QtYS1zZWNyZXQtMDAwMDA="
 def rendered(case: str) -> dict[str, str]:
     spec = yaml.safe_load((HERE / case / "case.yaml").read_text())
     plan = load_plan(spec["scenario"], spec.get("profile"))
-    deploy = plan_deploy(plan, Path("/state"), {t.name: TEST_PSK for t in plan.tunnels})
-    files = {}
-    for node in deploy.nodes:
-        for rel, text in {**node.files, **node.secret_files}.items():
-            files[f"{node.spec.hostname}/{rel}"] = text
-    return files
+    deploy = plan_deploy(plan, {t.name: TEST_PSK for t in plan.tunnels})
+    return {f"{spec.hostname}/{f.path}": f.text for spec in deploy.nodes for f in spec.files}
 
 
 @pytest.mark.parametrize("case", CASES)

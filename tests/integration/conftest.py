@@ -26,34 +26,31 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def adapters():
+    """Real adapters. A user's own labs may run beside the tests: every test lab has its own name."""
     a = real_adapters()
     a.runtime.ping()
     if a.runtime.image_id(IMAGE) is None:
         pytest.fail(f"{IMAGE} is not built: run `make images`")
-    running = lifecycle.running_labs(a)
-    if running:
-        # Every test lab uses the default scenario's subnets: they would collide.
-        pytest.fail(f"lab {', '.join(running)} is running: `lab down` it before the integration tests")
     yield a
-    a.runtime.remove_lab({"lab.session": SESSION})
+    labs = {c.labels.get("lab.name") for c in a.runtime.containers(SESSION_LABELS)}
+    for lab in sorted(labs - {None}):
+        lifecycle.teardown(lab, a)
+    a.runtime.remove_lab(SESSION_LABELS)
 
 
-@pytest.fixture(scope="session")
-def state_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("lab-state")
-    os.environ["LAB_STATE_DIR"] = str(path)
-    return path
+def forwarded_out(adapters, plan):
+    """Packets the host forwarded from the lab's bridges to anywhere else, counted after every filter."""
+    return adapters.host.counters(f"azlab-{plan.lab}")["forwarded out of the lab"]
 
 
-def start_lab(adapters, profile=None, plan=None):
-    """The default scenario (or `plan` again), up and converged, labelled with the test session."""
-    plan = plan or load_plan("active-standby", profile, lab=f"it-{uuid.uuid4().hex[:6]}")
+def start_lab(adapters, profile=None, plan=None, scenario="active-standby"):
+    """A scenario (or `plan` again), up and converged, labelled with the test session.
+
+    `up` removes what it made when it fails; the session finalizer sweeps the rest.
+    """
+    plan = plan or load_plan(scenario, profile, lab=f"it-{uuid.uuid4().hex[:6]}")
     started = time.monotonic()
-    try:
-        status = lifecycle.up(plan, adapters, progress=lambda m: None, extra_labels=SESSION_LABELS)
-    except BaseException:
-        adapters.runtime.remove_lab({"lab.name": plan.lab})
-        raise
+    status = lifecycle.up(plan, adapters, progress=lambda m: None, extra_labels=SESSION_LABELS)
     return plan, status, time.monotonic() - started
 
 

@@ -29,12 +29,24 @@ def assert_back_to_initial(plan, adapters, run):
     status = lifecycle.read_status(plan.lab, adapters)
     assert status.converged, status.unconverged_reasons()
     assert status.gateways[0].active == ["azure-gw-0"]
+    # The failback is measured too (reversion convergence), and it converged.
+    assert run.reversion and all(d.converged for d in run.reversion), run.reversion
+
+
+# Each phase, the node it must be observed on (the instance taking over, or the device).
+PHASE_NODES = {"public IP moved": {"azure-gw-1"}, "IKE re-established": {"azure-gw-1", "onprem-0"},
+               "BGP Established": {"azure-gw-1", "onprem-0"}}
 
 
 def assert_restored_in_order(run):
+    """A valid run that lost traffic, converged, with every phase observed on the right node, in order."""
+    assert run.invalid is None, run.invalid
     for d in run.directions:
-        assert d.interrupted and d.restored, d
-        assert d.lost > 0 and d.outage_s > 0
-    times = [p.at_s for p in run.phases]
-    assert None not in times, run.phases
-    assert times == sorted(times), run.phases
+        assert d.interrupted and d.converged, d
+        assert d.convergence_packet_loss > 0 and d.rate_derived_s > 0 and d.loss_derived_s > 0
+        assert d.loss_derived_s <= d.rate_derived_s + run.interval_s
+    for p in run.phases:
+        assert p.at_s is not None, run.phases
+        assert not p.out_of_order, run.phases
+        if p.name in PHASE_NODES:
+            assert p.evidence.split(":")[0] in PHASE_NODES[p.name], p

@@ -1,5 +1,6 @@
 """The default lab, for real: IKEv2 with userspace ESP, eBGP over it, VRRP standby."""
 import threading
+from ipaddress import IPv4Network
 import time
 
 
@@ -127,3 +128,45 @@ def test_standby_takes_over_when_the_active_steps_down(running_lab, adapters):
     assert code == 0, output
     status = lifecycle.read_status(plan.lab, adapters)
     assert not [t for t in status.tunnels if t.node == "azure-gw-0"], "the old active still holds an IKE_SA"
+
+
+def test_the_host_drops_what_a_node_routes_off_the_lab(running_lab, adapters):
+    """Even a node that does route to the host (its Docker address and route put back by hand)
+    gets nothing forwarded: the lab's guard drops it, and counts it."""
+    plan, _, _ = running_lab
+    placed = lifecycle.place_segments(plan, adapters)
+    segment = placed.segments["onprem-lan"]
+    # An address the host would route out of the lab, but that never leaves the machine: Docker's own bridge.
+    docker0 = adapters.runtime.client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Subnet"]
+    elsewhere = str(list(IPv4Network(docker0).hosts())[-1])
+    node = container(plan, "onprem-host")
+    transport = f"{segment.attachments['onprem-host']}/{segment.subnet.prefixlen}"
+    before = adapters.host.counters(f"azlab-{plan.lab}")["out of the lab"]
+    script = (f"ip addr add {transport} dev onprem-lan && ip route add {elsewhere}/32 via {segment.bridge_address} && "
+              f"ping -c 3 -i 0.2 -W 1 {elsewhere}; ip route del {elsewhere}/32; ip addr del {transport} dev onprem-lan")
+    code, output = adapters.runtime.exec(node, ["bash", "-c", script], timeout_s=20)
+    assert "0 received" in output, output
+    assert adapters.host.counters(f"azlab-{plan.lab}")["out of the lab"] >= before + 3
+
+
+def test_nodes_have_no_name_service_path_out(running_lab, adapters):
+    plan, _, _ = running_lab
+    node = container(plan, "azure-vm")
+    code, resolv = adapters.runtime.exec(node, ["cat", "/etc/resolv.conf"])
+    assert "nameserver" not in resolv, resolv
+    # A lookup sent straight to Docker's embedded resolver is dropped in the node.
+    query = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1); "
+             "s.sendto(b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x07example\\x03com\\x00\\x00\\x01\\x00\\x01', "
+             "('127.0.0.11', 53))\ntry:\n    s.recv(512); print('answered')\nexcept OSError as e:\n    print('no answer', e)")
+    code, output = adapters.runtime.exec(node, ["python3", "-c", query])
+    assert "no answer" in output, output
+    code, rules = adapters.runtime.exec(node, ["nft", "list", "table", "ip", "lab-isolation"])
+    assert "counter packets 0 " not in rules, rules
+
+
+def test_nat_is_off_on_every_lab_network(running_lab, adapters):
+    plan, _, _ = running_lab
+    for net in adapters.runtime.client.networks.list(filters={"label": f"lab.name={plan.lab}"}):
+        options = net.attrs["Options"]
+        assert options["com.docker.network.bridge.enable_ip_masquerade"] == "false", net.name
+        assert options["com.docker.network.bridge.name"].startswith(plan.bridge_prefix), net.name

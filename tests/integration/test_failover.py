@@ -7,8 +7,9 @@ import sys
 import pytest
 
 from lab import lifecycle
+from lab.deploy import plan_deploy
 
-from .conftest import start_lab
+from .conftest import forwarded_out, start_lab
 from .failover_checks import assert_back_to_initial, assert_restored_in_order, kinds, phase_times, run_fault
 
 
@@ -20,22 +21,49 @@ def run_cli(*args, timeout=300):
 
 @pytest.fixture(scope="module")
 def fast_lab(adapters, state_dir):
+    """The fast-profile lab, brought up twice (as users do): every failover below runs after a repeated `up`.
+
+    The host's forwarded-packet counter is read after every test: nothing may leave, whatever the fault.
+    """
     plan, _, _ = start_lab(adapters, "fast")
+    start_lab(adapters, plan=plan)
     yield plan
     lifecycle.down(plan.lab, adapters)
 
 
+@pytest.fixture(autouse=True)
+def nothing_leaves(request, adapters):
+    yield
+    if "fast_lab" in request.fixturenames:
+        plan = request.getfixturevalue("fast_lab")
+        assert forwarded_out(adapters, plan) == 0
+
+
+def test_repeated_up_leaves_every_nodes_files_as_rendered(fast_lab, adapters):
+    placed = lifecycle.place_segments(fast_lab, adapters)
+    for name in fast_lab.nodes:
+        spec = next(n for n in plan_deploy(placed, psks={}).nodes if n.hostname == name)
+        for f in spec.files:
+            assert adapters.runtime.read_file(spec.name, f"/lab/{f.path}") == f.text, (name, f.path)
+        if spec.needs_tun:
+            code, modes = adapters.runtime.exec(spec.name, ["stat", "-c", "%a %n", "/lab/secrets",
+                                                            "/lab/secrets/psk.conf"])
+            assert code == 0 and modes.split() == ["700", "/lab/secrets", "600", "/lab/secrets/psk.conf"], modes
+
+
 def test_kill_fast(fast_lab, adapters):
-    report, stages = run_fault(fast_lab, adapters, "kill")
-    run = report.runs[0]
-    assert {"baseline", "measuring", "restoring", "failing back"} <= set(stages)
-    assert_restored_in_order(run)
-    assert "container-kill" in kinds(run, "azure-gw-0") and "container-die" in kinds(run, "azure-gw-0")
-    assert "vrrp-master" in kinds(run, "azure-gw-1")
-    assert "child-up" in kinds(run, "azure-gw-1") and "bgp-up" in kinds(run, "onprem-0")
-    # Tuned timers restore traffic in a few seconds, not in minutes.
-    assert max(d.restored_s for d in run.directions) < 6
-    assert_back_to_initial(fast_lab, adapters, run)
+    report, stages = run_fault(fast_lab, adapters, "kill", runs=3)
+    assert {"baseline", "measuring", "restoring", "failing back", "measuring the reversion"} <= set(stages)
+    for run in report.runs:
+        assert_restored_in_order(run)
+        assert "container-kill" in kinds(run, "azure-gw-0") and "container-die" in kinds(run, "azure-gw-0")
+        assert "vrrp-master" in kinds(run, "azure-gw-1")
+        assert "child-up" in kinds(run, "azure-gw-1") and "bgp-up" in kinds(run, "onprem-0")
+        assert_back_to_initial(fast_lab, adapters, run)
+    # The README's claim: the fast profile meets its own 2 s target (median of 3, each direction).
+    for i in range(len(report.runs[0].directions)):
+        times = sorted(run.directions[i].rate_derived_s for run in report.runs)
+        assert times[1] <= report.target_s, times
 
 
 def test_maintenance_fast_sends_delete_before_the_ip_moves(fast_lab, adapters):
@@ -58,7 +86,8 @@ def test_unplanned_faults_fast(fast_lab, adapters, fault):
     run = report.runs[0]
     assert_restored_in_order(run)
     assert "vrrp-master" in kinds(run, "azure-gw-1")
-    assert max(d.restored_s for d in run.directions) < 6
+    # One run on a noisy machine: within twice the target (the median test is on kill).
+    assert max(d.rate_derived_s for d in run.directions) <= 2 * report.target_s
     assert_back_to_initial(fast_lab, adapters, run)
 
 
@@ -69,8 +98,8 @@ def test_blackhole_is_not_repaired_by_active_standby_and_fails(fast_lab, adapter
     run = report.runs[0]
     assert not report.passed
     for d in run.directions:
-        assert d.restored_s is None and not d.restored
-        assert d.outage_s >= report.target_s + 4.0 - 0.5
+        assert d.rate_derived_s is None and not d.converged
+        assert d.longest_gap_s >= report.target_s + 4.0 - 0.5
     assert "vrrp-master" not in kinds(run, "azure-gw-1")
     assert phase_times(run)["traffic restored"] is None
     assert_back_to_initial(fast_lab, adapters, run)
@@ -84,7 +113,7 @@ def test_cli_writes_results_and_exit_code_follows_the_verdict(fast_lab, adapters
     assert data["profile"] == "fast" and len(data["runs"]) == 1
     assert "Breakdown" in done.stdout and ("PASS" in done.stdout or "FAIL" in done.stdout)
     junit = (out / "junit.xml").read_text()
-    assert "<testsuite" in junit and "run 1: outage" in junit
+    assert "<testsuite" in junit and "run 1: rate-derived convergence" in junit
     assert (out / "run-1.png").read_bytes()[:4] == b"\x89PNG"
     assert "# Failover: pause on azure-gw-0" in (out / "summary.md").read_text()
 

@@ -1,13 +1,19 @@
 """Bringing labs up and down: nothing half-made, nothing left behind."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from ipaddress import IPv4Network
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from lab import lifecycle
-from lab.cli import app
+from lab.deploy import IMAGE
 from lab.topology import load_plan
 
 from .conftest import SESSION
@@ -26,9 +32,14 @@ def test_down_leaves_nothing_behind(adapters, state_dir):
     containers, networks = lab_objects(adapters, plan.lab)
     assert len(containers) == len(plan.nodes) and len(networks) == len(plan.scenario.networks)
     assert (state_dir / plan.lab / "psk.json").stat().st_mode & 0o077 == 0
+    assert f"azlab-{plan.lab}" in adapters.host.guards()
     lifecycle.down(plan.lab, adapters)
     assert lab_objects(adapters, plan.lab) == ([], [])
     assert not (state_dir / plan.lab).exists()
+    assert f"azlab-{plan.lab}" not in adapters.host.guards()
+    bridges = json.loads(adapters.runtime.client.containers.run(
+        IMAGE, ["ip", "-j", "link", "show", "type", "bridge"], entrypoint=[], network_mode="host", remove=True))
+    assert not [b["ifname"] for b in bridges if b["ifname"].startswith(plan.bridge_prefix)]
 
 
 def test_psk_never_appears_in_status_or_logs(adapters, state_dir):
@@ -46,23 +57,25 @@ def test_psk_never_appears_in_status_or_logs(adapters, state_dir):
         lifecycle.down(plan.lab, adapters)
 
 
-def test_overlapping_host_route_is_refused_before_anything_is_made(adapters, state_dir, tmp_path):
-    host_prefix = next(p for p, _ in adapters.host_routes() if p.prefixlen >= 16)
+def test_a_scenario_on_the_hosts_own_subnet_runs_and_the_host_keeps_its_route(adapters, state_dir, tmp_path):
+    """Scenario addresses live only inside the containers: even the host's own subnet is fine."""
+    host_prefix, host_dev = next((p, d) for p, d in adapters.host.routes() if 16 <= p.prefixlen <= 24)
     scenario = yaml.safe_load(open("lab/scenarios/active-standby.yaml"))
     scenario["networks"]["internet"]["subnet"] = str(host_prefix)
-    path = tmp_path / "clash.yaml"
-    # Moving the internet segment to the host's own network needs addresses there too.
     hosts = list(IPv4Network(host_prefix).hosts())
     for i, node in enumerate(("azure-gw-0", "azure-gw-1", "onprem-0")):
         scenario["nodes"][node]["links"]["internet"] = str(hosts[-2 - i])
     scenario["gateways"]["azure-gw"]["public_ip"]["address"] = str(hosts[-6])
     scenario["name"] = "clash"
+    path = tmp_path / "clash.yaml"
     path.write_text(yaml.safe_dump(scenario))
-    result = CliRunner().invoke(app, ["up", str(path), "--lab", "clash-test"])
-    assert result.exit_code == 2, result.output
-    assert f"overlaps the host route {host_prefix}" in result.output
-    assert lab_objects(adapters, "clash-test") == ([], [])
-    assert not (state_dir / "clash-test").exists()
+    plan = load_plan(str(path), lab=f"clash-{uuid.uuid4().hex[:6]}")
+    try:
+        status = lifecycle.up(plan, adapters, progress=lambda m: None, extra_labels={"lab.session": SESSION})
+        assert status.converged
+        assert (host_prefix, host_dev) in adapters.host.routes()
+    finally:
+        lifecycle.down(plan.lab, adapters)
 
 
 def test_a_failed_start_removes_what_it_made(adapters, state_dir):
@@ -73,3 +86,64 @@ def test_a_failed_start_removes_what_it_made(adapters, state_dir):
                      converge_within_s=0.1)
     assert lab_objects(adapters, plan.lab) == ([], [])
     assert not (state_dir / plan.lab).exists()
+
+
+def assert_gone(adapters, state_dir, lab):
+    assert lab_objects(adapters, lab) == ([], [])
+    assert f"azlab-{lab}" not in adapters.host.guards()
+    assert not (state_dir / lab).exists()
+
+
+# Stage boundaries of `up` (its progress messages), from the first to the last.
+STAGES = ["checking the Docker engine", "placing the lab's networks", "installing the host's forwarding guard",
+          "network lab-", "node azure-gw-0: creating", "node azure-gw-1: starting", "node onprem-host: starting",
+          "waiting for daemons to be healthy", "waiting for IKE and BGP to converge"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_ctrl_c_at_a_stage_boundary_leaves_nothing(adapters, state_dir, stage):
+    plan = load_plan("active-standby", lab=f"int-{uuid.uuid4().hex[:6]}")
+
+    def interrupt_at(message):
+        if message.startswith(stage):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lifecycle.up(plan, adapters, progress=interrupt_at, extra_labels={"lab.session": SESSION})
+    assert_gone(adapters, state_dir, plan.lab)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ctrl_c_at_a_random_moment_of_lab_up_leaves_nothing(adapters, state_dir, seed):
+    lab = f"rnd-{uuid.uuid4().hex[:6]}"
+    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "up", "--lab", lab], env=os.environ.copy(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(random.Random(seed).uniform(2.5, 8.0))
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 130), err[-2000:]
+    if proc.returncode == 0:  # it converged before the interrupt: a user then downs it
+        lifecycle.down(lab, adapters)
+    else:
+        assert "interrupted: the lab was removed" in err
+    assert_gone(adapters, state_dir, lab)
+
+
+def test_two_labs_of_one_scenario_run_side_by_side_and_go_alone(adapters, state_dir):
+    first = load_plan("active-standby", lab=f"one-{uuid.uuid4().hex[:6]}")
+    second = load_plan("active-standby", lab=f"two-{uuid.uuid4().hex[:6]}")
+    try:
+        for plan in (first, second):
+            lifecycle.up(plan, adapters, progress=lambda m: None, extra_labels={"lab.session": SESSION})
+        for plan in (first, second):
+            status = lifecycle.read_status(plan.lab, adapters)
+            assert status.converged, (plan.lab, status.unconverged_reasons())
+        lifecycle.down(first.lab, adapters)
+        assert_gone(adapters, state_dir, first.lab)
+        status = lifecycle.read_status(second.lab, adapters)
+        assert status.converged, status.unconverged_reasons()
+        assert len(lab_objects(adapters, second.lab)[0]) == len(second.nodes)
+    finally:
+        for plan in (first, second):
+            lifecycle.down(plan.lab, adapters)
+    assert_gone(adapters, state_dir, second.lab)

@@ -3,16 +3,19 @@ from pathlib import Path
 
 import yaml
 
+from lab import __version__
 from lab.compose import compose_files
 from lab.deploy import plan_deploy
 from lab.topology import load_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_ROOT = "compose/active-standby"
+# The committed project names the default image, whatever LAB_IMAGE says here.
+DEFAULT_IMAGE = f"azlab-node:{__version__}"
 
 
 def test_compose_project_matches_the_default_scenario():
-    expected = compose_files(load_plan("active-standby"), CONFIG_ROOT)
+    expected = compose_files(load_plan("active-standby"), CONFIG_ROOT, image=DEFAULT_IMAGE)
     committed = {str(p.relative_to(ROOT)): p.read_text() for p in (ROOT / CONFIG_ROOT).rglob("*") if p.is_file()}
     committed["docker-compose.yml"] = (ROOT / "docker-compose.yml").read_text()
     stale = sorted(rel for rel in set(expected) | set(committed) if expected.get(rel) != committed.get(rel))
@@ -22,14 +25,17 @@ def test_compose_project_matches_the_default_scenario():
 def test_compose_nodes_match_what_lab_up_creates():
     plan = load_plan("active-standby")
     document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    deploy = plan_deploy(plan, Path(CONFIG_ROOT), psks={})
-    for node in deploy.nodes:
-        service = document["services"][node.spec.hostname]
-        assert service["container_name"] == node.spec.name
+    deploy = plan_deploy(plan, psks={})
+    for spec in deploy.nodes:
+        service = document["services"][spec.hostname]
+        assert service["container_name"] == spec.name
         assert service["labels"]["lab.name"] == plan.lab
-        assert set(service["cap_add"]) == set(node.spec.capabilities)
+        assert set(service["cap_add"]) == set(spec.capabilities)
         addresses = {f"lab-{plan.lab}-{net}": v["ipv4_address"] for net, v in service["networks"].items()}
-        assert addresses == node.spec.addresses
+        assert addresses == spec.addresses
+    for net in deploy.networks:
+        assert document["networks"][net.labels["lab.network"]]["driver_opts"] == net.options
+    assert document["services"]["guard"]["network_mode"] == "host"
 
 
 def test_no_key_is_committed():

@@ -3,7 +3,9 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
-from lab.hostcheck import find_conflicts, kernel_esp_support
+from lab.errors import HostConflictError
+from lab.hostcheck import kernel_esp_support
+from lab.segments import bridge_prefix, plan_segments, split_host_subnets
 from lab.render import host_routes, retransmit_schedule
 from lab.status import BgpRow, GatewayRow, LabStatus, NodeRow, TunnelRow
 from lab.topology import builtin_profiles, builtin_scenarios, load_plan
@@ -23,6 +25,8 @@ def test_default_lab_avoids_the_ci_hosts_networks(plan):
     taken = [IPv4Network("192.0.2.0/24"), IPv4Network("203.0.113.0/24")]
     for net in plan.scenario.networks.values():
         assert not any(net.subnet.overlaps(t) for t in taken)
+    for segment in plan.segments.values():
+        assert not any(segment.subnet.overlaps(t) for t in taken)
 
 
 def test_tunnel_gets_its_own_block_of_the_pool(plan):
@@ -64,21 +68,45 @@ def test_profiles_carry_targets_with_sources():
     assert fast.bfd is not None and fast.targets.unplanned_s.value == 2
 
 
-def test_host_route_overlap_names_the_route(plan):
-    problems = find_conflicts(plan, [(IPv4Network("198.51.100.0/25"), "eth7")], {})
-    assert problems == ["networks.internet: 198.51.100.0/24 overlaps the host route 198.51.100.0/25 dev eth7"]
+POOL = IPv4Network("172.28.0.0/24")
 
 
-def test_other_docker_network_overlap_is_named(plan):
-    problems = find_conflicts(plan, [], {"bridge": [IPv4Network("10.1.0.0/16")]})
-    assert "networks.gateway-subnet: 10.1.255.0/27 overlaps Docker network bridge (10.1.0.0/16)" in problems
-    assert len(problems) == 2
+def test_segments_skip_host_routes_and_other_docker_networks(plan):
+    taken = [IPv4Network("172.28.0.0/29"), IPv4Network("172.28.0.16/28")]
+    segments = plan_segments(plan.scenario, "x", taken, pool=POOL)
+    subnets = [s.subnet for s in segments.values()]
+    assert subnets == [IPv4Network(n) for n in ("172.28.0.8/29", "172.28.0.32/29", "172.28.0.40/29", "172.28.0.48/29")]
+    assert all(not a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[i + 1:])
 
 
-def test_the_labs_own_networks_are_not_conflicts(plan):
-    own = {plan.network_name(n): [net.subnet] for n, net in plan.scenario.networks.items()}
-    routes = [(net.subnet, f"br-{n}") for n, net in plan.scenario.networks.items()]
-    assert find_conflicts(plan, routes, own) == []
+def test_every_node_of_a_network_gets_a_transport_address_off_the_bridges(plan):
+    segment = plan_segments(plan.scenario, "x", [], pool=POOL)["internet"]
+    assert set(segment.attachments) == {"azure-gw-0", "azure-gw-1", "onprem-0"}
+    assert segment.bridge_address not in segment.attachments.values()
+    assert all(a in segment.subnet for a in segment.attachments.values())
+
+
+def test_a_repeated_up_keeps_the_labs_own_subnets(plan):
+    own = {plan.network_name(n): n for n in plan.scenario.networks}
+    existing = {name: [plan.segments[n].subnet] for name, n in own.items()}
+    routes = [(plan.segments[n].subnet, f"{plan.bridge_prefix}-{i}") for i, n in enumerate(plan.scenario.networks)]
+    taken, reuse = split_host_subnets(own, routes, {**existing, "bridge": [IPv4Network("172.17.0.0/16")]})
+    assert taken == [IPv4Network("172.17.0.0/16")]
+    again = plan_segments(plan.scenario, plan.lab, taken, reuse)
+    assert again == plan.segments
+
+
+def test_two_labs_get_different_bridges_and_subnets(plan):
+    first = plan_segments(plan.scenario, "one", [], pool=POOL)
+    second = plan_segments(plan.scenario, "two", [s.subnet for s in first.values()], pool=POOL)
+    assert bridge_prefix("one") != bridge_prefix("two")
+    assert not any(a.subnet.overlaps(b.subnet) for a in first.values() for b in second.values())
+    assert all(len(s.bridge) <= 15 for s in first.values())
+
+
+def test_a_full_transport_pool_is_one_line_naming_the_fix(plan):
+    with pytest.raises(HostConflictError, match="LAB_TRANSPORT_POOL"):
+        plan_segments(plan.scenario, "x", [IPv4Network("172.28.0.0/25")], pool=IPv4Network("172.28.0.0/25"))
 
 
 def test_kernel_esp_detection_reads_the_kernel_config(tmp_path):

@@ -2,8 +2,12 @@
 # azure-vm: links, loopbacks, tunnel links and static routes. Rendered by the lab.
 set -euo pipefail
 
-# Links are named after their network (lab-name-link is in the image).
-lab-name-link 10.1.1.4 vnet-workload
+# Links are found by the transport address Docker gave them, named after
+# their network, and given their scenario address instead: Docker's own
+# address (and its default route via the host) goes.
+lab-name-link 172.28.0.19 vnet-workload
+ip addr flush dev vnet-workload
+ip addr add 10.1.1.4/24 dev vnet-workload
 
 # Nothing the lab sends may leave the machine: no default route at all.
 while ip route del default 2>/dev/null; do :; done

@@ -2,9 +2,15 @@
 # onprem-0: links, loopbacks, tunnel links and static routes. Rendered by the lab.
 set -euo pipefail
 
-# Links are named after their network (lab-name-link is in the image).
-lab-name-link 198.51.100.20 internet
-lab-name-link 192.168.10.1 onprem-lan
+# Links are found by the transport address Docker gave them, named after
+# their network, and given their scenario address instead: Docker's own
+# address (and its default route via the host) goes.
+lab-name-link 172.28.0.4 internet
+ip addr flush dev internet
+ip addr add 198.51.100.20/24 dev internet
+lab-name-link 172.28.0.26 onprem-lan
+ip addr flush dev onprem-lan
+ip addr add 192.168.10.1/24 dev onprem-lan
 
 # Nothing the lab sends may leave the machine: no default route at all.
 while ip route del default 2>/dev/null; do :; done
@@ -17,3 +23,6 @@ ip link del vti0 2>/dev/null || true
 ip link add vti0 address 02:00:64:40:00:06 type vxlan id 100 local 100.64.0.2 remote 100.64.0.1 dstport 4789
 ip link set vti0 mtu 1300 up
 ip addr add 100.64.0.6/30 dev vti0
+# Inner traffic goes into the SA or nowhere: the SA's route (table 220) wins
+# while it is installed; without it this drops instead of routing it anywhere.
+ip route replace blackhole 100.64.0.1/32

@@ -1,0 +1,79 @@
+"""The engine host's network namespace, reached only through the Docker API.
+
+A short-lived container of the lab's image runs in the host's network
+namespace with NET_ADMIN and nothing else: it reads the host's routes and
+installs or removes a lab's nftables guard. That works the same on a local
+engine, a remote one (DOCKER_HOST) and Docker Desktop's VM, and needs no
+root on this machine.
+"""
+from __future__ import annotations
+
+import json
+from ipaddress import IPv4Network
+
+from docker.errors import APIError, ContainerError, ImageNotFound
+
+from ..errors import LabError
+from .docker_runtime import DockerRuntime
+
+GUARD_PREFIX = "azlab-"
+
+
+class DockerHost:
+    def __init__(self, runtime: DockerRuntime, image: str):
+        self._runtime = runtime
+        self._image = image
+
+    def _run(self, argv: list[str], stdin_text: str = "") -> str:
+        env = {"LAB_STDIN": stdin_text} if stdin_text else {}
+        command = ["sh", "-c", 'printf "%s" "$LAB_STDIN" | "$@"', "lab-host", *argv] if stdin_text else argv
+        try:
+            output = self._runtime.client.containers.run(
+                self._image, command, entrypoint=[], network_mode="host", cap_add=["NET_ADMIN"],
+                cap_drop=["ALL"], environment=env, remove=True, stdout=True, stderr=True,
+                labels={"lab.helper": "host"},
+            )
+        except ContainerError as exc:
+            detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+            raise LabError(f"engine host: {argv[0]} failed: {detail[-1] if detail else exc.exit_status}") from None
+        except ImageNotFound:
+            raise LabError(f"engine host: {self._image} is not built: run `make images`") from None
+        except APIError as exc:
+            raise LabError(f"engine host: {exc.explanation}") from None
+        return output.decode(errors="replace")
+
+    def routes(self) -> list[tuple[IPv4Network, str]]:
+        """The engine host's IPv4 routes of its main table, as (prefix, interface); no default."""
+        found = []
+        for route in json.loads(self._run(["ip", "-j", "-4", "route", "show", "table", "main"]) or "[]"):
+            dst = route.get("dst", "default")
+            if dst == "default":
+                continue
+            found.append((IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False), route.get("dev", "?")))
+        return found
+
+    def apply_guard(self, table: str, script: str) -> None:
+        self._run(["nft", "-f", "-"], stdin_text=script)
+
+    def remove_guard(self, table: str) -> None:
+        # Declaring the table first makes the delete succeed whether or not it exists.
+        self._run(["nft", "-f", "-"], stdin_text=f"table inet {table}\ndelete table inet {table}\n")
+
+    def guards(self) -> list[str]:
+        listing = json.loads(self._run(["nft", "-j", "list", "tables", "inet"]) or "{}")
+        return [item["table"]["name"] for item in listing.get("nftables", [])
+                if "table" in item and item["table"]["name"].startswith(GUARD_PREFIX)]
+
+    def counters(self, table: str) -> dict[str, int]:
+        """Packets counted by each commented rule of a table."""
+        listing = json.loads(self._run(["nft", "-j", "list", "table", "inet", table]) or "{}")
+        found: dict[str, int] = {}
+        for item in listing.get("nftables", []):
+            rule = item.get("rule")
+            if not rule:
+                continue
+            for expr in rule.get("expr", []):
+                if "counter" in expr:
+                    name = rule.get("comment", f"{rule['chain']}#{rule['handle']}")
+                    found[name] = found.get(name, 0) + int(expr["counter"]["packets"])
+        return found
