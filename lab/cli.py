@@ -39,6 +39,7 @@ def up(
     json_out: bool = typer.Option(False, "--json", help="print the final status as JSON"),
 ) -> None:
     """Build and start a lab; returns once IKE and BGP have converged."""
+    plan = adapters = None
     try:
         plan = load_plan(scenario, profile, lab)
         adapters = real_adapters()
@@ -51,7 +52,9 @@ def up(
     except LabError as exc:
         _fail(exc)
     except KeyboardInterrupt:
-        err.print("interrupted: the lab was removed")
+        left = adapters.runtime.lab_objects({"lab.name": plan.lab}) if plan and adapters else []
+        err.print(f"interrupted: lab {plan.lab} was already running and is left as it was (`lab down` removes it)"
+                  if left else "interrupted: the lab was removed")
         raise typer.Exit(130)
     if json_out:
         out.print(status_json(status), highlight=False)

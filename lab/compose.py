@@ -64,7 +64,8 @@ def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
         # The host's forwarding guard, as `lab up` installs it; `lab down` removes it.
         "guard": {
             "image": first_image,
-            "entrypoint": ["sh", "-c", 'printf "%s" "$LAB_GUARD" | nft -f -'],
+            # $$: Compose would otherwise substitute it from the host's environment.
+            "entrypoint": ["sh", "-c", 'printf "%s" "$$LAB_GUARD" | nft -f -'],
             "environment": {"LAB_GUARD": render_guard(plan)},
             "network_mode": "host",
             "cap_drop": ["ALL"],

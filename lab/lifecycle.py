@@ -121,12 +121,12 @@ def up(
     progress("checking the Docker engine")
     runtime.ping()
     image_id = ensure_image(runtime, image)
+    # A repeated `up` that fails or is interrupted leaves the running lab as it was.
+    existed = bool(runtime.lab_objects(lab_labels(plan.lab)))
     state_dir = state_root() / plan.lab
-    touched = False
     try:
         progress("placing the lab's networks on free transport subnets")
         plan = place_segments(plan, adapters)
-        touched = True
         psks = load_or_create_psks(state_dir, [t.name for t in plan.tunnels])
         deploy: DeployPlan = plan_deploy(plan, psks, image=image, extra_labels=extra_labels, image_id=image_id)
         # Before the first bridge exists, so no lab packet can ever be forwarded off the lab.
@@ -141,12 +141,14 @@ def up(
         wait_for("convergence", lambda: read_status(plan.lab, adapters).unconverged_reasons(), converge_within_s)
         return read_status(plan.lab, adapters)
     except BaseException as exc:
-        if touched and not os.environ.get("LAB_KEEP_ON_FAILURE"):
+        if existed or os.environ.get("LAB_KEEP_ON_FAILURE"):
+            raise
+        with _uninterruptible():
             progress("start-up failed: removing what was created")
             _, left = teardown(plan.lab, adapters)
-            if left:
-                raise LabError(f"{exc.__class__.__name__ if not str(exc) else exc}; and these are left: "
-                               f"{', '.join(left)} (`lab down --lab {plan.lab}` removes them)") from exc
+        if left:
+            raise LabError(f"{str(exc) or exc.__class__.__name__}; and these are left: "
+                           f"{', '.join(left)} (`lab down --lab {plan.lab}` removes them)") from exc
         raise
 
 

@@ -25,7 +25,15 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def adapters():
+def state_dir(tmp_path_factory):
+    """The test session's own state folder: a user's labs keep theirs."""
+    path = tmp_path_factory.mktemp("lab-state")
+    os.environ["LAB_STATE_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def adapters(state_dir):
     """Real adapters. A user's own labs may run beside the tests: every test lab has its own name."""
     a = real_adapters()
     a.runtime.ping()

@@ -155,9 +155,10 @@ def test_nodes_have_no_name_service_path_out(running_lab, adapters):
     code, resolv = adapters.runtime.exec(node, ["cat", "/etc/resolv.conf"])
     assert "nameserver" not in resolv, resolv
     # A lookup sent straight to Docker's embedded resolver is dropped in the node.
-    query = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1); "
-             "s.sendto(b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x07example\\x03com\\x00\\x00\\x01\\x00\\x01', "
-             "('127.0.0.11', 53))\ntry:\n    s.recv(512); print('answered')\nexcept OSError as e:\n    print('no answer', e)")
+    query = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.settimeout(1)\ntry:\n"
+             "    s.sendto(b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x07example\\x03com"
+             "\\x00\\x00\\x01\\x00\\x01', ('127.0.0.11', 53))\n    s.recv(512)\n    print('answered')\n"
+             "except OSError as e:\n    print('no answer', e)")
     code, output = adapters.runtime.exec(node, ["python3", "-c", query])
     assert "no answer" in output, output
     code, rules = adapters.runtime.exec(node, ["nft", "list", "table", "ip", "lab-isolation"])

@@ -35,7 +35,8 @@ def test_compose_nodes_match_what_lab_up_creates():
         assert addresses == spec.addresses
     for net in deploy.networks:
         assert document["networks"][net.labels["lab.network"]]["driver_opts"] == net.options
-    assert document["services"]["guard"]["network_mode"] == "host"
+    guard = document["services"]["guard"]
+    assert guard["network_mode"] == "host" and "$$LAB_GUARD" in guard["entrypoint"][-1]
 
 
 def test_no_key_is_committed():
