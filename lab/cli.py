@@ -105,6 +105,13 @@ def _guard_counters(lab: str, adapters) -> dict[str, int]:
     return adapters.host.counters(table)
 
 
+def _active_instance(plan: LabPlan, adapters) -> str:
+    """The default failover target: the first gateway's instance that is active now."""
+    status = lifecycle.read_status(plan.lab, adapters)
+    active = [a for g in status.gateways for a in g.active]
+    return active[0] if active else _first_instance(plan)
+
+
 def _first_instance(plan: LabPlan) -> str:
     """The default fault target: the first instance of the first gateway."""
     return next(iter(plan.gateway_instances()), "")
@@ -131,7 +138,7 @@ def _lab_for_failover(scenario: str, profile: Optional[str], lab: Optional[str],
 @app.command()
 def failover(
     fault: str = typer.Option(..., help="kill, maintenance, pause, link-down or blackhole"),
-    target: Optional[str] = typer.Option(None, help="gateway instance to hit (default: the scenario's first instance)"),
+    target: Optional[str] = typer.Option(None, help="gateway instance to hit (default: the active one)"),
     runs: int = typer.Option(1, min=1, help="independent runs; the lab goes back to its initial state after each"),
     profile: Optional[str] = typer.Option(None, help=f"timer profile ({', '.join(builtin_profiles())}); default: the running lab's"),
     scenario: str = typer.Option(DEFAULT_SCENARIO, help="built-in scenario or a YAML file"),
@@ -150,7 +157,7 @@ def failover(
         get_fault(fault)
         adapters = real_adapters()
         plan = _lab_for_failover(scenario, profile, lab, adapters, lambda m: err.log(m))
-        settings = FailoverSettings(fault=fault, target=target or _first_instance(plan), runs=runs,
+        settings = FailoverSettings(fault=fault, target=target or _active_instance(plan, adapters), runs=runs,
                                     interval_s=interval_ms / 1000)
         stages: list[str] = []
         with RichLive(console=err, refresh_per_second=4, transient=True) as view:

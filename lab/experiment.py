@@ -254,6 +254,11 @@ class FailoverRunner:
             raise LabError(f"lab {self.plan.lab} is not converged ({'; '.join(status.unconverged_reasons()[:3])}): "
                            "check `lab status`; `lab repair` undoes faults left by `lab break`")
         self.initial = {g.gateway: sorted(g.active) for g in status.gateways}
+        actives = [a for g in status.gateways for a in g.active]
+        if self.settings.target not in actives:
+            # Hitting a standby measures nothing: say so rather than report a 0 s "failover".
+            raise LabError(f"--target {self.settings.target} is not active now (active: {', '.join(actives) or 'none'}): "
+                           "target the active instance")
         report = FailoverReport(
             lab=self.plan.lab, scenario=self.plan.scenario.name, profile=self.plan.profile.name,
             fault=self.fault.name, fault_summary=self.fault.summary, target=self.settings.target,
