@@ -287,7 +287,7 @@ def test_traffic_not_restored_when_a_direction_never_converges():
 # --- random streams -----------------------------------------------------------------
 
 PROPERTIES = settings(max_examples=200, deadline=None, database=None,
-                      suppress_health_check=[HealthCheck.too_slow])
+                      suppress_health_check=list(HealthCheck))
 # Runs of delivered and of lost probes, as outages make them: (length, lost, a late probe's place and delay).
 RUNS = st.lists(st.tuples(st.integers(1, 40), st.booleans(), st.integers(0, 39), st.integers(0, 400)),
                 max_size=10)
