@@ -47,10 +47,11 @@ def break_lab(plan: LabPlan, adapters: Adapters, fault_name: str, target: str, s
         raise LabError(f"{fault.name} is already in place on {target}: `lab repair` first")
     if not record["faults"]:
         record["initial"] = gateway_actives(plan, adapters)
-    done = fault.inject(fault_target(plan, adapters, target))
+    # Recorded before it is injected: a break that fails or is interrupted
+    # half-way (UDP 500 already blocked, say) is still undone by `lab repair`.
     record["faults"].append({"fault": fault.name, "target": target})
     _write(state_dir, record)
-    return done
+    return fault.inject(fault_target(plan, adapters, target))
 
 
 def repair_lab(plan: LabPlan, adapters: Adapters, state_dir: Path) -> list[str]:
@@ -58,7 +59,11 @@ def repair_lab(plan: LabPlan, adapters: Adapters, state_dir: Path) -> list[str]:
     record = _read(state_dir)
     done = []
     for entry in reversed(record["faults"]):
-        restored = get_fault(entry["fault"]).restore(fault_target(plan, adapters, entry["target"]))
+        try:
+            restored = get_fault(entry["fault"]).restore(fault_target(plan, adapters, entry["target"]))
+        except LabError as exc:
+            # Half-injected: part of the fault was never there to undo; the rest still is.
+            restored = f"partly undone ({exc})"
         done.append(f"{entry['fault']} on {entry['target']}: {restored}")
     (state_dir / RECORD).unlink(missing_ok=True)
     if record["initial"]:

@@ -22,6 +22,7 @@ from .faults import FaultTarget, check_target, get_fault
 from .lifecycle import poll_until, read_status, wait_for, wait_healthy
 from .model import LabPlan
 from .observe import Observation
+from .render import guard_table
 from .timeline import (
     DELAY_LIMIT_INTERVALS,
     INTERRUPTION_INTERVALS,
@@ -254,6 +255,9 @@ class FailoverRunner:
             raise LabError(f"lab {self.plan.lab} is not converged ({'; '.join(status.unconverged_reasons()[:3])}): "
                            "check `lab status`; `lab repair` undoes faults left by `lab break`")
         self.initial = {g.gateway: sorted(g.active) for g in status.gateways}
+        if guard_table(self.plan.lab) not in self.adapters.host.guards():
+            raise LabError(f"the host's forwarding guard of lab {self.plan.lab} is missing "
+                           "(an nftables restart flushes it): `lab up` puts it back")
         actives = [a for g in status.gateways for a in g.active]
         if self.settings.target not in actives:
             # Hitting a standby measures nothing: say so rather than report a 0 s "failover".
@@ -323,8 +327,10 @@ class FailoverRunner:
             restored = self.fault.restore(target)
             events.append(Event(restore_ns, "fault", s.target, RESTORE, restored))
             # Probes keep running through the failback: its hand-over is the reversion's event.
+            # With no hand-over the restored instance took its IP back by itself (pre-emption):
+            # then the restore is the event, so that outage is measured too, not hidden.
             returned_by = self._return_to_initial(index, handing_over, observation)
-            failback_ns = handovers[0] if handovers and returned_by == "failback" else None
+            failback_ns = (handovers[0] if handovers else restore_ns) if returned_by == "failback" else None
             if failback_ns is None:
                 stopped_ns = time.monotonic_ns()
             else:

@@ -1,6 +1,7 @@
 """`up`, `down` and `status` of a lab, composed from deploy stages and ports."""
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import shutil
@@ -125,14 +126,19 @@ def up(
     existed = bool(runtime.lab_objects(lab_labels(plan.lab)))
     state_dir = state_root() / plan.lab
     try:
-        progress("placing the lab's networks on free transport subnets")
-        plan = place_segments(plan, adapters)
-        psks = load_or_create_psks(state_dir, [t.name for t in plan.tunnels])
-        deploy: DeployPlan = plan_deploy(plan, psks, image=image, extra_labels=extra_labels, image_id=image_id)
-        # Before the first bridge exists, so no lab packet can ever be forwarded off the lab.
-        progress(f"installing the host's forwarding guard (nftables table inet {guard_table(plan.lab)})")
-        adapters.host.apply_guard(guard_table(plan.lab), render_guard(plan))
-        create_networks(deploy, runtime, progress)
+        # Two `up`s at once must not pick the same free subnets.
+        with _placement_lock():
+            progress("placing the lab's networks on free transport subnets")
+            plan = place_segments(plan, adapters)
+            psks = load_or_create_psks(state_dir, [t.name for t in plan.tunnels])
+            deploy: DeployPlan = plan_deploy(plan, psks, image=image, extra_labels=extra_labels, image_id=image_id)
+            # Before the first bridge exists, so no lab packet can ever be forwarded off the lab;
+            # kept when present, so its counters cover the lab's whole life.
+            table = guard_table(plan.lab)
+            progress(f"installing the host's forwarding guard (nftables table inet {table})")
+            if table not in adapters.host.guards():
+                adapters.host.apply_guard(table, render_guard(plan))
+            create_networks(deploy, runtime, progress)
         create_nodes(deploy, runtime, progress)
 
         progress("waiting for daemons to be healthy")
@@ -150,6 +156,27 @@ def up(
             raise LabError(f"{str(exc) or exc.__class__.__name__}; and these are left: "
                            f"{', '.join(left)} (`lab down --lab {plan.lab}` removes them)") from exc
         raise
+
+
+@contextmanager
+def _placement_lock() -> Iterator[None]:
+    """Serialises subnet placement between `lab` processes of this machine (bounded wait)."""
+    root = state_root()
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(root / ".placement.lock", "w") as handle:
+        deadline = time.monotonic() + TEARDOWN_WITHIN_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LabError(f"another `lab up` holds {root / '.placement.lock'}: try again") from None
+                time.sleep(0.2)  # another `up` is placing its networks
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 from ipaddress import IPv4Network
 
-from docker.errors import APIError, ContainerError, ImageNotFound
+from docker.errors import APIError, ImageNotFound
+from requests.exceptions import ConnectionError, ReadTimeout
 
 from ..errors import LabError
 from .docker_runtime import DockerRuntime
 
 GUARD_PREFIX = "azlab-"
+HELPER_WITHIN_S = 30
 
 
 class DockerHost:
@@ -25,22 +27,34 @@ class DockerHost:
         self._image = image
 
     def _run(self, argv: list[str], stdin_text: str = "") -> str:
+        """Runs argv in the host's network namespace; the helper container is removed whatever happens."""
         env = {"LAB_STDIN": stdin_text} if stdin_text else {}
         command = ["sh", "-c", 'printf "%s" "$LAB_STDIN" | "$@"', "lab-host", *argv] if stdin_text else argv
+        client = self._runtime.client
         try:
-            output = self._runtime.client.containers.run(
+            helper = client.containers.create(
                 self._image, command, entrypoint=[], network_mode="host", cap_add=["NET_ADMIN"],
-                cap_drop=["ALL"], environment=env, remove=True, stdout=True, stderr=True,
-                labels={"lab.helper": "host"},
+                cap_drop=["ALL"], environment=env, labels={"lab.helper": "host"},
             )
-        except ContainerError as exc:
-            detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
-            raise LabError(f"engine host: {argv[0]} failed: {detail[-1] if detail else exc.exit_status}") from None
         except ImageNotFound:
             raise LabError(f"engine host: {self._image} is not built: run `make images`") from None
         except APIError as exc:
             raise LabError(f"engine host: {exc.explanation}") from None
-        return output.decode(errors="replace")
+        try:
+            helper.start()
+            code = helper.wait(timeout=HELPER_WITHIN_S).get("StatusCode", 1)
+            output = helper.logs(stdout=True, stderr=False).decode(errors="replace")
+            if code != 0:
+                detail = helper.logs(stdout=False, stderr=True).decode(errors="replace").strip().splitlines()
+                raise LabError(f"engine host: {argv[0]} failed: {detail[-1] if detail else f'exit {code}'}")
+            return output
+        except (APIError, ReadTimeout, ConnectionError) as exc:
+            raise LabError(f"engine host: {argv[0]} did not finish ({exc.__class__.__name__})") from None
+        finally:
+            try:
+                helper.remove(force=True)
+            except APIError:
+                pass
 
     def routes(self) -> list[tuple[IPv4Network, str]]:
         """The engine host's IPv4 routes of its main table, as (prefix, interface); no default."""

@@ -73,6 +73,12 @@ class DockerRuntime:
         except NotFound:
             existing = None
         if existing is not None:
+            configs = (existing.attrs.get("IPAM") or {}).get("Config") or []
+            options = existing.attrs.get("Options") or {}
+            if [c.get("Subnet") for c in configs] != [str(spec.subnet)] or any(
+                    options.get(k) != v for k, v in spec.options.items()):
+                # Made by another version or by hand: its bridge may not be the guard's.
+                raise LabError(f"network {spec.name} exists with other settings: `lab down` the lab first")
             return
         ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(spec.subnet), gateway=spec.bridge_address)])
         try:

@@ -6,6 +6,7 @@ import time
 
 from lab import lifecycle
 from lab.adapters.frr_route import FrrRoute
+from lab.experiment import fail_back
 from lab.lifecycle import CONVERGED_WITHIN_S, HEALTHY_WITHIN_S
 
 OUTSIDE = ["192.0.2.1", "203.0.113.1", "1.1.1.1"]
@@ -128,6 +129,9 @@ def test_standby_takes_over_when_the_active_steps_down(running_lab, adapters):
     assert code == 0, output
     status = lifecycle.read_status(plan.lab, adapters)
     assert not [t for t in status.tunnels if t.node == "azure-gw-0"], "the old active still holds an IKE_SA"
+    # Tests run in any order: leave the lab as the others expect it, azure-gw-0 active.
+    adapters.runtime.exec(container(plan, "azure-gw-0"), ["lab-vrrp", "start"])
+    fail_back(plan, adapters, {"azure-gw": ["azure-gw-0"]})
 
 
 def test_the_host_drops_what_a_node_routes_off_the_lab(running_lab, adapters):

@@ -105,7 +105,7 @@ def test_blackhole_is_not_repaired_by_active_standby_and_fails(fast_lab, adapter
     assert_back_to_initial(fast_lab, adapters, run)
 
 
-def test_cli_writes_results_and_exit_code_follows_the_verdict(fast_lab, adapters, tmp_path):
+def test_cli_writes_results_and_exit_code_follows_the_verdict(fast_lab, adapters, tmp_path, state_dir):
     out = tmp_path / "results"
     done = run_cli("failover", "--fault", "pause", "--lab", fast_lab.lab, "--target", "azure-gw-0", "--out", str(out))
     data = json.loads((out / "report.json").read_text())
@@ -115,6 +115,9 @@ def test_cli_writes_results_and_exit_code_follows_the_verdict(fast_lab, adapters
     junit = (out / "junit.xml").read_text()
     assert "<testsuite" in junit and "run 1: rate-derived convergence" in junit
     assert (out / "run-1.png").read_bytes()[:4] == b"\x89PNG"
+    keys = json.loads((state_dir / fast_lab.lab / "psk.json").read_text()).values()
+    written = "".join(p.read_text() for p in out.iterdir() if p.suffix in (".json", ".xml", ".md"))
+    assert keys and not any(k in written + done.stdout + done.stderr for k in keys)
     assert "# Failover: pause on azure-gw-0" in (out / "summary.md").read_text()
 
 

@@ -41,18 +41,42 @@ def test_down_leaves_nothing_behind(adapters, state_dir):
 
 
 def test_psk_never_appears_in_status_or_logs(adapters, state_dir):
+    """Not in status (value or `lab status --json`), `lab` output, container logs or any file under /var/log."""
     plan = load_plan("active-standby", lab=f"psk-{uuid.uuid4().hex[:6]}")
     status = lifecycle.up(plan, adapters, progress=lambda m: None, extra_labels={"lab.session": SESSION})
     try:
-        import json
-
         keys = json.loads((state_dir / plan.lab / "psk.json").read_text()).values()
+        assert (state_dir / plan.lab / "psk.json").stat().st_mode & 0o077 == 0
+        assert (state_dir / plan.lab).stat().st_mode & 0o077 == 0
         text = json.dumps(status.to_dict())
+        lab = ["--lab", plan.lab]
+        for args in (["status", "--json", *lab], ["status", *lab], ["logs", "onprem-0", *lab],
+                     ["exec", "onprem-0", *lab, "--", "swanctl", "--list-sas"]):
+            done = subprocess.run([sys.executable, "-m", "lab.cli", *args], capture_output=True,
+                                  text=True, timeout=60, env=os.environ.copy())
+            text += done.stdout + done.stderr
         for node in plan.nodes.values():
             text += adapters.runtime.logs(node.container)
+            code, logs = adapters.runtime.exec(node.container, ["sh", "-c", "cat /var/log/*.log /var/log/*/* 2>/dev/null"])
+            text += logs
         assert keys and not any(k in text for k in keys)
     finally:
         lifecycle.down(plan.lab, adapters)
+
+
+def test_down_with_faults_in_place_leaves_nothing(adapters, state_dir):
+    """A paused instance and blocked IKE ports (left by `lab break`) don't stop `lab down`."""
+    from lab.breakfix import break_lab
+
+    plan = load_plan("active-standby", lab=f"brk-{uuid.uuid4().hex[:6]}")
+    lifecycle.up(plan, adapters, progress=lambda m: None, extra_labels={"lab.session": SESSION})
+    try:
+        break_lab(plan, adapters, "blackhole", "azure-gw-1", state_dir / plan.lab)
+        break_lab(plan, adapters, "pause", "azure-gw-0", state_dir / plan.lab)
+        assert adapters.runtime.containers({"lab.name": plan.lab, "lab.node": "azure-gw-0"})[0].status == "paused"
+    finally:
+        lifecycle.down(plan.lab, adapters)
+    assert_gone(adapters, state_dir, plan.lab)
 
 
 def test_a_failed_start_removes_what_it_made(adapters, state_dir):
