@@ -1,11 +1,11 @@
 """The default lab, for real: IKEv2 with userspace ESP, eBGP over it, VRRP standby."""
 import threading
-from ipaddress import IPv4Network
 import time
 
 
 from lab import lifecycle
 from lab.adapters.frr_route import FrrRoute
+from lab.deploy import IMAGE
 from lab.experiment import fail_back
 from lab.lifecycle import CONVERGED_WITHIN_S, HEALTHY_WITHIN_S
 
@@ -134,23 +134,40 @@ def test_standby_takes_over_when_the_active_steps_down(running_lab, adapters):
     fail_back(plan, adapters, {"azure-gw": ["azure-gw-0"]})
 
 
+def host_net(adapters, script):
+    """A shell script in the engine host's network namespace (NET_ADMIN only)."""
+    return adapters.runtime.client.containers.run(IMAGE, ["sh", "-c", script], entrypoint=[], network_mode="host",
+                                                  cap_drop=["ALL"], cap_add=["NET_ADMIN"], remove=True)
+
+
+# A stand-in for the host's uplink that keeps everything on this machine: a veth pair in the host's
+# namespace that isn't a Docker bridge (Docker's own rules let bridge traffic out to such a link),
+# on a benchmarking prefix (RFC 2544) that is routed nowhere.
+UPLINK, UPLINK_PEER, UPLINK_NET, OUTSIDE_ADDRESS = "azltest0", "azltest1", "198.18.255.252/30", "198.18.255.254"
+
+
 def test_the_host_drops_what_a_node_routes_off_the_lab(running_lab, adapters):
     """Even a node that does route to the host (its Docker address and route put back by hand)
-    gets nothing forwarded: the lab's guard drops it, and counts it."""
+    gets nothing forwarded towards an uplink: the lab's guard drops it, and counts it."""
     plan, _, _ = running_lab
     placed = lifecycle.place_segments(plan, adapters)
     segment = placed.segments["onprem-lan"]
-    # An address the host would route out of the lab, but that never leaves the machine: Docker's own bridge.
-    docker0 = adapters.runtime.client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Subnet"]
-    elsewhere = str(list(IPv4Network(docker0).hosts())[-1])
     node = container(plan, "onprem-host")
     transport = f"{segment.attachments['onprem-host']}/{segment.subnet.prefixlen}"
-    before = adapters.host.counters(f"azlab-{plan.lab}")
-    script = (f"ip addr add {transport} dev onprem-lan && ip route add {elsewhere}/32 via {segment.bridge_address} && "
-              f"ping -c 3 -i 0.2 -W 1 {elsewhere}; ip route del {elsewhere}/32; ip addr del {transport} dev onprem-lan")
-    code, output = adapters.runtime.exec(node, ["bash", "-c", script], timeout_s=20)
-    assert "0 received" in output, output
-    after = adapters.host.counters(f"azlab-{plan.lab}")
+    host_net(adapters, f"ip link add {UPLINK} type veth peer name {UPLINK_PEER} && "
+                       f"ip addr add {UPLINK_NET.replace('252/', '253/')} dev {UPLINK} && "
+                       f"ip link set {UPLINK_PEER} up && ip link set {UPLINK} up")
+    try:
+        before = adapters.host.counters(f"azlab-{plan.lab}")
+        script = (f"ip addr add {transport} dev onprem-lan && "
+                  f"ip route add {OUTSIDE_ADDRESS}/32 via {segment.bridge_address} && "
+                  f"ping -c 3 -i 0.2 -W 1 {OUTSIDE_ADDRESS}; "
+                  f"ip route del {OUTSIDE_ADDRESS}/32; ip addr del {transport} dev onprem-lan")
+        code, output = adapters.runtime.exec(node, ["bash", "-c", script], timeout_s=20)
+        assert "0 received" in output, output
+        after = adapters.host.counters(f"azlab-{plan.lab}")
+    finally:
+        host_net(adapters, f"ip link del {UPLINK}")
     assert after["out of the lab"] >= before["out of the lab"] + 3
     assert after["forwarded out of the lab"] == before["forwarded out of the lab"] == 0
 
