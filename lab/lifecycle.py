@@ -164,15 +164,15 @@ def _placement_lock() -> Iterator[None]:
     root = state_root()
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     with open(root / ".placement.lock", "w") as handle:
-        deadline = time.monotonic() + TEARDOWN_WITHIN_S
-        while True:
+        def locked() -> bool:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return True
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise LabError(f"another `lab up` holds {root / '.placement.lock'}: try again") from None
-                time.sleep(0.2)  # another `up` is placing its networks
+                return False  # another `up` is placing its networks
+
+        if not poll_until(locked, TEARDOWN_WITHIN_S, 0.2):
+            raise LabError(f"another `lab up` holds {root / '.placement.lock'}: try again")
         try:
             yield
         finally:
@@ -201,17 +201,19 @@ def teardown(lab: str, adapters: Adapters) -> tuple[list[str], list[str]]:
     runtime, labels = adapters.runtime, lab_labels(lab)
     removed: list[str] = []
     with _uninterruptible():
-        gone_since = None
-        deadline = time.monotonic() + TEARDOWN_WITHIN_S
-        while time.monotonic() < deadline:
-            removed += runtime.remove_lab(labels)
+        gone_since: float | None = None
+
+        def gone_for_a_while() -> bool:
+            """Removes what is there; true once the engine has shown nothing of the lab for GONE_FOR_S."""
+            nonlocal gone_since
+            removed.extend(runtime.remove_lab(labels))
             if runtime.lab_objects(labels):
                 gone_since = None
             elif gone_since is None:
                 gone_since = time.monotonic()
-            elif time.monotonic() - gone_since >= GONE_FOR_S:
-                break
-            time.sleep(0.25)  # the pause is the point: an in-flight create lands meanwhile
+            return gone_since is not None and time.monotonic() - gone_since >= GONE_FOR_S
+
+        poll_until(gone_for_a_while, TEARDOWN_WITHIN_S, 0.25)
         left = runtime.lab_objects(labels)
         if not left:
             table = guard_table(lab)
