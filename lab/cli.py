@@ -98,17 +98,16 @@ def status(
 
 def _guard_counters(lab: str, adapters) -> dict[str, int]:
     """The lab's forwarding guard as the host counts it; empty (and said so) when it is missing."""
-    table = guard_table(lab)
-    if table not in adapters.host.guards():
+    try:
+        return adapters.host.counters(guard_table(lab))
+    except LabError:
         err.print(f"[bold red]warning:[/] the host has no forwarding guard for lab {lab} (`lab up` installs it)")
         return {}
-    return adapters.host.counters(table)
 
 
 def _active_instance(plan: LabPlan, adapters) -> str:
     """The default failover target: the first gateway's instance that is active now."""
-    status = lifecycle.read_status(plan.lab, adapters)
-    active = [a for g in status.gateways for a in g.active]
+    active = lifecycle.read_status(plan.lab, adapters).active_instances
     return active[0] if active else _first_instance(plan)
 
 

@@ -258,7 +258,7 @@ class FailoverRunner:
         if guard_table(self.plan.lab) not in self.adapters.host.guards():
             raise LabError(f"the host's forwarding guard of lab {self.plan.lab} is missing "
                            "(an nftables restart flushes it): `lab up` puts it back")
-        actives = [a for g in status.gateways for a in g.active]
+        actives = status.active_instances
         if self.settings.target not in actives:
             # Hitting a standby measures nothing: say so rather than report a 0 s "failover".
             raise LabError(f"--target {self.settings.target} is not active now (active: {', '.join(actives) or 'none'}): "

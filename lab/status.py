@@ -87,6 +87,11 @@ class LabStatus:
     guard: dict[str, int] = field(default_factory=dict)
 
     @property
+    def active_instances(self) -> list[str]:
+        """Every gateway instance holding its gateway's public IP now, gateways in order."""
+        return [a for g in self.gateways for a in g.active]
+
+    @property
     def converged(self) -> bool:
         return not self.unconverged_reasons()
 

@@ -95,7 +95,7 @@ def soak_failovers(adapters: Adapters, runs: int, profile: str) -> dict:
     plan = load_plan("active-standby", profile, lab=f"soak-{uuid.uuid4().hex[:6]}")
     lifecycle.up(plan, adapters, progress=lambda m: None)
     table = guard_table(plan.lab)
-    active = [a for g in lifecycle.read_status(plan.lab, adapters).gateways for a in g.active][0]
+    active = lifecycle.read_status(plan.lab, adapters).active_instances[0]
     per_fault = {}
     try:
         for fault in FAULTS:

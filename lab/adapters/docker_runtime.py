@@ -141,16 +141,17 @@ class DockerRuntime:
             )
         return sorted(found, key=lambda c: c.name)
 
-    def _lab_objects(self, labels: dict[str, str]) -> list:
+    def _lab_objects(self, labels: dict[str, str]) -> list[tuple[object, dict]]:
+        """(object, remove() arguments) of everything carrying the labels, containers first."""
         filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
-        return (self.client.containers.list(all=True, filters=filters)
-                + self.client.networks.list(filters=filters)
+        return ([(c, {"force": True, "v": True}) for c in self.client.containers.list(all=True, filters=filters)]
+                + [(n, {}) for n in self.client.networks.list(filters=filters)]
                 # Compose's key volume; `lab up` itself makes none.
-                + self.client.volumes.list(filters=filters))
+                + [(v, {"force": True}) for v in self.client.volumes.list(filters=filters)])
 
     def lab_objects(self, labels: dict[str, str]) -> list[str]:
         """Names of every container, network and volume carrying the labels."""
-        return [o.name for o in self._lab_objects(labels)]
+        return [o.name for o, _ in self._lab_objects(labels)]
 
     def remove_lab(self, labels: dict[str, str]) -> list[str]:
         """Removes what carries the labels, containers first; returns what it removed.
@@ -159,12 +160,9 @@ class DockerRuntime:
         still going) is skipped: callers repeat until `lab_objects` is empty.
         """
         removed = []
-        for obj in self._lab_objects(labels):
+        for obj, how in self._lab_objects(labels):
             try:
-                if hasattr(obj, "kill"):
-                    obj.remove(force=True, v=True)
-                else:
-                    obj.remove(**({"force": True} if hasattr(obj, "mountpoint") else {}))
+                obj.remove(**how)
                 removed.append(obj.name)
             except (NotFound, APIError):
                 pass
