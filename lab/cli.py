@@ -1,6 +1,7 @@
 """The `lab` command: builds the real adapters, calls the core, renders results."""
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -49,17 +50,18 @@ def up(
                 err.log(message)
 
             status = lifecycle.up(plan, adapters, progress)
+        if json_out:
+            out.print(status_json(status), highlight=False)
+        else:
+            print_status(status, out)
     except LabError as exc:
         _fail(exc)
     except KeyboardInterrupt:
+        # Either `up` removed what it made, or the lab was running (before, or converged just now) and stays.
         left = adapters.runtime.lab_objects({"lab.name": plan.lab}) if plan and adapters else []
-        err.print(f"interrupted: lab {plan.lab} was already running and is left as it was (`lab down` removes it)"
+        err.print(f"interrupted: lab {plan.lab} is running and left as it is (`lab down --lab {plan.lab}` removes it)"
                   if left else "interrupted: the lab was removed")
         raise typer.Exit(130)
-    if json_out:
-        out.print(status_json(status), highlight=False)
-    else:
-        print_status(status, out)
 
 
 @app.command()
@@ -300,7 +302,12 @@ def scenarios() -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # The command has finished and said so: a Ctrl-C while the interpreter exits
+        # must not turn its exit code into a death by signal.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
