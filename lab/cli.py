@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -13,6 +14,7 @@ from . import lifecycle
 from .breakfix import break_lab, faults_in_place, repair_lab
 from .deploy import IMAGE, state_root
 from .errors import LabError
+from .image import prepare_context
 from .report import print_status, status_json
 from .model import LabPlan
 from .render import guard_table
@@ -271,8 +273,10 @@ def build_image(
     try:
         runtime = real_adapters().runtime
         runtime.ping()
-        with err.status("building") as spinner:
-            runtime.build_image(str(context), tag, lambda line: (spinner.update(line), err.log(line)))
+        with err.status("building") as spinner, tempfile.TemporaryDirectory(prefix="lab-image-") as scratch:
+            spinner.update("fetching lab-agent's wheels")
+            ready = prepare_context(context, Path(scratch))
+            runtime.build_image(str(ready), tag, lambda line: (spinner.update(line), err.log(line)))
     except LabError as exc:
         _fail(exc)
     out.print(f"image {tag}: built")

@@ -21,7 +21,8 @@ from .events import FAULT, RESTORE, Event
 from .faults import FaultTarget, check_target, get_fault
 from .lifecycle import poll_until, read_status, wait_for, wait_healthy
 from .model import LabPlan
-from .observe import Observation
+from .clock import LabClock
+from .observe import Observation, measure_clock
 from .render import guard_table
 from .timeline import (
     DELAY_LIMIT_INTERVALS,
@@ -120,6 +121,7 @@ class FailoverReport:
     sustained_s: float
     started_at: str
     machine: str
+    clock: str = ""
     runs: list[RunResult] = field(default_factory=list)
 
     @property
@@ -149,8 +151,10 @@ class Live:
 LiveView = Callable[[Live], None]
 
 
-def machine_summary() -> str:
-    return f"{os.cpu_count()} CPU, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+def machine_summary(engine: str) -> str:
+    """The engine's machine (where the lab runs) and this one (where `lab` runs)."""
+    return (f"engine: {engine}; lab: {os.cpu_count()} CPU, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
 
 
 def _snapshot(observation: Observation, now_ns: int, interval_ns: int):
@@ -248,6 +252,7 @@ class FailoverRunner:
                              baseline_ns=int(settings.baseline_s * NS))
         self.handover = handover_of(plan, settings.target)
         self.initial: dict[str, list[str]] = {}
+        self.clock: LabClock | None = None
 
     def run_all(self) -> FailoverReport:
         status = read_status(self.plan.lab, self.adapters)
@@ -269,7 +274,8 @@ class FailoverRunner:
             planned=self.fault.planned, target_s=self.target_s, target_source=self.target_source,
             interval_s=self.settings.interval_s, sustained_s=self.sustained_s,
             started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            machine=machine_summary(),
+            machine=machine_summary(self.adapters.runtime.engine_summary()),
+            clock=self._measure_clock().summary,
         )
         for index in range(1, self.settings.runs + 1):
             report.runs.append(self.run_once(index))
@@ -277,7 +283,7 @@ class FailoverRunner:
 
     def _show(self, index: int, stage: str, observation: Observation | None = None,
               fault_ns: int | None = None, events: list[Event] | None = None) -> list[int | None]:
-        now = time.monotonic_ns()
+        now = self.clock.now_ns()
         live = Live(index, self.settings.runs, stage)
         steady: list[int | None] = []
         if observation is not None:
@@ -295,12 +301,14 @@ class FailoverRunner:
         measure_s = self.target_s + s.grace_s + self.sustained_s + edge_s
         reversion_s = self.plan.profile.targets.planned_s.value + s.grace_s + self.sustained_s + edge_s
         bound_s = BASELINE_WITHIN_S + s.baseline_s + measure_s + FAILBACK_WITHIN_S + reversion_s + 30
-        observation = Observation(self.plan, self.adapters, s.interval_s, s.port, bound_s)
+        # Re-measured each run: two machines' monotonic clocks drift apart slowly.
+        self._measure_clock()
+        observation = Observation(self.plan, self.adapters, self.clock, s.interval_s, s.port, bound_s)
         events: list[Event] = []      # what the runner did: fault, restore, failback
         handovers: list[int] = []
 
         def handing_over(instance: str) -> None:
-            now = time.monotonic_ns()
+            now = self.clock.now_ns()
             handovers.append(now)
             events.append(Event(now, "fault", instance, FAILBACK, f"graceful hand-over from {instance}"))
 
@@ -308,7 +316,7 @@ class FailoverRunner:
         observation.start()
         try:
             self._baseline(index, observation)
-            fault_ns = time.monotonic_ns()
+            fault_ns = self.clock.now_ns()
             try:
                 detail = self.fault.inject(target)
                 events.append(Event(fault_ns, "fault", s.target, FAULT, f"{self.fault.name}: {detail}"))
@@ -323,7 +331,7 @@ class FailoverRunner:
             # Read now: a lab re-created by a failed failback no longer has these nodes' logs.
             recorded = observation.recorded_events(end_ns)
             self._show(index, "restoring")
-            restore_ns = time.monotonic_ns()
+            restore_ns = self.clock.now_ns()
             restored = self.fault.restore(target)
             events.append(Event(restore_ns, "fault", s.target, RESTORE, restored))
             # Probes keep running through the failback: its hand-over is the reversion's event.
@@ -332,7 +340,7 @@ class FailoverRunner:
             returned_by = self._return_to_initial(index, handing_over, observation)
             failback_ns = (handovers[0] if handovers else restore_ns) if returned_by == "failback" else None
             if failback_ns is None:
-                stopped_ns = time.monotonic_ns()
+                stopped_ns = self.clock.now_ns()
             else:
                 stopped_ns = self._measure(index, "measuring the reversion", observation, failback_ns,
                                            reversion_s, events)
@@ -363,13 +371,13 @@ class FailoverRunner:
         min_end = event_ns + int(self.settings.settle_s * NS)
 
         def converged() -> bool:
-            now = time.monotonic_ns()
+            now = self.clock.now_ns()
             self._show(index, stage, observation, event_ns, events)
             return now >= min_end and all(d.converged for d in self._analyse(observation, event_ns, now))
 
         # Not converged by the deadline: the window ends there, and the figures say so.
         poll_until(converged, within_s, LOOK_EVERY_S)
-        return time.monotonic_ns()
+        return self.clock.now_ns()
 
     def _baseline(self, index: int, observation: Observation) -> None:
         """Waits until traffic has flowed both ways for the baseline, without loss or delay."""
@@ -377,7 +385,7 @@ class FailoverRunner:
 
         def clean_long_enough() -> bool:
             nonlocal problem
-            now = time.monotonic_ns()
+            now = self.clock.now_ns()
             steady = self._show(index, "baseline", observation)
             if not steady or not all(t is not None and now - t >= self.settings.baseline_s * NS for t in steady):
                 problem = "not flowing steadily both ways"
@@ -402,6 +410,10 @@ class FailoverRunner:
             self._show(index, f"re-creating the lab ({exc})")
             self.recreate()
             return f"re-created ({exc})"
+
+    def _measure_clock(self) -> LabClock:
+        self.clock = measure_clock(self.adapters, self.plan.nodes[self.plan.scenario.probes[0][0]].container)
+        return self.clock
 
     def _target(self, node: str) -> FaultTarget:
         return fault_target(self.plan, self.adapters, node)

@@ -280,7 +280,7 @@ def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
         "",
         f"Scenario `{report.scenario}`, {report.fault_summary}. Probes: UDP every {report.interval_s * 1000:g} ms "
         f"both ways. Sustained Convergence Validation Time: {report.sustained_s:g} s. Machine: {report.machine}. "
-        f"Started {report.started_at}.",
+        f"Clock: {report.clock}. Started {report.started_at}.",
         "",
         "| run | direction | " + " | ".join(m.heading for m in COLUMNS) + " | verdict |",
         "|---|---|" + "---:|" * len(COLUMNS) + "---|",

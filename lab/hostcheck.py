@@ -1,10 +1,9 @@
-"""Checks of the host before anything is created (pure, fed by adapters)."""
+"""What the engine's kernel can do, from its build options (pure, fed by lab-agent)."""
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass
-from pathlib import Path
 
+ESP_OPTION = "CONFIG_INET_ESP"
 
 
 @dataclass(frozen=True)
@@ -19,16 +18,10 @@ class KernelSupport:
         return f"{'yes' if self.esp else 'no'} ({self.source})"
 
 
-def kernel_esp_support(config_paths: tuple[str, ...] = ("/proc/config.gz",)) -> KernelSupport:
-    """Whether the host kernel can carry ESP itself (CONFIG_INET_ESP)."""
-    for path in config_paths:
-        p = Path(path)
-        if not p.exists():
-            continue
-        opener = gzip.open if p.suffix == ".gz" else open
-        with opener(p, "rt") as f:  # type: ignore[operator]
-            for line in f:
-                if line.startswith("CONFIG_INET_ESP="):
-                    return KernelSupport(True, f"{path}: {line.strip()}")
-        return KernelSupport(False, f"{path}: CONFIG_INET_ESP is not set")
-    return KernelSupport(None, "no kernel config to read")
+def kernel_esp_support(value: str | None, source: str) -> KernelSupport:
+    """Whether the engine's kernel can carry ESP itself, from CONFIG_INET_ESP's value (y, m, 'not set')."""
+    if value is None:
+        return KernelSupport(None, source)
+    if value in ("y", "m"):
+        return KernelSupport(True, f"{source}: {ESP_OPTION}={value}")
+    return KernelSupport(False, f"{source}: {ESP_OPTION} is not set")

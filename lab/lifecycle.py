@@ -8,7 +8,6 @@ import shutil
 import threading
 import time
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Callable, Iterator
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
@@ -26,7 +25,6 @@ from .deploy import (
     state_root,
 )
 from .errors import LabError, WaitTimeout
-from .hostcheck import kernel_esp_support
 from .model import LabPlan
 from .render import guard_table, render_guard
 from .segments import plan_segments, split_host_subnets
@@ -43,12 +41,6 @@ GONE_FOR_S = 2.0
 TEARDOWN_WITHIN_S = 60.0
 
 
-@lru_cache(maxsize=1)
-def _host_kernel_esp() -> str:
-    """Read once: the host kernel doesn't change while a convergence wait polls status."""
-    return kernel_esp_support().summary
-
-
 def read_status(lab: str, adapters: Adapters) -> LabStatus:
     return collect_status(
         lab,
@@ -56,7 +48,6 @@ def read_status(lab: str, adapters: Adapters) -> LabStatus:
         adapters.ike_for,
         adapters.routes_for,
         adapters.links_for,
-        host_kernel_esp=_host_kernel_esp(),
     )
 
 

@@ -11,8 +11,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from .clock import LabClock, estimate
 from .events import (
-    ClockOffset,
     Event,
     container_log_events,
     docker_event,
@@ -29,14 +29,14 @@ from .wiring import Adapters
 VICI_EVENTS = ["ike-updown", "child-updown", "ike-rekey"]
 FRR_LOG = "/var/log/frr/frr.log"
 JOIN_WITHIN_S = 5.0
+WATCH_READY_WITHIN_S = 10.0
+# Round trips to time; the shortest is kept (a busy machine delays some).
+CLOCK_SAMPLES = 16
 
 
-def clock_offset() -> ClockOffset:
-    """Wall clock minus monotonic clock, read back to back on this host."""
-    before = time.monotonic_ns()
-    realtime = time.time_ns()
-    after = time.monotonic_ns()
-    return ClockOffset(realtime - (before + after) // 2)
+def measure_clock(adapters: Adapters, container: str) -> LabClock:
+    """The lab's clock, from timed round trips to one node's agent."""
+    return estimate(adapters.runtime.clock_samples(container, CLOCK_SAMPLES))
 
 
 def host_address(plan: LabPlan, host: str) -> str:
@@ -69,7 +69,8 @@ class HostProbe:
 class Observation:
     """Probes both ways between each probe pair, and VICI events of every VPN node."""
 
-    def __init__(self, plan: LabPlan, adapters: Adapters, interval_s: float, port: int, bound_s: float):
+    def __init__(self, plan: LabPlan, adapters: Adapters, clock: LabClock, interval_s: float, port: int,
+                 bound_s: float):
         if not plan.scenario.probes:
             raise LabError(f"scenario {plan.scenario.name} names no probe hosts (probes:)")
         self.plan = plan
@@ -82,7 +83,7 @@ class Observation:
         self._streams: list[ExecStream] = []
         self._watches: list[EventWatch] = []
         self._threads: list[threading.Thread] = []
-        self.clock = clock_offset()
+        self.clock = clock
         self.started_ns = 0
 
     def directions(self) -> list[DirectionProbes]:
@@ -103,11 +104,11 @@ class Observation:
             probe.take(line)
 
     def _pump_vici(self, watch: EventWatch, node: str) -> None:
-        for label, message in watch:
-            self.live_events.extend(vici_event(label, message, node, time.monotonic_ns()))
+        for stamped_ns, label, message in watch:  # stamped in the node, on the lab's clock
+            self.live_events.extend(vici_event(label, message, node, stamped_ns))
 
     def start(self) -> None:
-        self.started_ns = time.monotonic_ns()
+        self.started_ns = self.clock.now_ns()
         runtime = self.adapters.runtime
         peers: dict[str, str] = {}
         for a, b in self.plan.scenario.probes:
@@ -117,7 +118,7 @@ class Observation:
             for node in self.plan.nodes.values():
                 if node.kind in VPN_KINDS:
                     info = running_node(runtime, self.plan.lab, node.name)
-                    watch = self.adapters.ike_for(info).watch(VICI_EVENTS)
+                    watch = self.adapters.ike_for(info).watch(VICI_EVENTS, self.bound_s)
                     self._watches.append(watch)
                     self._thread(self._pump_vici, watch, node.name)
             for host, peer in peers.items():
@@ -127,6 +128,8 @@ class Observation:
                 stream = runtime.stream_exec(self.plan.nodes[host].container, argv)
                 self._streams.append(stream)
                 self._thread(self._pump_probe, stream, probe)
+            for watch in self._watches:
+                watch.wait_ready(WATCH_READY_WITHIN_S)
         except BaseException:
             self.stop()
             raise
@@ -146,17 +149,17 @@ class Observation:
     def recorded_events(self, until_ns: int) -> list[Event]:
         """The engine's container events, VRRP notifications and FRR's log for this run's window."""
         runtime = self.adapters.runtime
-        since_wall = self.clock.to_realtime(self.started_ns)
-        until_wall = self.clock.to_realtime(until_ns)
+        since_wall = self.clock.wall.to_realtime(self.started_ns)
+        until_wall = self.clock.wall.to_realtime(until_ns)
         found: list[Event] = []
         for raw in runtime.events({"lab.name": self.plan.lab}, since_wall, until_wall):
-            event = docker_event(raw, self.clock)
+            event = docker_event(raw, self.clock.wall)
             if event is not None:
                 found.append(event)
         for node in self.plan.nodes.values():
             if self.plan.instance_gateway(node.name) is not None:
                 text = runtime.logs(node.container, since_ns=since_wall, until_ns=until_wall, timestamps=True)
-                found.extend(container_log_events(text, node.name, self.clock))
+                found.extend(container_log_events(text, node.name, self.clock.wall))
             if node.kind in FRR_KINDS:
-                found.extend(frr_log_events(runtime.read_file(node.container, FRR_LOG), node.name, self.clock))
+                found.extend(frr_log_events(runtime.read_file(node.container, FRR_LOG), node.name, self.clock.wall))
         return [e for e in found if self.started_ns <= e.t_ns <= until_ns]

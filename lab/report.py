@@ -18,7 +18,7 @@ def render_status(status: LabStatus) -> Group:
     head = Table.grid(padding=(0, 2))
     head.add_row("lab", f"{status.lab} (scenario {status.scenario}, profile {status.profile})")
     head.add_row("data plane", status.data_plane)
-    head.add_row("host kernel ESP", status.host_kernel_esp)
+    head.add_row("engine kernel ESP", status.host_kernel_esp)
     verdict = Text("converged", style="bold green") if status.converged else Text("not converged", style="bold red")
     head.add_row("state", verdict)
     if status.guard:

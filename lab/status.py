@@ -2,14 +2,17 @@
 
 Built from the containers' labels, so a lab started by `docker compose` is
 read the same way as one started by `lab up`. Each daemon is asked through
-its own port: VICI for IKE/ESP, vtysh JSON for BGP, netlink for addresses.
+its own port: VICI for IKE/ESP, vtysh JSON for BGP, netlink for addresses,
+all through the engine, every node at once.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from .errors import LabError
+from .hostcheck import ESP_OPTION, kernel_esp_support
 from .ports import ContainerInfo, ContainerRuntime, IkeControl, LinkControl, RouteControl
 
 VPN_KINDS = ("azure-gateway-instance", "onprem-vpn-device")
@@ -135,13 +138,56 @@ class LabStatus:
         return data
 
 
+@dataclass
+class NodeReading:
+    """What one running node's daemons said."""
+    tunnels: list[TunnelRow] = field(default_factory=list)
+    bgp: list[BgpRow] = field(default_factory=list)
+    plane: str | None = None
+    addresses: list[str] | None = None       # gateway instances only
+    kernel_esp: str | None = None
+    problem: str | None = None
+
+
+def read_node(c: ContainerInfo, ike_for: Callable[[ContainerInfo], IkeControl],
+              routes_for: Callable[[ContainerInfo], RouteControl],
+              links_for: Callable[[ContainerInfo], LinkControl], with_kernel: bool) -> NodeReading:
+    reading = NodeReading()
+    try:
+        if c.kind in VPN_KINDS:
+            links = links_for(c)
+            if with_kernel:
+                reading.kernel_esp = kernel_esp_support(*links.kernel_option(ESP_OPTION)).summary
+            kinds = links.link_kinds()
+            reading.plane = ("userspace ESP (strongSwan kernel-libipsec, TUN ipsec0)" if kinds.get("ipsec0") == "tun"
+                             else "kernel XFRM ESP")
+            for sa in ike_for(c).list_sas():
+                child = sa.children[0] if sa.children else None
+                reading.tunnels.append(TunnelRow(
+                    node=c.node, tunnel=sa.name, ike_state=sa.state,
+                    child_state=child.state if child else "none",
+                    remote=sa.remote_host,
+                    packets_in=sum(ch.packets_in for ch in sa.children),
+                    packets_out=sum(ch.packets_out for ch in sa.children),
+                    bytes_in=sum(ch.bytes_in for ch in sa.children),
+                    bytes_out=sum(ch.bytes_out for ch in sa.children),
+                ))
+            if c.kind == "azure-gateway-instance":
+                reading.addresses = [a for addrs in links.addresses().values() for a in addrs]
+        if c.kind in FRR_KINDS:
+            for peer in routes_for(c).bgp_peers():
+                reading.bgp.append(BgpRow(c.node, peer.peer, peer.description, peer.state, peer.prefixes_received))
+    except LabError as exc:
+        reading.problem = str(exc)
+    return reading
+
+
 def collect_status(
     lab: str,
     runtime: ContainerRuntime,
     ike_for: Callable[[ContainerInfo], IkeControl],
     routes_for: Callable[[ContainerInfo], RouteControl],
     links_for: Callable[[ContainerInfo], LinkControl],
-    host_kernel_esp: str,
 ) -> LabStatus:
     containers = runtime.containers({"lab.name": lab})
     if not containers:
@@ -152,46 +198,33 @@ def collect_status(
         scenario=first.get("lab.scenario", "?"),
         profile=first.get("lab.profile", "?"),
         data_plane="none",
-        host_kernel_esp=host_kernel_esp,
+        host_kernel_esp="unknown (no VPN node running)",
     )
+    running = [c for c in containers if c.status == "running"]
+    kernel_reader = next((c.name for c in running if c.kind in VPN_KINDS), None)
+    # Each read is a round trip through the engine: ask every node at once.
+    with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+        readings = dict(zip([c.name for c in running], pool.map(
+            lambda c: read_node(c, ike_for, routes_for, links_for, c.name == kernel_reader), running)))
     planes: set[str] = set()
     gateways: dict[str, GatewayRow] = {}
     for c in containers:
         status.nodes.append(NodeRow(c.node, c.kind, c.status, c.health))
-        if c.status != "running":
+        if c.kind == "azure-gateway-instance":
+            gw = _gateway_row(gateways, c)
+        reading = readings.get(c.name)
+        if reading is None:
             continue
-        try:
-            if c.kind in VPN_KINDS:
-                links = links_for(c)
-                kinds = links.link_kinds()
-                planes.add("userspace ESP (strongSwan kernel-libipsec, TUN ipsec0)" if kinds.get("ipsec0") == "tun"
-                           else "kernel XFRM ESP")
-                for sa in ike_for(c).list_sas():
-                    child = sa.children[0] if sa.children else None
-                    status.tunnels.append(TunnelRow(
-                        node=c.node, tunnel=sa.name, ike_state=sa.state,
-                        child_state=child.state if child else "none",
-                        remote=sa.remote_host,
-                        packets_in=sum(ch.packets_in for ch in sa.children),
-                        packets_out=sum(ch.packets_out for ch in sa.children),
-                        bytes_in=sum(ch.bytes_in for ch in sa.children),
-                        bytes_out=sum(ch.bytes_out for ch in sa.children),
-                    ))
-                if c.kind == "azure-gateway-instance":
-                    lbl = c.labels
-                    gw = _gateway_row(gateways, c)
-                    addresses = links.addresses()
-                    if any(lbl["lab.public-ip"] in addrs for addrs in addresses.values()):
-                        gw.active.append(c.node)
-                        status.active_addresses.extend(a for addrs in addresses.values() for a in addrs)
-            if c.kind in FRR_KINDS:
-                for peer in routes_for(c).bgp_peers():
-                    status.bgp.append(BgpRow(c.node, peer.peer, peer.description, peer.state, peer.prefixes_received))
-        except LabError as exc:
-            status.problems.append(str(exc))
-    for c in containers:
-        if c.kind == "azure-gateway-instance" and c.status != "running":
-            _gateway_row(gateways, c)
+        status.tunnels.extend(reading.tunnels)
+        status.bgp.extend(reading.bgp)
+        planes.update([reading.plane] if reading.plane else [])
+        if reading.kernel_esp:
+            status.host_kernel_esp = reading.kernel_esp
+        if reading.problem:
+            status.problems.append(reading.problem)
+        if reading.addresses is not None and c.labels["lab.public-ip"] in reading.addresses:
+            gw.active.append(c.node)
+            status.active_addresses.extend(reading.addresses)
     status.gateways = sorted(gateways.values(), key=lambda g: g.gateway)
     status.data_plane = ", ".join(sorted(planes)) or "none"
     return status

@@ -7,8 +7,7 @@ from typing import Callable
 from .adapters.docker_host import DockerHost
 from .adapters.docker_runtime import DockerRuntime
 from .adapters.frr_route import FrrRoute
-from .adapters.netlink_link import NetlinkLink
-from .adapters.vici_ike import ViciIke
+from .adapters.node_agent import AgentIke, AgentLink, NodeAgent
 from .deploy import IMAGE
 from .ports import ContainerInfo, HostNet, IkeControl, LinkControl, RouteControl
 
@@ -26,8 +25,8 @@ def real_adapters() -> Adapters:
     runtime = DockerRuntime()
     return Adapters(
         runtime=runtime,
-        ike_for=lambda c: ViciIke(c.node, c.pid),
+        ike_for=lambda c: AgentIke(NodeAgent(c.node, c.name, runtime)),
         routes_for=lambda c: FrrRoute(c.node, c.name, runtime),
-        links_for=lambda c: NetlinkLink(c.node, c.pid),
+        links_for=lambda c: AgentLink(NodeAgent(c.node, c.name, runtime)),
         host=DockerHost(runtime, IMAGE),
     )

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import io
+import json
 import os
-import signal
+import socket
 import tarfile
 import threading
+import time
+import uuid
 from pathlib import Path
 from datetime import datetime, timezone
 from ipaddress import IPv4Network
@@ -20,6 +23,10 @@ from ..ports import ContainerInfo, ContainerSpec, NetworkSpec
 
 # Container events a failover timeline cares about (not the healthchecks' execs).
 LIFECYCLE_EVENTS = ("kill", "die", "stop", "start", "restart", "pause", "unpause", "oom")
+DEFAULT_ENGINE = "unix:///var/run/docker.sock"
+# Where a streamed exec notes its PID inside the node, for `ExecStream.stop`.
+STREAMS_DIR = "/run/lab-streams"
+CLOCK_ANSWER_WITHIN_S = 5.0
 
 
 class DockerRuntime:
@@ -30,16 +37,26 @@ class DockerRuntime:
     def client(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                self._client = docker.from_env(timeout=30)
+                self._client = docker.DockerClient(base_url=engine_address(), timeout=30)
             except DockerException as exc:
-                raise EngineError(f"no Docker engine answers ({exc.__class__.__name__}): run `make engine` or start dockerd") from None
+                raise engine_error(exc) from None
         return self._client
 
     def ping(self) -> None:
         try:
             self.client.ping()
         except (DockerException, OSError) as exc:
-            raise EngineError(f"no Docker engine answers ({exc.__class__.__name__}): run `make engine` or start dockerd") from None
+            raise engine_error(exc) from None
+
+    def engine_summary(self) -> str:
+        """The machine the lab runs on: the engine's, which need not be this one."""
+        try:
+            info = self.client.info()
+        except (DockerException, OSError) as exc:
+            raise engine_error(exc) from None
+        return (f"{info.get('NCPU', '?')} CPU, {info.get('MemTotal', 0) / 2**30:.1f} GiB, "
+                f"{info.get('OperatingSystem', '?')}, kernel {info.get('KernelVersion', '?')}, "
+                f"Docker {info.get('ServerVersion', '?')} at {engine_address()}")
 
     def image_id(self, image: str) -> str | None:
         try:
@@ -168,16 +185,62 @@ class DockerRuntime:
                 pass
         return removed
 
-    def exec(self, name: str, argv: list[str], timeout_s: float = 10.0) -> tuple[int, str]:
+    def _exec_run(self, name: str, argv: list[str], timeout_s: float, demux: bool):
         """exec_run has no timeout of its own: the command runs under coreutils' timeout."""
         try:
             container = self.client.containers.get(name)
-            result = container.exec_run(["timeout", "--kill-after=2", str(timeout_s), *argv], demux=False)
+            return container.exec_run(["timeout", "--kill-after=2", str(timeout_s), *argv], demux=demux)
         except NotFound:
             raise LabError(f"node container {name} does not exist") from None
         except APIError as exc:
             raise LabError(f"{name}: {exc.explanation}") from None
+
+    def exec(self, name: str, argv: list[str], timeout_s: float = 10.0) -> tuple[int, str]:
+        result = self._exec_run(name, argv, timeout_s, demux=False)
         return result.exit_code, (result.output or b"").decode(errors="replace")
+
+    def exec_split(self, name: str, argv: list[str], timeout_s: float = 10.0) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr): for commands whose stdout is data."""
+        result = self._exec_run(name, argv, timeout_s, demux=True)
+        stdout, stderr = result.output or (None, None)
+        return result.exit_code, (stdout or b"").decode(errors="replace"), (stderr or b"").decode(errors="replace")
+
+    def clock_samples(self, name: str, count: int) -> list[tuple[int, int, int, int]]:
+        """Round trips to lab-agent's clock over one exec session's stdin and stdout.
+
+        Each sample is (this machine's monotonic ns when asked, the node's
+        monotonic ns, the node's wall-clock ns, this machine's monotonic ns
+        when answered). One session for all: no process start inside a round trip.
+        """
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(self._get(name).id, ["lab-agent", "clock"], stdin=True, stdout=True,
+                                      stderr=False, tty=False)["Id"]
+            attached = api.exec_start(exec_id, socket=True)
+        except APIError as exc:
+            raise LabError(f"{name}: can't start lab-agent clock ({exc.explanation})") from None
+        sock = getattr(attached, "_sock", attached)
+        sock.settimeout(CLOCK_ANSWER_WITHIN_S)
+        samples, pending = [], b""
+        try:
+            for _ in range(count):
+                asked = time.monotonic_ns()
+                sock.sendall(b"\n")
+                while b"\n" not in pending:
+                    pending += _frame(sock)
+                answered = time.monotonic_ns()
+                line, pending = pending.split(b"\n", 1)
+                reading = json.loads(line)
+                samples.append((asked, int(reading["monotonic"]), int(reading["realtime"]), answered))
+        except (OSError, ValueError, KeyError) as exc:
+            raise LabError(f"{name}: lab-agent clock did not answer ({exc})") from None
+        finally:
+            try:
+                sock.shutdown(socket.SHUT_WR)  # end of stdin: the agent exits
+            except OSError:
+                pass
+            sock.close()
+        return samples
 
     def logs(self, name: str, tail: int | None = None, since_ns: int | None = None,
              until_ns: int | None = None, timestamps: bool = False) -> str:
@@ -241,14 +304,20 @@ class DockerRuntime:
             raise LabError(f"engine events: {exc.explanation}") from None
 
     def stream_exec(self, name: str, argv: list[str]) -> "ExecStream":
-        """Starts argv in the container and returns its output lines as they come."""
+        """Starts argv in the container and returns its output lines as they come.
+
+        The process notes its PID under a fresh token in the container, so
+        `stop` can signal it through the engine, wherever the engine runs.
+        """
         api = self.client.api
+        token = uuid.uuid4().hex
+        wrapped = ["sh", "-c", f'mkdir -p {STREAMS_DIR} && echo $$ > {STREAMS_DIR}/$0 && exec "$@"', token, *argv]
         try:
-            exec_id = api.exec_create(self._get(name).id, argv, stdout=True, stderr=True)["Id"]
+            exec_id = api.exec_create(self._get(name).id, wrapped, stdout=True, stderr=True)["Id"]
             chunks = api.exec_start(exec_id, stream=True, demux=False)
         except APIError as exc:
             raise LabError(f"{name}: can't start {argv[0]} ({exc.explanation})") from None
-        return ExecStream(api, exec_id, chunks)
+        return ExecStream(self, name, token, chunks)
 
 
 def _config_archive(files) -> bytes:
@@ -274,13 +343,15 @@ def _utc(epoch_ns: int) -> datetime:
 
 
 class ExecStream:
-    """Lines from a running exec; `stop` sends it SIGTERM (as root on the engine's host)."""
+    """Lines from a running exec; `stop` sends it SIGTERM with a second exec in the container."""
 
-    def __init__(self, api, exec_id: str, chunks: Iterator[bytes]):
-        self._api = api
-        self._exec_id = exec_id
+    def __init__(self, runtime: DockerRuntime, name: str, token: str, chunks: Iterator[bytes]):
+        self._runtime = runtime
+        self._name = name
+        self._token = token
         self._chunks = chunks
         self._lock = threading.Lock()
+        self._stopped = False
 
     def lines(self) -> Iterator[str]:
         pending = b""
@@ -294,12 +365,50 @@ class ExecStream:
 
     def stop(self) -> None:
         with self._lock:
-            try:
-                pid = int(self._api.exec_inspect(self._exec_id).get("Pid") or 0)
-            except APIError:
+            if self._stopped:
                 return
-            if pid > 0:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            self._stopped = True
+        pidfile = f"{STREAMS_DIR}/{self._token}"
+        try:
+            # Gone already (it ended, or the node died) is as good as stopped.
+            self._runtime.exec(self._name, ["sh", "-c", f'kill -TERM "$(cat {pidfile})" 2>/dev/null; rm -f {pidfile}'])
+        except LabError:
+            pass
+
+
+def _frame(sock) -> bytes:
+    """One frame of an exec session's multiplexed output: 8-byte header (stream, size), then the data."""
+    header = _exactly(sock, 8)
+    return _exactly(sock, int.from_bytes(header[4:], "big"))
+
+
+def _exactly(sock, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise OSError("the exec session ended")
+        data += chunk
+    return data
+
+
+def engine_address() -> str:
+    """DOCKER_HOST, else the Docker CLI's current context (Docker Desktop sets one), else the local socket."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    try:
+        from docker.context import ContextAPI
+
+        host = ContextAPI.get_current_context().Host
+    except Exception:  # an unreadable ~/.docker is no reason not to try the default
+        host = None
+    return host or DEFAULT_ENGINE
+
+
+def engine_error(exc: Exception) -> EngineError:
+    where = engine_address()
+    if "Permission denied" in str(exc) or isinstance(exc, PermissionError):
+        return EngineError(f"permission denied on the Docker engine at {where}: add your user to the docker group "
+                           "(`sudo usermod -aG docker $USER`, then log in again) or set DOCKER_HOST to an engine you may use")
+    return EngineError(f"no Docker engine answers at {where} ({exc.__class__.__name__}): "
+                       "start it (`make engine` installs and starts one on Debian) or set DOCKER_HOST")

@@ -109,13 +109,11 @@ def test_a_full_transport_pool_is_one_line_naming_the_fix(plan):
         plan_segments(plan.scenario, "x", [IPv4Network("172.28.0.0/25")], pool=IPv4Network("172.28.0.0/25"))
 
 
-def test_kernel_esp_detection_reads_the_kernel_config(tmp_path):
-    config = tmp_path / "config"
-    config.write_text("CONFIG_XFRM_USER=y\n# CONFIG_INET_ESP is not set\n")
-    assert kernel_esp_support((str(config),)).esp is False
-    config.write_text("CONFIG_INET_ESP=m\n")
-    assert kernel_esp_support((str(config),)).esp is True
-    assert kernel_esp_support((str(tmp_path / "missing"),)).esp is None
+def test_kernel_esp_detection_reads_the_engine_kernels_option():
+    assert kernel_esp_support("not set", "/proc/config.gz").esp is False
+    assert kernel_esp_support("m", "/proc/config.gz").esp is True
+    assert kernel_esp_support("y", "/proc/config.gz").summary == "yes (/proc/config.gz: CONFIG_INET_ESP=y)"
+    assert kernel_esp_support(None, "/proc/config.gz unreadable").esp is None
 
 
 def converged_status(**changes) -> LabStatus:

@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""The lab's agent inside a node: VICI and netlink, spoken locally.
+
+`lab` runs it through the engine's exec API, so it reaches every daemon and
+namespace with nothing but the Docker API: no /proc/<pid> of the engine's
+host, no root on it, and the same whether the engine is local, in Docker
+Desktop's VM or across a TCP or SSH link. Each command prints one JSON
+document; `watch` and `clock` print one JSON object per line. Stamps are the
+node's CLOCK_MONOTONIC, which every container of the engine shares with the
+probes.
+
+    lab-agent sas                          IKE and CHILD SAs
+    lab-agent terminate IKE TIMEOUT_MS     ends an IKE_SA (force after the timeout)
+    lab-agent watch --within S EVENT...    VICI events as they come, stamped here
+    lab-agent links                        interfaces: kinds and IPv4 addresses
+    lab-agent set-link NAME up|down        a link's state; prints when it changed
+    lab-agent block-udp on|off PORT...     blackhole rules for UDP ports
+    lab-agent route-get DESTINATION        the interface a packet would leave by
+    lab-agent clock                        per stdin line: monotonic and wall clock
+    lab-agent kernel-config OPTION         the engine kernel's value of a config option
+"""
+import errno
+import gzip
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+VICI_SOCKET = "/run/charon.vici"
+# Ahead of the main table's rule (32766), so a blocked port stays blocked.
+BLACKHOLE_RULE_PRIORITY = 100
+LISTEN_TICK_S = 0.2
+
+
+class AgentError(Exception):
+    pass
+
+
+def plain(value):
+    """VICI values (bytes, nested dicts and lists) as JSON-ready text."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def vici_session(timeout_s=10.0):
+    import vici
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout_s)
+    try:
+        sock.connect(VICI_SOCKET)
+    except OSError as exc:
+        sock.close()
+        raise AgentError(f"charon's VICI socket does not answer ({exc.strerror or exc})") from None
+    return vici.Session(sock), sock
+
+
+def vici_call(call):
+    from vici.exception import CommandException, SessionException
+
+    session, sock = vici_session()
+    try:
+        return plain(list(call(session)))
+    except (SessionException, CommandException, OSError) as exc:
+        raise AgentError(f"VICI: {exc}") from None
+    finally:
+        sock.close()
+
+
+def cmd_sas(args):
+    return vici_call(lambda s: s.list_sas())
+
+
+def cmd_terminate(args):
+    ike, timeout_ms = args[0], int(args[1])
+    vici_call(lambda s: s.terminate({"ike": ike, "timeout": timeout_ms}))
+    return {"terminated": ike}
+
+
+def cmd_watch(args):
+    """VICI events, one JSON line each, until SIGTERM, charon goes away or the bound."""
+    from vici.exception import CommandException, SessionException
+
+    within_s = float(args[args.index("--within") + 1]) if "--within" in args else 3600.0
+    names = [a for i, a in enumerate(args) if a != "--within" and (i == 0 or args[i - 1] != "--within")]
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    deadline = time.monotonic() + within_s
+    session, sock = vici_session(timeout_s=None)
+    ready = False
+    try:
+        for label, message in session.listen(names, timeout=LISTEN_TICK_S):
+            now = time.monotonic_ns()
+            if not ready:  # the first yield comes after every event is registered
+                emit({"ready": now})
+                ready = True
+            if label is not None:
+                emit({"t": now, "label": plain(label), "message": plain(message)})
+            if stopping or time.monotonic() > deadline:
+                break
+    except (SessionException, CommandException, OSError):
+        pass
+    finally:
+        sock.close()
+    return None
+
+
+def ipr():
+    from pyroute2 import IPRoute
+
+    return IPRoute()
+
+
+def link_names(ip):
+    return {link["index"]: link.get_attr("IFLA_IFNAME") for link in ip.get_links()}
+
+
+def cmd_links(args):
+    """Each interface's kind (vxlan, tun, veth, ...) and IPv4 addresses, in one netlink session."""
+    with ipr() as ip:
+        kinds, addresses = {}, {}
+        for link in ip.get_links():
+            info = link.get_attr("IFLA_LINKINFO")
+            kind = info.get_attr("IFLA_INFO_KIND") if info else None
+            kinds[link.get_attr("IFLA_IFNAME")] = kind or "other"
+        names = link_names(ip)
+        for addr in ip.get_addr(family=socket.AF_INET):
+            addresses.setdefault(names.get(addr["index"], "?"), []).append(addr.get_attr("IFA_ADDRESS"))
+        return {"kinds": kinds, "addresses": addresses}
+
+
+def cmd_set_link(args):
+    name, state = args[0], args[1]
+    if state not in ("up", "down"):
+        raise AgentError(f"set-link: state must be up or down, not {state!r}")
+    with ipr() as ip:
+        found = ip.link_lookup(ifname=name)
+        if not found:
+            raise AgentError(f"no link named {name}")
+        ip.link("set", index=found[0], state=state)
+        return {"t": time.monotonic_ns()}
+
+
+def cmd_block_udp(args):
+    """Adds (on) or removes (off) policy rules that blackhole UDP to and from the ports.
+
+    A blackhole rule drops on the route lookup, so it catches what the node
+    sends and what it receives, without a packet filter. Received packets
+    are looked up in the `local` table first (rule 0), so while blocked
+    that lookup moves behind the blackhole rules.
+    """
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    blocked, ports = args[0] == "on", [int(p) for p in args[1:]]
+    rules = [dict(action="blackhole", ip_proto=17, priority=BLACKHOLE_RULE_PRIORITY, **{key: f"{port}:{port}"})
+             for port in ports for key in ("dport_range", "sport_range")]
+    local_first = dict(table=255, priority=0)
+    local_after = dict(table=255, priority=BLACKHOLE_RULE_PRIORITY + 1)
+    if blocked:
+        changes = [("add", r) for r in rules] + [("add", local_after), ("del", local_first)]
+    else:
+        changes = [("add", local_first), ("del", local_after)] + [("del", r) for r in rules]
+    with ipr() as ip:
+        for command, rule in changes:
+            try:
+                ip.rule(command, **rule)
+            except NetlinkError as exc:
+                # Already there (add) or already gone (del): the state asked for holds.
+                if exc.code not in (errno.EEXIST, errno.ENOENT):
+                    raise AgentError(f"can't {command} rule {rule} ({exc})") from None
+        return {"t": time.monotonic_ns()}
+
+
+def cmd_route_get(args):
+    """A lookup sends nothing, so it can prove no route leaves without sending traffic."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    with ipr() as ip:
+        try:
+            routes = ip.route("get", dst=args[0])
+        except NetlinkError:
+            return {"interface": None}
+        names = link_names(ip)
+        for route in routes:
+            oif = route.get_attr("RTA_OIF")
+            return {"interface": names.get(oif, str(oif))}
+        return {"interface": None}
+
+
+def cmd_clock(args):
+    """For each line on stdin, the monotonic clock and the wall clock read back to back.
+
+    The caller times each round trip and keeps the shortest, as NTP does.
+    """
+    for _ in sys.stdin:
+        before = time.monotonic_ns()
+        real = time.time_ns()
+        after = time.monotonic_ns()
+        emit({"monotonic": (before + after) // 2, "realtime": real})
+    return None
+
+
+def cmd_kernel_config(args):
+    option = args[0]
+    try:
+        with gzip.open("/proc/config.gz", "rt") as handle:
+            for line in handle:
+                if line.startswith(option + "="):
+                    return {"source": "/proc/config.gz", "value": line.strip().split("=", 1)[1]}
+    except OSError as exc:
+        return {"source": f"/proc/config.gz unreadable ({exc.strerror})", "value": None}
+    return {"source": "/proc/config.gz", "value": "not set"}
+
+
+COMMANDS = {
+    "sas": cmd_sas, "terminate": cmd_terminate, "watch": cmd_watch,
+    "links": cmd_links, "set-link": cmd_set_link,
+    "block-udp": cmd_block_udp, "route-get": cmd_route_get, "clock": cmd_clock,
+    "kernel-config": cmd_kernel_config,
+}
+
+
+def emit(document):
+    sys.stdout.write(json.dumps(document, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv):
+    if not argv or argv[0] not in COMMANDS:
+        sys.stderr.write(f"usage: lab-agent {{{','.join(COMMANDS)}}} ...\n")
+        return 2
+    try:
+        result = COMMANDS[argv[0]](argv[1:])
+    except (AgentError, IndexError, ValueError) as exc:
+        sys.stderr.write(f"{argv[0]}: {exc}\n")
+        return 1
+    except BrokenPipeError:
+        return 0
+    if result is not None:
+        emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main(sys.argv[1:]))
