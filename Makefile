@@ -9,6 +9,8 @@ SCENARIO ?= active-standby
 PROFILE ?= azure
 RUNS ?= 1
 RESULTS ?= results
+# More `lab up` options, e.g. UP_ARGS="--profile fast --lab mine".
+UP_ARGS ?=
 FAULTS := kill maintenance pause link-down blackhole
 
 .PHONY: lab-up lab-down lab-status test test-unit test-integration images engine venv bench clean failover failover-all
@@ -28,7 +30,7 @@ images: engine venv
 	$(LAB) build-image --tag $(IMAGE)
 
 lab-up: images
-	$(LAB) up $(SCENARIO)
+	$(LAB) up $(SCENARIO) $(UP_ARGS)
 
 lab-down: venv
 	$(LAB) down

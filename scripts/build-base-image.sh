@@ -23,6 +23,10 @@ if [ -z "$mirror" ]; then
              | grep -oE 'https?://[^ ]+' | head -n1 || true)
   mirror="${mirror:-http://deb.debian.org/debian}"
 fi
+if [ "$(id -u)" != 0 ]; then
+  echo "error: $tag can't be pulled, and building it from Debian packages (debootstrap) needs root: run 'sudo bash scripts/build-base-image.sh' once, or load $tag into the engine" >&2
+  exit 1
+fi
 command -v debootstrap >/dev/null || { echo "debootstrap is missing: apt-get install debootstrap" >&2; exit 1; }
 
 root=$(mktemp -d /tmp/lab-base.XXXXXX)

@@ -10,8 +10,12 @@ if command -v docker >/dev/null && engine_answers; then
   echo "docker engine: running"
   exit 0
 fi
-if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-  echo "error: no Docker engine answers; install and start Docker (https://docs.docker.com/engine/install/), then retry" >&2
+if [ -z "${DOCKER_HOST:-}" ] && [ -S /var/run/docker.sock ] && [ ! -w /var/run/docker.sock ]; then
+  echo "error: permission denied on /var/run/docker.sock: add your user to the docker group (sudo usermod -aG docker \$USER, then log in again) or set DOCKER_HOST" >&2
+  exit 1
+fi
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || [ -n "${DOCKER_HOST:-}" ]; then
+  echo "error: no Docker engine answers${DOCKER_HOST:+ at $DOCKER_HOST}; install and start Docker (https://docs.docker.com/engine/install/), then retry" >&2
   exit 1
 fi
 if ! command -v dockerd >/dev/null; then
