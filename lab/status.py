@@ -25,7 +25,7 @@ def not_ready(status: str, health: str | None) -> bool:
 
 
 def running_node(runtime: ContainerRuntime, lab: str, node: str) -> ContainerInfo:
-    """A node's container, which must be running (faults and watchers reach in by its PID)."""
+    """A node's container, which must be running (faults and watchers exec into it)."""
     found = runtime.containers({"lab.name": lab, "lab.node": node})
     if not found or found[0].pid == 0:
         raise LabError(f"{node} is not running")

@@ -26,7 +26,7 @@ late probe moves no instant; delay is reported on its own.
 - First Route Convergence Time: from the event to the end of the first loss
   episode, i.e. the first probe delivered after the loss began.
 - Maximum delay: the longest one-way delay (receive - send; the containers
-  share the host's CLOCK_MONOTONIC) of the probes delivered in the window,
+  share the engine kernel's CLOCK_MONOTONIC) of the probes delivered in the window,
   and of those in flight at the event that arrived after it.
 - Longest gap between arrivals: the figure this lab used to publish as "the
   outage". A secondary figure only: one late probe in a gap halves it, and a

@@ -10,8 +10,9 @@ orchestrator sees the stream live through the container's exec stream:
     R,<seq>,<sent_ns>,<recv_ns>      a datagram received from the peer
     E                                the probe finished
 
-Containers share the host kernel's CLOCK_MONOTONIC, so these stamps, the
-orchestrator's and the collected events sit on one clock. SIGTERM ends the
+Containers share the engine kernel's CLOCK_MONOTONIC, so these stamps and
+the events lab-agent stamps sit on one clock; `lab` moves its own stamps
+onto it (lab/clock.py). SIGTERM ends the
 probe: it stops sending, keeps receiving for a short drain, then exits.
 """
 import argparse

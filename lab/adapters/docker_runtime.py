@@ -37,7 +37,10 @@ class DockerRuntime:
     def client(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                self._client = docker.DockerClient(base_url=engine_address(), timeout=30)
+                address = engine_address()
+                # ssh:// through the system's ssh client, as the Docker CLI does (no paramiko).
+                self._client = docker.DockerClient(base_url=address, timeout=30,
+                                                   use_ssh_client=address.startswith("ssh://"))
             except DockerException as exc:
                 raise engine_error(exc) from None
         return self._client

@@ -104,11 +104,15 @@ class AgentEventWatch:
         self.node = node
         self._stream = stream
         self._ready = threading.Event()
+        self._subscribed = False
+        self._said = ""
 
     def wait_ready(self, within_s: float) -> None:
         """Returns once every event is registered in charon, so none is missed from then on."""
         if not self._ready.wait(within_s):
             raise LabError(f"{self.node}: charon's event subscription was not ready within {within_s:.0f} s")
+        if not self._subscribed:
+            raise LabError(f"{self.node}: charon's event subscription ended at once ({self._said or 'no output'})")
 
     def __iter__(self) -> Iterator[tuple[int, str, dict]]:
         try:
@@ -116,8 +120,10 @@ class AgentEventWatch:
                 try:
                     document = json.loads(line)
                 except json.JSONDecodeError:
-                    continue  # a torn line at the very end
+                    self._said = line.strip() or self._said  # the agent's error, or a torn last line
+                    continue
                 if "ready" in document:
+                    self._subscribed = True
                     self._ready.set()
                 elif "label" in document:
                     yield int(document["t"]), str(document["label"]), document.get("message") or {}

@@ -5,7 +5,9 @@ remote engines).
 Both run the CLI as their own Linux user, from a copy of the repository the
 first one set up with the README's `make` targets. Neither can see the
 engine host's /proc of the containers, so everything they do goes through
-the Docker API. Creating the accounts needs root (CI runs as root).
+the Docker API. The TCP client's failovers also run on a clock of their own
+(a time namespace), as a laptop's does in front of Docker Desktop's VM.
+Creating the accounts and the namespace needs root (CI runs as root).
 """
 import json
 import os
@@ -26,6 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 MEMBER = "azlab-member"      # in the docker group, like a Linux laptop user
 REMOTE = "azlab-remote"      # not in the docker group: reaches the engine over TCP only
 ENGINE_SOCKET = "/var/run/docker.sock"
+# The TCP client's monotonic clock runs a day ahead of the engine's.
+CLIENT_CLOCK_AHEAD_S = 86400
 COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "results", "__pycache__", ".pytest_cache", "*.egg-info",
                                      ".hypothesis")
 
@@ -43,13 +47,20 @@ def _ensure_user(name: str, groups: list[str]) -> pwd.struct_passwd:
 
 
 def as_user(user: pwd.struct_passwd, argv: list[str], env: dict[str, str] | None = None, timeout: float = 600,
-            cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """argv as that user (with their groups), in a clean login-like environment."""
+            clock_ahead_s: int = 0) -> subprocess.CompletedProcess:
+    """argv as that user (with their groups), in a clean login-like environment.
+
+    With `clock_ahead_s`, in a time namespace whose CLOCK_MONOTONIC runs that far
+    ahead of the engine's: a client with a clock of its own, as on a laptop in
+    front of Docker Desktop's VM or a remote engine.
+    """
     base = {"HOME": user.pw_dir, "USER": user.pw_name, "LOGNAME": user.pw_name, "LANG": "C.UTF-8",
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "COLUMNS": "200"}
     base.update(env or {})
-    wrapped = ["runuser", "-u", user.pw_name, "--", "env", "-i", *[f"{k}={v}" for k, v in base.items()], *argv]
-    return subprocess.run(wrapped, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    clock = ["unshare", "--time", "--monotonic", str(clock_ahead_s), "--boottime", str(clock_ahead_s), "--fork"] \
+        if clock_ahead_s else []
+    wrapped = clock + ["runuser", "-u", user.pw_name, "--", "env", "-i", *[f"{k}={v}" for k, v in base.items()], *argv]
+    return subprocess.run(wrapped, capture_output=True, text=True, timeout=timeout)
 
 
 class TcpRelay:
@@ -120,11 +131,13 @@ def _user_exists(name: str) -> bool:
         return False
 
 
-def lab_cli(user, repo: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600):
-    return as_user(user, [str(repo / ".venv" / "bin" / "lab"), *args], env=env, timeout=timeout)
+def lab_cli(user, repo: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600,
+            clock_ahead_s: int = 0):
+    return as_user(user, [str(repo / ".venv" / "bin" / "lab"), *args], env=env, timeout=timeout,
+                   clock_ahead_s=clock_ahead_s)
 
 
-def operate(user, repo: Path, lab: str, env: dict[str, str] | None = None) -> None:
+def operate(user, repo: Path, lab: str, env: dict[str, str] | None = None, clock_ahead_s: int = 0) -> None:
     """status, a kill and a link-down failover, break and repair, down: each must work for this user."""
     status = lab_cli(user, repo, "status", "--lab", lab, "--json", env=env)
     assert status.returncode == 0, status.stderr[-1500:]
@@ -133,7 +146,7 @@ def operate(user, repo: Path, lab: str, env: dict[str, str] | None = None) -> No
     for fault in ("kill", "link-down"):
         out = Path(user.pw_dir) / f"results-{fault}"
         run = lab_cli(user, repo, "failover", "--lab", lab, "--fault", fault, "--runs", "1", "--out", str(out),
-                      env=env, timeout=900)
+                      env=env, timeout=900, clock_ahead_s=clock_ahead_s)
         assert run.returncode in (0, 1), f"{fault}: {run.stderr[-1500:]}"
         report = json.loads(as_user(user, ["cat", str(out / "report.json")]).stdout)
         measured = report["runs"][0]
@@ -141,7 +154,11 @@ def operate(user, repo: Path, lab: str, env: dict[str, str] | None = None) -> No
         assert measured["invalid"] is None, measured["invalid"]
         assert all(d["converged"] for d in measured["directions"]), fault
         assert all(d["lost"] > 0 for d in measured["directions"]), fault
-        assert report["clock"], report
+        # A client clock of its own is measured, not assumed: the offset and how well it is known.
+        assert ("offset known to" in report["clock"]) == bool(clock_ahead_s), report["clock"]
+        # The fault is stamped by the client, the recovery by the probes in the nodes: with a
+        # day between the two clocks, only a correct offset puts them within seconds of each other.
+        assert all(0 < d["first_route_s"] < 30 for d in measured["directions"]), measured["directions"]
         if fault == "kill":  # kill passed 20 runs of 20 in the soak: a miss here is a regression
             assert run.returncode == 0, run.stdout[-2500:]
 
@@ -169,7 +186,7 @@ def test_a_docker_group_member_runs_the_readme_commands_and_every_operation(acco
         lifecycle.teardown(lab, adapters)
 
 
-def test_a_client_with_only_tcp_to_the_engine_runs_every_operation(accounts, adapters):
+def test_a_client_with_only_tcp_to_the_engine_and_its_own_clock_runs_every_operation(accounts, adapters):
     _, remote, repo = accounts
     # No way in but the API: not the engine's socket, not the containers' /proc.
     refused = lab_cli(remote, repo, "status")
@@ -184,7 +201,7 @@ def test_a_client_with_only_tcp_to_the_engine_runs_every_operation(accounts, ada
         gateway = adapters.runtime.containers({"lab.name": lab, "lab.node": "azure-gw-0"})[0]
         peek = as_user(remote, ["ls", f"/proc/{gateway.pid}/root/run"])
         assert peek.returncode != 0 and "Permission denied" in peek.stderr
-        operate(remote, repo, lab, env=env)
+        operate(remote, repo, lab, env=env, clock_ahead_s=CLIENT_CLOCK_AHEAD_S)
     finally:
         relay.close()
         lifecycle.teardown(lab, adapters)

@@ -101,3 +101,37 @@ def test_an_engine_that_does_not_answer_names_where_it_was_looked_for(monkeypatc
     monkeypatch.setenv("DOCKER_HOST", "tcp://10.255.255.1:2375")
     error = engine_error(ConnectionRefusedError(111, "Connection refused"))
     assert "tcp://10.255.255.1:2375" in str(error) and "DOCKER_HOST" in str(error)
+
+
+class FakeStream:
+    def __init__(self, lines):
+        self._lines = lines
+        self.stopped = False
+
+    def lines(self):
+        yield from self._lines
+
+    def stop(self):
+        self.stopped = True
+
+
+def test_a_watch_is_ready_once_subscribed_and_yields_events_stamped_in_the_node():
+    from lab.adapters.node_agent import AgentEventWatch
+
+    stream = FakeStream(['{"ready":100}', '{"t":250,"label":"ike-updown","message":{"up":"yes"}}', '{"t":2'])
+    watch = AgentEventWatch("onprem-0", stream)
+    events = list(watch)
+    watch.wait_ready(0.1)
+    assert events == [(250, "ike-updown", {"up": "yes"})]
+    watch.close()
+    assert stream.stopped
+
+
+def test_a_watch_that_ends_before_it_was_ready_says_why_at_once():
+    from lab.adapters.node_agent import AgentEventWatch
+    from lab.errors import LabError
+
+    watch = AgentEventWatch("onprem-0", FakeStream(["watch: charon's VICI socket does not answer"]))
+    assert list(watch) == []
+    with pytest.raises(LabError, match="ended at once .watch: charon's VICI socket does not answer"):
+        watch.wait_ready(10)
