@@ -154,6 +154,20 @@ class TunnelPlan(Strict):
     interface: str
 
 
+class BgpSessionPlan(Strict):
+    """One BGP session as one node configures it; the peer configures its mirror image."""
+
+    node: str
+    peer_address: IPv4Address
+    peer_asn: int
+    source: IPv4Address
+    description: str
+    multihop: bool                         # eBGP between loopback-style peer IPs, over a tunnel
+    static_via: IPv4Address | None = None  # how the peer address is reached: the tunnel's link
+    next_hop_self: bool = False
+    tunnel: str | None = None              # the tunnel the session rides on
+
+
 class Segment(Strict):
     """The Docker bridge that carries one scenario network as a plain L2 segment.
 
@@ -190,6 +204,7 @@ class LabPlan(Strict):
     profile: Profile
     nodes: dict[str, NodePlan]
     tunnels: list[TunnelPlan]
+    bgp_sessions: list[BgpSessionPlan]
     segments: dict[str, Segment]
     # Every bridge of the lab starts with it: the host's forwarding guard matches on it.
     bridge_prefix: str
@@ -213,6 +228,9 @@ class LabPlan(Strict):
             t for t in self.tunnels
             if t.device == node or (owner is not None and t.gateway == owner[0])
         ]
+
+    def sessions_of(self, node: str) -> list[BgpSessionPlan]:
+        return [b for b in self.bgp_sessions if b.node == node]
 
     def routed_prefixes(self) -> list[IPv4Network]:
         """Every prefix a workload host may need to reach: the sites' address spaces."""

@@ -22,7 +22,8 @@ from .events import (
 from .errors import LabError
 from .model import LabPlan
 from .ports import EventWatch, ExecStream
-from .status import FRR_KINDS, VPN_KINDS, running_node
+from .kinds import runs_bgp, runs_ike
+from .status import running_node
 from .timeline import DirectionProbes
 from .wiring import Adapters
 
@@ -116,7 +117,7 @@ class Observation:
             peers.setdefault(b, a)
         try:
             for node in self.plan.nodes.values():
-                if node.kind in VPN_KINDS:
+                if runs_ike(node.kind):
                     info = running_node(runtime, self.plan.lab, node.name)
                     watch = self.adapters.ike_for(info).watch(VICI_EVENTS, self.bound_s)
                     self._watches.append(watch)
@@ -160,6 +161,6 @@ class Observation:
             if self.plan.instance_gateway(node.name) is not None:
                 text = runtime.logs(node.container, since_ns=since_wall, until_ns=until_wall, timestamps=True)
                 found.extend(container_log_events(text, node.name, self.clock.wall))
-            if node.kind in FRR_KINDS:
+            if runs_bgp(node.kind):
                 found.extend(frr_log_events(runtime.read_file(node.container, FRR_LOG), node.name, self.clock.wall))
         return [e for e in found if self.started_ns <= e.t_ns <= until_ns]

@@ -13,10 +13,9 @@ from typing import Callable
 
 from .errors import LabError
 from .hostcheck import ESP_OPTION, kernel_esp_support
+from .kinds import Role, has_role, runs_bgp, runs_ike
 from .ports import ContainerInfo, ContainerRuntime, IkeControl, LinkControl, RouteControl
 
-VPN_KINDS = ("azure-gateway-instance", "onprem-vpn-device")
-FRR_KINDS = ("azure-gateway-instance", "onprem-vpn-device", "vnet-router")
 
 
 def not_ready(status: str, health: str | None) -> bool:
@@ -109,20 +108,20 @@ class LabStatus:
         kinds = {n.node: n.kind for n in self.nodes}
         standby = {i for gw in self.gateways for i in gw.instances} - active
         for t in self.tunnels:
-            if kinds.get(t.node) == "onprem-vpn-device" or t.node in active:
+            if has_role(kinds.get(t.node, ""), Role.VPN_DEVICE) or t.node in active:
                 if t.ike_state != "ESTABLISHED" or t.child_state != "INSTALLED":
                     reasons.append(f"{t.node} tunnel {t.tunnel}: IKE {t.ike_state}, CHILD {t.child_state}")
             elif t.node in standby and t.ike_state == "ESTABLISHED":
                 # A standby holding an SA is left over from a hand-over: not settled yet.
                 reasons.append(f"standby {t.node} still holds tunnel {t.tunnel}")
-        expected_tunnels = [n.node for n in self.nodes if n.kind == "onprem-vpn-device"]
+        expected_tunnels = [n.node for n in self.nodes if has_role(n.kind, Role.VPN_DEVICE)]
         for device in expected_tunnels:
             if not any(t.node == device for t in self.tunnels):
                 reasons.append(f"{device}: no IKE_SA")
         for b in self.bgp:
             if b.node in standby:
                 continue
-            if kinds.get(b.node) == "vnet-router" and not self._peer_is_active(b.peer):
+            if has_role(kinds.get(b.node, ""), Role.VNET_ROUTER) and not self._peer_is_active(b.peer):
                 continue
             if b.state != "Established" or b.prefixes_received == 0:
                 reasons.append(f"{b.node} BGP {b.peer}: {b.state}, {b.prefixes_received} prefixes")
@@ -154,7 +153,7 @@ def read_node(c: ContainerInfo, ike_for: Callable[[ContainerInfo], IkeControl],
               links_for: Callable[[ContainerInfo], LinkControl], with_kernel: bool) -> NodeReading:
     reading = NodeReading()
     try:
-        if c.kind in VPN_KINDS:
+        if runs_ike(c.kind):
             links = links_for(c)
             if with_kernel:
                 reading.kernel_esp = kernel_esp_support(*links.kernel_option(ESP_OPTION)).summary
@@ -172,9 +171,9 @@ def read_node(c: ContainerInfo, ike_for: Callable[[ContainerInfo], IkeControl],
                     bytes_in=sum(ch.bytes_in for ch in sa.children),
                     bytes_out=sum(ch.bytes_out for ch in sa.children),
                 ))
-            if c.kind == "azure-gateway-instance":
+            if has_role(c.kind, Role.GATEWAY_INSTANCE):
                 reading.addresses = [a for addrs in links.addresses().values() for a in addrs]
-        if c.kind in FRR_KINDS:
+        if runs_bgp(c.kind):
             for peer in routes_for(c).bgp_peers():
                 reading.bgp.append(BgpRow(c.node, peer.peer, peer.description, peer.state, peer.prefixes_received))
     except LabError as exc:
@@ -201,7 +200,7 @@ def collect_status(
         host_kernel_esp="unknown (no VPN node running)",
     )
     running = [c for c in containers if c.status == "running"]
-    kernel_reader = next((c.name for c in running if c.kind in VPN_KINDS), None)
+    kernel_reader = next((c.name for c in running if runs_ike(c.kind)), None)
     # Each read is a round trip through the engine: ask every node at once.
     with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
         readings = dict(zip([c.name for c in running], pool.map(
@@ -210,7 +209,7 @@ def collect_status(
     gateways: dict[str, GatewayRow] = {}
     for c in containers:
         status.nodes.append(NodeRow(c.node, c.kind, c.status, c.health))
-        if c.kind == "azure-gateway-instance":
+        if has_role(c.kind, Role.GATEWAY_INSTANCE):
             gw = _gateway_row(gateways, c)
         reading = readings.get(c.name)
         if reading is None:

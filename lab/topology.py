@@ -15,8 +15,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import TopologyError
-from .kinds import KINDS
-from .model import NAME_PATTERN, LabPlan, NodePlan, Profile, Scenario, Segment, TunnelPlan
+from .kinds import KINDS, Role, has_role, kind_name_of
+from .model import NAME_PATTERN, BgpSessionPlan, LabPlan, NodePlan, Profile, Scenario, Segment, TunnelPlan
 from .segments import bridge_prefix, plan_segments
 
 M = TypeVar("M", bound=BaseModel)
@@ -160,22 +160,23 @@ def _check_gateways(s: Scenario) -> list[str]:
             node = s.nodes.get(inst)
             if node is None:
                 problems.append(f"{field}: unknown node {inst!r}")
-            elif node.kind != "azure-gateway-instance":
-                problems.append(f"{field}: {inst} is a {node.kind}, not an azure-gateway-instance")
+            elif not has_role(node.kind, Role.GATEWAY_INSTANCE):
+                problems.append(f"{field}: {inst} is a {node.kind}, not an {kind_name_of(Role.GATEWAY_INSTANCE)}")
             else:
                 for spot in (gw.public_ip, gw.bgp_peer_ip):
                     if spot.network not in node.links:
                         problems.append(f"nodes.{inst}.links: no link on {spot.network}, where the gateway's address lives")
         router = s.nodes.get(gw.vnet_router)
-        if router is None or router.kind != "vnet-router":
-            problems.append(f"gateways.{gw_name}.vnet_router: {gw.vnet_router!r} is not a vnet-router node")
+        if router is None or not has_role(router.kind, Role.VNET_ROUTER):
+            problems.append(f"gateways.{gw_name}.vnet_router: {gw.vnet_router!r} is not a "
+                            f"{kind_name_of(Role.VNET_ROUTER)} node")
         elif gw.bgp_peer_ip.network not in router.links:
             problems.append(f"nodes.{gw.vnet_router}.links: no link on {gw.bgp_peer_ip.network}, where it meets the gateway")
         elif router.asn != gw.asn:
             problems.append(f"nodes.{gw.vnet_router}.asn: must equal gateways.{gw_name}.asn ({gw.asn})")
     in_gateways = {i for gw in s.gateways.values() for i in gw.instances}
     for name, node in s.nodes.items():
-        if node.kind == "azure-gateway-instance" and name not in in_gateways:
+        if has_role(node.kind, Role.GATEWAY_INSTANCE) and name not in in_gateways:
             problems.append(f"nodes.{name}: gateway instance belongs to no gateway")
     return problems
 
@@ -205,8 +206,8 @@ def _check_tunnels(s: Scenario) -> list[str]:
             problems.append(f"{field}.name: duplicate tunnel name {t.name!r}")
         seen.add(t.name)
         device = s.nodes.get(t.device)
-        if device is None or device.kind != "onprem-vpn-device":
-            problems.append(f"{field}.device: {t.device!r} is not an onprem-vpn-device node")
+        if device is None or not has_role(device.kind, Role.VPN_DEVICE):
+            problems.append(f"{field}.device: {t.device!r} is not an {kind_name_of(Role.VPN_DEVICE)} node")
         gw = s.gateways.get(t.gateway)
         if gw is None:
             problems.append(f"{field}.gateway: unknown gateway {t.gateway!r}")
@@ -223,8 +224,8 @@ def _check_probes(s: Scenario) -> list[str]:
     for i, pair in enumerate(s.probes):
         for j, name in enumerate(pair):
             node = s.nodes.get(name)
-            if node is None or node.kind != "workload-host":
-                problems.append(f"probes[{i}][{j}]: {name!r} is not a workload-host node")
+            if node is None or not has_role(node.kind, Role.WORKLOAD_HOST):
+                problems.append(f"probes[{i}][{j}]: {name!r} is not a {kind_name_of(Role.WORKLOAD_HOST)} node")
         if pair[0] == pair[1]:
             problems.append(f"probes[{i}]: a host can't probe itself ({pair[0]})")
     return problems
@@ -278,6 +279,38 @@ def plan_tunnels(s: Scenario) -> list[TunnelPlan]:
     return plans
 
 
+def plan_bgp_sessions(s: Scenario, tunnels: list[TunnelPlan]) -> list[BgpSessionPlan]:
+    """Every BGP session, from each end: over each tunnel (instance and device), and iBGP
+    between each instance and its VNet router. Renderers only format these."""
+    sessions: list[BgpSessionPlan] = []
+    for gw_name, gw in s.gateways.items():
+        router = s.nodes[gw.vnet_router]
+        inside = gw.bgp_peer_ip.network
+        for inst in gw.instances:
+            for t in (t for t in tunnels if t.gateway == gw_name):
+                device = s.nodes[t.device]
+                sessions.append(BgpSessionPlan(
+                    node=inst, peer_address=device.bgp_peer_ip, peer_asn=device.asn, source=gw.bgp_peer_ip.address,
+                    description=f"tunnel {t.name} to {t.device}", multihop=True, static_via=t.device_link_ip,
+                    tunnel=t.name))
+            sessions.append(BgpSessionPlan(
+                node=inst, peer_address=router.links[inside], peer_asn=gw.asn, source=s.nodes[inst].links[inside],
+                description=f"VNet routing ({gw.vnet_router})", multihop=False, next_hop_self=True))
+    for t in tunnels:
+        gw = s.gateways[t.gateway]
+        sessions.append(BgpSessionPlan(
+            node=t.device, peer_address=gw.bgp_peer_ip.address, peer_asn=gw.asn,
+            source=s.nodes[t.device].bgp_peer_ip, description=f"tunnel {t.name} to {t.gateway}", multihop=True,
+            static_via=t.gateway_link_ip, tunnel=t.name))
+    for gw_name, gw in s.gateways.items():
+        for inst in gw.instances:
+            sessions.append(BgpSessionPlan(
+                node=gw.vnet_router, peer_address=s.nodes[inst].links[gw.bgp_peer_ip.network], peer_asn=gw.asn,
+                source=s.nodes[gw.vnet_router].links[gw.bgp_peer_ip.network], description=f"gateway instance {inst}",
+                multihop=False))
+    return sessions
+
+
 def resolve(scenario: Scenario, profile: Profile, lab: str | None = None,
             segments: dict[str, Segment] | None = None) -> LabPlan:
     """The plan; without `segments`, transport subnets are the pool's first (the host decides at `up`)."""
@@ -286,7 +319,10 @@ def resolve(scenario: Scenario, profile: Profile, lab: str | None = None,
         name: NodePlan(name=name, kind=node.kind, container=f"lab-{lab_name}-{name}", links=node.links, zone=node.zone)
         for name, node in scenario.nodes.items()
     }
-    return LabPlan(lab=lab_name, scenario=scenario, profile=profile, nodes=nodes, tunnels=plan_tunnels(scenario),
+    # The planning pipeline: sites and addresses (the scenario) → tunnels → BGP sessions → segments.
+    tunnels = plan_tunnels(scenario)
+    return LabPlan(lab=lab_name, scenario=scenario, profile=profile, nodes=nodes, tunnels=tunnels,
+                   bgp_sessions=plan_bgp_sessions(scenario, tunnels),
                    segments=segments or plan_segments(scenario, lab_name, taken=[]),
                    bridge_prefix=bridge_prefix(lab_name))
 

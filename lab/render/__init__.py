@@ -42,12 +42,12 @@ def retransmit_schedule(dpd_timeout_s: float) -> tuple[float, int]:
     return round(timeout, 3), tries
 
 
-def _role(plan: LabPlan, node: str) -> str:
-    return plan.nodes[node].kind
-
-
 def _is_gateway_side(plan: LabPlan, node: str) -> bool:
-    return _role(plan, node) == "azure-gateway-instance"
+    return plan.instance_gateway(node) is not None
+
+
+def _is_vnet_router(plan: LabPlan, node: str) -> bool:
+    return any(gw.vnet_router == node for gw in plan.scenario.gateways.values())
 
 
 def _tunnel_ends(plan: LabPlan, node: str, t: TunnelPlan) -> dict[str, object]:
@@ -163,36 +163,10 @@ def render_psk_secrets(plan: LabPlan, node: str, psks: dict[str, str]) -> dict[s
 
 
 def _bgp_neighbors(plan: LabPlan, node: str) -> list[dict[str, object]]:
-    spec = plan.scenario.nodes[node]
-    kind = _role(plan, node)
-    neighbors: list[dict[str, object]] = []
-    if kind == "azure-gateway-instance":
-        gw_name, gw = plan.instance_gateway(node)  # type: ignore[misc]
-        router = plan.scenario.nodes[gw.vnet_router]
-        inside = gw.bgp_peer_ip.network
-        for t in plan.tunnels_of(node):
-            device = plan.scenario.nodes[t.device]
-            neighbors.append(dict(address=device.bgp_peer_ip, asn=device.asn, source=gw.bgp_peer_ip.address,
-                                  multihop=True, description=f"tunnel {t.name} to {t.device}",
-                                  static_via=t.device_link_ip, next_hop_self=False))
-        neighbors.append(dict(address=router.links[inside], asn=gw.asn, source=spec.links[inside],
-                              multihop=False, description=f"VNet routing ({gw.vnet_router})",
-                              static_via=None, next_hop_self=True))
-    elif kind == "onprem-vpn-device":
-        for t in plan.tunnels_of(node):
-            gw = plan.scenario.gateways[t.gateway]
-            neighbors.append(dict(address=gw.bgp_peer_ip.address, asn=gw.asn, source=spec.bgp_peer_ip,
-                                  multihop=True, description=f"tunnel {t.name} to {t.gateway}",
-                                  static_via=t.gateway_link_ip, next_hop_self=False))
-    elif kind == "vnet-router":
-        for gw_name, gw in plan.scenario.gateways.items():
-            if gw.vnet_router != node:
-                continue
-            for inst in gw.instances:
-                neighbors.append(dict(address=plan.scenario.nodes[inst].links[gw.bgp_peer_ip.network], asn=gw.asn,
-                                      source=spec.links[gw.bgp_peer_ip.network], multihop=False,
-                                      description=f"gateway instance {inst}", static_via=None, next_hop_self=False))
-    return neighbors
+    """The node's planned BGP sessions, in the shape frr.conf.j2 formats."""
+    return [dict(address=b.peer_address, asn=b.peer_asn, source=b.source, multihop=b.multihop,
+                 description=b.description, static_via=b.static_via, next_hop_self=b.next_hop_self)
+            for b in plan.sessions_of(node)]
 
 
 def _router_id(plan: LabPlan, node: str) -> IPv4Address:
@@ -202,7 +176,6 @@ def _router_id(plan: LabPlan, node: str) -> IPv4Address:
 
 def render_frr(plan: LabPlan, node: str) -> dict[str, str]:
     spec = plan.scenario.nodes[node]
-    kind = _role(plan, node)
     gateway = plan.instance_gateway(node)
     asn = gateway[1].asn if gateway else spec.asn
     # A VNet router's address space is originated through a blackhole route:
@@ -215,7 +188,7 @@ def render_frr(plan: LabPlan, node: str) -> dict[str, str]:
         router_id=_router_id(plan, node),
         neighbors=_bgp_neighbors(plan, node),
         networks=originate,
-        blackhole=originate if kind == "vnet-router" else [],
+        blackhole=originate if _is_vnet_router(plan, node) else [],
         bgp=plan.profile.bgp,
         bfd=plan.profile.bfd,
     )

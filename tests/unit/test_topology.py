@@ -156,3 +156,35 @@ def test_convergence_needs_prefixes_not_just_established_sessions():
     status = converged_status()
     status.bgp[0] = BgpRow("onprem-0", "10.1.255.30", "", "Established", 0)
     assert status.unconverged_reasons() == ["onprem-0 BGP 10.1.255.30: Established, 0 prefixes"]
+
+
+def test_each_bgp_session_is_planned_from_both_ends(plan):
+    """The planning pipeline's BGP stage: every session one end configures has its mirror at the other."""
+    by_address = {}
+    for name, node in plan.scenario.nodes.items():
+        for address in [*node.links.values(), *([node.bgp_peer_ip] if node.bgp_peer_ip else [])]:
+            by_address[address] = name
+    gateway = plan.scenario.gateways["azure-gw"]
+    for session in plan.bgp_sessions:
+        if session.source == gateway.bgp_peer_ip.address:
+            continue  # the instances share the gateway's BGP address: checked below
+        peer = "azure-gw" if session.peer_address == gateway.bgp_peer_ip.address else by_address[session.peer_address]
+        mirrors = [b for b in plan.bgp_sessions if b.peer_address == session.source and b.source == session.peer_address]
+        assert mirrors or peer == "azure-gw", session
+    for instance in gateway.instances:
+        over_tunnels = [b for b in plan.sessions_of(instance) if b.tunnel]
+        assert [b.tunnel for b in over_tunnels] == [t.name for t in plan.tunnels]
+        assert all(b.multihop and b.static_via is not None for b in over_tunnels)
+        (ibgp,) = [b for b in plan.sessions_of(instance) if not b.tunnel]
+        assert ibgp.peer_asn == gateway.asn and ibgp.next_hop_self
+    assert len(plan.sessions_of("vnet-router")) == len(gateway.instances)
+    assert [b.tunnel for b in plan.sessions_of("onprem-0")] == [t.name for t in plan.tunnels]
+
+
+def test_status_and_observation_find_daemons_through_the_kinds():
+    from lab.kinds import KINDS, Role, has_role, runs_bgp, runs_ike
+
+    assert {k.name for k in KINDS.values() if k.runs_ike} == {n for n in KINDS if runs_ike(n)}
+    assert runs_ike("onprem-vpn-device") and runs_bgp("vnet-router") and not runs_ike("vnet-router")
+    assert not runs_ike("no-such-kind") and not has_role("no-such-kind", Role.VPN_DEVICE)
+    assert sorted(role.name for role in Role) == sorted(k.role.name for k in KINDS.values())
