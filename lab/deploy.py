@@ -44,6 +44,9 @@ BRIDGE_OPTIONS = {
 }
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 
+# The image's lab-agent (images/node/agent.py) speaks this version of its commands.
+AGENT_PROTOCOL_LABEL = "azlab.agent-protocol"
+AGENT_PROTOCOL = "1"
 
 def state_root() -> Path:
     if "LAB_STATE_DIR" in os.environ:
@@ -184,6 +187,10 @@ def ensure_image(runtime: ContainerRuntime, image: str) -> str:
     image_id = runtime.image_id(image)
     if image_id is None:
         raise DeployError("image", f"{image} is not built: run `make images`")
+    found = runtime.image_labels(image).get(AGENT_PROTOCOL_LABEL)
+    if found != AGENT_PROTOCOL:
+        raise DeployError("image", f"{image} has lab-agent protocol {found or 'none'}, this lab needs "
+                                   f"{AGENT_PROTOCOL}: rebuild it with `make images`")
     return image_id
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -52,6 +51,9 @@ HANDOVER_WITHIN_S = 30.0
 FAILBACK_WITHIN_S = HEALTHY_AGAIN_WITHIN_S + HANDOVER_WITHIN_S + INITIAL_STATE_WITHIN_S
 # The event that starts the reversion: the graceful hand-over back to the initial instance.
 FAILBACK = "failback"
+# Two machines' monotonic clocks drift apart by parts per million: over a run of a
+# few minutes, more than this means the offset the run used no longer held.
+CLOCK_DRIFT_ALLOWED_NS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,11 @@ class RunResult:
     failback_ns: int | None = None   # the reversion's event: the hand-over back; None: none happened
     stopped_ns: int | None = None    # when the probes stopped (end of the reversion's window)
     reversion: list[DirectionResult] = field(default_factory=list)
+    # The lab's clock (lab/clock.py): the engine's monotonic minus this machine's, how well it is known,
+    # and how far it moved between the start and the end of the run. All 0 when the two are one clock.
+    clock_offset_ns: int = 0
+    clock_uncertainty_ns: int = 0
+    clock_drift_ns: int = 0
 
     @property
     def passed(self) -> bool:
@@ -319,6 +326,8 @@ class FailoverRunner:
             fault_ns = self.clock.now_ns()
             try:
                 detail = self.fault.inject(target)
+                # The node's own stamp of the first change, where it gives one: not the exec's start-up.
+                fault_ns = target.applied_ns or fault_ns
                 events.append(Event(fault_ns, "fault", s.target, FAULT, f"{self.fault.name}: {detail}"))
                 end_ns = self._measure(index, "measuring", observation, fault_ns, measure_s, events)
             except BaseException:
@@ -347,6 +356,10 @@ class FailoverRunner:
                 recorded += [e for e in observation.recorded_events(stopped_ns) if e.t_ns > end_ns]
         finally:
             observation.stop()
+        started_clock = self.clock
+        ended_clock = self._measure_clock()
+        drift_ns = ended_clock.engine_minus_client_ns - started_clock.engine_minus_client_ns
+        drift_allowed_ns = started_clock.uncertainty_ns + ended_clock.uncertainty_ns + CLOCK_DRIFT_ALLOWED_NS
         events = sorted(events + observation.live_events + recorded, key=lambda e: e.t_ns)
         probes = observation.directions()
         directions = [analyse_direction(p, fault_ns, end_ns, self.method) for p in probes]
@@ -358,7 +371,12 @@ class FailoverRunner:
             started_ns=observation.started_ns, fault_ns=fault_ns, end_ns=end_ns, fault_detail=detail,
             directions=directions, phases=breakdown(events, fault_ns, end_ns, self.handover, directions),
             checks=checks(directions, self.target_s), events=events, probes=probes, returned_by=returned_by,
-            invalid=invalid_reason(directions), restore_ns=restore_ns, failback_ns=failback_ns,
+            invalid=invalid_reason(directions) or (
+                f"the client's clock moved {drift_ns / 1e6:.1f} ms against the engine's during the run"
+                if abs(drift_ns) > drift_allowed_ns else None),
+            clock_offset_ns=started_clock.engine_minus_client_ns, clock_uncertainty_ns=started_clock.uncertainty_ns,
+            clock_drift_ns=drift_ns,
+            restore_ns=restore_ns, failback_ns=failback_ns,
             stopped_ns=stopped_ns, reversion=reversion,
         )
 

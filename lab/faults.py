@@ -29,6 +29,8 @@ class FaultTarget:
     ike_for: Callable[[ContainerInfo], IkeControl]
     links_for: Callable[[ContainerInfo], LinkControl]
     routes_for: Callable[[ContainerInfo], RouteControl]
+    # When the fault's first change took effect in the node (the lab's clock), if the node said.
+    applied_ns: int | None = None
 
     @property
     def container(self) -> str:
@@ -99,7 +101,7 @@ class Maintenance(Fault):
     def inject(self, target: FaultTarget) -> str:
         # New IKE_SA_INIT from the peers would land on this instance until the
         # IP moves: refuse them, so they retry against the standby.
-        target.links_for(target.info()).block_udp_ports([IKE_INIT_PORT], True)
+        target.applied_ns = target.links_for(target.info()).block_udp_ports([IKE_INIT_PORT], True)
         # Drain first, as a router leaving service does: the peers drop the
         # session now. Left up, the device's BFD session with this instance
         # would expire later and take the new instance's BGP session with it.
@@ -139,7 +141,7 @@ class LinkDown(Fault):
     summary = "cut the instance's internet-facing interface (netlink, in its namespace)"
 
     def inject(self, target: FaultTarget) -> str:
-        target.links_for(target.info()).set_link(target.public_interface, False)
+        target.applied_ns = target.links_for(target.info()).set_link(target.public_interface, False)
         return f"link {target.public_interface} down"
 
     def restore(self, target: FaultTarget) -> str:
@@ -152,7 +154,7 @@ class Blackhole(Fault):
     summary = "drop the instance's IKE and ESP-in-UDP traffic (an ISP outage; VRRP still sees it alive)"
 
     def inject(self, target: FaultTarget) -> str:
-        target.links_for(target.info()).block_udp_ports(IKE_PORTS, True)
+        target.applied_ns = target.links_for(target.info()).block_udp_ports(IKE_PORTS, True)
         return "UDP 500/4500 blackholed"
 
     def restore(self, target: FaultTarget) -> str:

@@ -197,10 +197,12 @@ def collect_status(
         scenario=first.get("lab.scenario", "?"),
         profile=first.get("lab.profile", "?"),
         data_plane="none",
-        host_kernel_esp="unknown (no VPN node running)",
+        host_kernel_esp="unknown",
     )
     running = [c for c in containers if c.status == "running"]
     kernel_reader = next((c.name for c in running if runs_ike(c.kind)), None)
+    if kernel_reader is None:
+        status.host_kernel_esp = "unknown (no VPN node running)"
     # Each read is a round trip through the engine: ask every node at once.
     with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
         readings = dict(zip([c.name for c in running], pool.map(

@@ -6,13 +6,13 @@ split between "daemons healthy" and "IKE + BGP converged".
 """
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 
 from lab import lifecycle
+from lab.experiment import machine_summary
 from lab.topology import load_plan
 from lab.wiring import real_adapters
 
@@ -46,7 +46,7 @@ def main() -> int:
     median = statistics.median(totals)
     print(f"lab up -> converged: median {median:.1f} s, min {min(totals):.1f} s, max {max(totals):.1f} s "
           f"over {len(totals)} runs; target {TARGET_S:.0f} s: {'PASS' if median <= TARGET_S else 'MISS'}")
-    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, kernel {platform.release()}")
+    print(f"machine: {machine_summary(adapters.runtime.engine_summary())}")
     return 0 if median <= TARGET_S else 1
 
 

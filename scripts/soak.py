@@ -137,7 +137,7 @@ def main() -> int:
     args = parser.parse_args()
     adapters = real_adapters()
     adapters.runtime.ping()
-    result = {"machine": machine_summary(), "profile": args.profile}
+    result = {"machine": machine_summary(adapters.runtime.engine_summary()), "profile": args.profile}
     result["up_down"] = soak_cycles(adapters, args.cycles) if args.cycles else {}
     result["failovers"] = soak_failovers(adapters, args.runs, args.profile) if args.runs else {}
     args.out.mkdir(parents=True, exist_ok=True)

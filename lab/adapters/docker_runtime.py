@@ -16,7 +16,9 @@ from typing import Iterator
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from requests.exceptions import RequestException
 from docker.types import EndpointConfig, IPAMConfig, IPAMPool
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from ..errors import DeployError, EngineError, LabError
 from ..ports import ContainerInfo, ContainerSpec, NetworkSpec
@@ -24,9 +26,14 @@ from ..ports import ContainerInfo, ContainerSpec, NetworkSpec
 # Container events a failover timeline cares about (not the healthchecks' execs).
 LIFECYCLE_EVENTS = ("kill", "die", "stop", "start", "restart", "pause", "unpause", "oom")
 DEFAULT_ENGINE = "unix:///var/run/docker.sock"
-# Where a streamed exec notes its PID inside the node, for `ExecStream.stop`.
-STREAMS_DIR = "/run/lab-streams"
+# The environment variable that names a streamed exec, so `ExecStream.stop` finds it in the node.
+STREAM_TOKEN = "LAB_STREAM"
+STOP_WITHIN_S = 5.0
+STOP_EVERY_S = 0.5
 CLOCK_ANSWER_WITHIN_S = 5.0
+CLOCK_SESSION_WITHIN_S = 30
+# Long-lived streams (probes, event watches) and a status read of every node at once share the pool.
+CONNECTIONS = 32
 
 
 class DockerRuntime:
@@ -37,10 +44,7 @@ class DockerRuntime:
     def client(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                address = engine_address()
-                # ssh:// through the system's ssh client, as the Docker CLI does (no paramiko).
-                self._client = docker.DockerClient(base_url=address, timeout=30,
-                                                   use_ssh_client=address.startswith("ssh://"))
+                self._client = engine_client()
             except DockerException as exc:
                 raise engine_error(exc) from None
         return self._client
@@ -66,6 +70,12 @@ class DockerRuntime:
             return self.client.images.get(image).id
         except ImageNotFound:
             return None
+
+    def image_labels(self, image: str) -> dict[str, str]:
+        try:
+            return self.client.images.get(image).labels or {}
+        except ImageNotFound:
+            return {}
 
     def build_image(self, context: str, tag: str, progress) -> None:
         """docker build through the SDK; streams each step to `progress`."""
@@ -197,6 +207,8 @@ class DockerRuntime:
             raise LabError(f"node container {name} does not exist") from None
         except APIError as exc:
             raise LabError(f"{name}: {exc.explanation}") from None
+        except RequestException as exc:  # the engine's connection itself: timed out or dropped
+            raise LabError(f"{name}: the engine did not answer {argv[0]} ({exc.__class__.__name__})") from None
 
     def exec(self, name: str, argv: list[str], timeout_s: float = 10.0) -> tuple[int, str]:
         result = self._exec_run(name, argv, timeout_s, demux=False)
@@ -217,11 +229,12 @@ class DockerRuntime:
         """
         api = self.client.api
         try:
-            exec_id = api.exec_create(self._get(name).id, ["lab-agent", "clock"], stdin=True, stdout=True,
-                                      stderr=False, tty=False)["Id"]
+            # Bounded in the node too: a transport that loses our end of stdin can't leave it running.
+            exec_id = api.exec_create(self._get(name).id, ["timeout", str(CLOCK_SESSION_WITHIN_S), "lab-agent", "clock"],
+                                      stdin=True, stdout=True, stderr=False, tty=False)["Id"]
             attached = api.exec_start(exec_id, socket=True)
-        except APIError as exc:
-            raise LabError(f"{name}: can't start lab-agent clock ({exc.explanation})") from None
+        except (APIError, RequestException) as exc:
+            raise LabError(f"{name}: can't start lab-agent clock ({exc})") from None
         sock = getattr(attached, "_sock", attached)
         sock.settimeout(CLOCK_ANSWER_WITHIN_S)
         samples, pending = [], b""
@@ -309,18 +322,24 @@ class DockerRuntime:
     def stream_exec(self, name: str, argv: list[str]) -> "ExecStream":
         """Starts argv in the container and returns its output lines as they come.
 
-        The process notes its PID under a fresh token in the container, so
-        `stop` can signal it through the engine, wherever the engine runs.
+        The process carries a fresh token in its environment, so `stop` can
+        find and signal it from inside the node, wherever the engine runs.
         """
         api = self.client.api
         token = uuid.uuid4().hex
-        wrapped = ["sh", "-c", f'mkdir -p {STREAMS_DIR} && echo $$ > {STREAMS_DIR}/$0 && exec "$@"', token, *argv]
         try:
-            exec_id = api.exec_create(self._get(name).id, wrapped, stdout=True, stderr=True)["Id"]
+            exec_id = api.exec_create(self._get(name).id, argv, stdout=True, stderr=True,
+                                      environment={STREAM_TOKEN: token})["Id"]
             chunks = api.exec_start(exec_id, stream=True, demux=False)
         except APIError as exc:
             raise LabError(f"{name}: can't start {argv[0]} ({exc.explanation})") from None
-        return ExecStream(self, name, token, chunks)
+        return ExecStream(self, name, token, exec_id, chunks)
+
+    def exec_running(self, exec_id: str) -> bool:
+        try:
+            return bool(self.client.api.exec_inspect(exec_id).get("Running"))
+        except (APIError, NotFound):
+            return False
 
 
 def _config_archive(files) -> bytes:
@@ -348,10 +367,11 @@ def _utc(epoch_ns: int) -> datetime:
 class ExecStream:
     """Lines from a running exec; `stop` sends it SIGTERM with a second exec in the container."""
 
-    def __init__(self, runtime: DockerRuntime, name: str, token: str, chunks: Iterator[bytes]):
+    def __init__(self, runtime: DockerRuntime, name: str, token: str, exec_id: str, chunks: Iterator[bytes]):
         self._runtime = runtime
         self._name = name
         self._token = token
+        self._exec_id = exec_id
         self._chunks = chunks
         self._lock = threading.Lock()
         self._stopped = False
@@ -367,16 +387,31 @@ class ExecStream:
             yield pending.decode(errors="replace")
 
     def stop(self) -> None:
+        """SIGTERM to the process with this stream's token, repeated until the exec has ended (bounded).
+
+        Repeated because the engine answers exec_start before the process
+        runs: a stop that comes first finds nothing yet. A node that died
+        took the process with it: nothing to do.
+        """
         with self._lock:
             if self._stopped:
                 return
             self._stopped = True
-        pidfile = f"{STREAMS_DIR}/{self._token}"
+        signal_it = ["sh", "-c", 'for p in /proc/[0-9]*; do grep -qsxz "$0=$1" "$p/environ" && kill -TERM "${p#/proc/}"; '
+                                 "done; true", STREAM_TOKEN, self._token]
+
+        def ended() -> bool:
+            try:
+                self._runtime.exec(self._name, signal_it)
+            except LabError:
+                return True
+            return not self._runtime.exec_running(self._exec_id)
+
         try:
-            # Gone already (it ended, or the node died) is as good as stopped.
-            self._runtime.exec(self._name, ["sh", "-c", f'kill -TERM "$(cat {pidfile})" 2>/dev/null; rm -f {pidfile}'])
-        except LabError:
-            pass
+            Retrying(stop=stop_after_delay(STOP_WITHIN_S), wait=wait_fixed(STOP_EVERY_S),
+                     retry=retry_if_result(lambda done: not done))(ended)
+        except RetryError:
+            pass  # still running: its own --duration bound ends it
 
 
 def _frame(sock) -> bytes:
@@ -393,6 +428,23 @@ def _exactly(sock, size: int) -> bytes:
             raise OSError("the exec session ended")
         data += chunk
     return data
+
+
+def engine_client() -> docker.DockerClient:
+    """DOCKER_HOST with the TLS settings Docker's own variables give, else the current context's endpoint."""
+    ssh = engine_address().startswith("ssh://")
+    if os.environ.get("DOCKER_HOST"):
+        # from_env honours DOCKER_TLS_VERIFY and DOCKER_CERT_PATH; ssh:// through the system's ssh client.
+        return docker.from_env(timeout=30, max_pool_size=CONNECTIONS, use_ssh_client=ssh)
+    tls = None
+    try:
+        from docker.context import ContextAPI
+
+        tls = ContextAPI.get_current_context().TLSConfig
+    except Exception:  # an unreadable ~/.docker is no reason not to try the default
+        pass
+    return docker.DockerClient(base_url=engine_address(), timeout=30, max_pool_size=CONNECTIONS, tls=tls or False,
+                               use_ssh_client=ssh)
 
 
 def engine_address() -> str:

@@ -16,6 +16,7 @@ from ..ports import ChildSaState, ExecStream, IkeSaState
 
 AGENT = "lab-agent"
 CALL_WITHIN_S = 10.0
+TIMED_OUT = 124  # coreutils' timeout, which every exec runs under
 
 
 class NodeAgent:
@@ -28,6 +29,8 @@ class NodeAgent:
 
     def call(self, *args: str, within_s: float = CALL_WITHIN_S) -> Any:
         code, stdout, stderr = self.runtime.exec_split(self.container, [AGENT, *args], timeout_s=within_s)
+        if code == TIMED_OUT:
+            raise LabError(f"{self.node}: {AGENT} {args[0]} did not answer within {within_s:g} s")
         if code != 0:
             reason = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {code}"
             raise LabError(f"{self.node}: {reason}")
@@ -153,12 +156,14 @@ class AgentLink:
     def link_kinds(self) -> dict[str, str]:
         return self._snapshot()["kinds"]
 
-    def set_link(self, name: str, up: bool) -> None:
+    def set_link(self, name: str, up: bool) -> int:
+        """Returns when it took effect, on the node's (the lab's) clock."""
         self._links = None
-        self.agent.call("set-link", name, "up" if up else "down")
+        return int(self.agent.call("set-link", name, "up" if up else "down")["t"])
 
-    def block_udp_ports(self, ports: list[int], blocked: bool) -> None:
-        self.agent.call("block-udp", "on" if blocked else "off", *map(str, ports))
+    def block_udp_ports(self, ports: list[int], blocked: bool) -> int:
+        """Returns when it took effect, on the node's (the lab's) clock."""
+        return int(self.agent.call("block-udp", "on" if blocked else "off", *map(str, ports))["t"])
 
     def route_lookup(self, destination: str) -> str | None:
         """The interface a packet to `destination` would leave by, or None if unroutable."""

@@ -137,7 +137,15 @@ def lab_cli(user, repo: Path, *args: str, env: dict[str, str] | None = None, tim
                    clock_ahead_s=clock_ahead_s)
 
 
-def operate(user, repo: Path, lab: str, env: dict[str, str] | None = None, clock_ahead_s: int = 0) -> None:
+def assert_no_streams_left(adapters, lab: str) -> None:
+    """Every probe and event watch a failover started through the engine was stopped through it."""
+    for c in adapters.runtime.containers({"lab.name": lab}):
+        if c.status == "running":
+            _, processes = adapters.runtime.exec(c.name, ["ps", "-eo", "args"])
+            assert not [p for p in processes.splitlines() if "lab-probe" in p or "lab-agent watch" in p], (c.node, processes)
+
+
+def operate(user, repo: Path, lab: str, adapters, env: dict[str, str] | None = None, clock_ahead_s: int = 0) -> None:
     """status, a kill and a link-down failover, break and repair, down: each must work for this user."""
     status = lab_cli(user, repo, "status", "--lab", lab, "--json", env=env)
     assert status.returncode == 0, status.stderr[-1500:]
@@ -159,6 +167,10 @@ def operate(user, repo: Path, lab: str, env: dict[str, str] | None = None, clock
         # The fault is stamped by the client, the recovery by the probes in the nodes: with a
         # day between the two clocks, only a correct offset puts them within seconds of each other.
         assert all(0 < d["first_route_s"] < 30 for d in measured["directions"]), measured["directions"]
+        # ... and the offset is the day, known to well within a probe interval.
+        assert abs(measured["clock_offset_ns"] + clock_ahead_s * 10**9) < 10**9 // 10, measured["clock_offset_ns"]
+        assert measured["clock_uncertainty_ns"] < 20 * 10**6 and measured["invalid"] is None
+        assert_no_streams_left(adapters, lab)
         if fault == "kill":  # kill passed 20 runs of 20 in the soak: a miss here is a regression
             assert run.returncode == 0, run.stdout[-2500:]
 
@@ -180,7 +192,7 @@ def test_a_docker_group_member_runs_the_readme_commands_and_every_operation(acco
         up = as_user(member, ["make", "-C", str(repo), "lab-up", f"UP_ARGS=--profile fast --lab {lab}"], timeout=900)
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
         assert "converged" in up.stdout
-        operate(member, repo, lab)
+        operate(member, repo, lab, adapters)
         assert adapters.runtime.lab_objects({"lab.name": lab}) == []
     finally:
         lifecycle.teardown(lab, adapters)
@@ -201,7 +213,7 @@ def test_a_client_with_only_tcp_to_the_engine_and_its_own_clock_runs_every_opera
         gateway = adapters.runtime.containers({"lab.name": lab, "lab.node": "azure-gw-0"})[0]
         peek = as_user(remote, ["ls", f"/proc/{gateway.pid}/root/run"])
         assert peek.returncode != 0 and "Permission denied" in peek.stderr
-        operate(remote, repo, lab, env=env, clock_ahead_s=CLIENT_CLOCK_AHEAD_S)
+        operate(remote, repo, lab, adapters, env=env, clock_ahead_s=CLIENT_CLOCK_AHEAD_S)
     finally:
         relay.close()
         lifecycle.teardown(lab, adapters)

@@ -125,6 +125,7 @@ def test_ctrl_c_at_a_random_moment_of_lab_up_leaves_nothing(adapters, state_dir,
     assert proc.returncode in (0, 130), err[-2000:]
     converged = proc.returncode == 0 or f"interrupted: lab {lab} is running" in err
     if converged:  # it converged before the interrupt took effect: a user then downs it
+        assert lifecycle.read_status(lab, adapters).converged
         lifecycle.down(lab, adapters)
     else:
         assert "interrupted: the lab was removed" in err, err[-2000:]

@@ -135,3 +135,75 @@ def test_a_watch_that_ends_before_it_was_ready_says_why_at_once():
     assert list(watch) == []
     with pytest.raises(LabError, match="ended at once .watch: charon's VICI socket does not answer"):
         watch.wait_ready(10)
+
+
+class DribblingSocket:
+    """Hands out at most a few bytes per recv, as a slow transport does."""
+
+    def __init__(self, data: bytes, step: int):
+        self.data, self.step = data, step
+
+    def recv(self, size):
+        chunk, self.data = self.data[:min(size, self.step)], self.data[min(size, self.step):]
+        return chunk
+
+
+def test_exec_frames_are_read_whole_however_the_transport_splits_them():
+    from lab.adapters.docker_runtime import _frame
+
+    payload = b'{"monotonic":1,"realtime":2}\n'
+    framed = bytes([1, 0, 0, 0]) + len(payload).to_bytes(4, "big") + payload
+    for step in (1, 3, 8, 1000):
+        assert _frame(DribblingSocket(framed * 2, step)) == payload
+    with pytest.raises(OSError):
+        _frame(DribblingSocket(framed[:10], 4))
+
+
+def test_an_offset_just_inside_half_the_round_trip_is_one_clock_and_just_outside_is_not():
+    inside = estimate(samples_for(0, [400_000], answer_at=1.0))      # read at the very end: +200 us from the middle
+    assert inside.shared
+    outside = estimate(samples_for(200_001, [400_000], answer_at=1.0))
+    assert not outside.shared and outside.uncertainty_ns == 200_000
+
+
+def test_docker_sdk_permission_text_is_recognised(monkeypatch):
+    from docker.errors import DockerException
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    raw = DockerException("Error while fetching server API version: ('Connection aborted.', "
+                          "PermissionError(13, 'Permission denied'))")
+    assert "docker group" in str(engine_error(raw))
+
+
+def test_one_node_failing_to_answer_does_not_hide_the_others():
+    from lab.errors import LabError
+    from lab.ports import BgpPeerState, ContainerInfo
+    from lab.status import read_node
+
+    class Routes:
+        def bgp_peers(self):
+            return [BgpPeerState("10.1.255.4", 65515, "Established", 1, 1000, "gateway instance azure-gw-0")]
+
+    class Broken:
+        def list_sas(self):
+            raise LabError("onprem-0: lab-agent sas did not answer within 10 s")
+
+    class Links:
+        def kernel_option(self, option):
+            return "not set", "/proc/config.gz"
+
+        def link_kinds(self):
+            return {"ipsec0": "tun"}
+
+        def addresses(self):
+            return {}
+
+    def node(name, kind):
+        return ContainerInfo(f"lab-t-{name}", name, kind, "running", "healthy", 1, "h")
+
+    router = read_node(node("vnet-router", "vnet-router"), lambda c: Broken(), lambda c: Routes(), lambda c: Links(),
+                       with_kernel=False)
+    device = read_node(node("onprem-0", "onprem-vpn-device"), lambda c: Broken(), lambda c: Routes(),
+                       lambda c: Links(), with_kernel=True)
+    assert router.problem is None and router.bgp[0].state == "Established"
+    assert "did not answer" in device.problem and device.kernel_esp.startswith("no")
