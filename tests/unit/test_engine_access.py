@@ -207,3 +207,13 @@ def test_one_node_failing_to_answer_does_not_hide_the_others():
                        lambda c: Links(), with_kernel=True)
     assert router.problem is None and router.bgp[0].state == "Established"
     assert "did not answer" in device.problem and device.kernel_esp.startswith("no")
+
+
+def test_an_ssh_engine_is_refused_with_the_tunnel_that_works(monkeypatch):
+    from lab.adapters.docker_runtime import DockerRuntime
+    from lab.errors import EngineError
+
+    monkeypatch.setenv("DOCKER_HOST", "ssh://lab@engine.example")
+    with pytest.raises(EngineError, match="ssh -NL 127.0.0.1:2375:/var/run/docker.sock") as raised:
+        DockerRuntime().ping()
+    assert "\n" not in str(raised.value)
