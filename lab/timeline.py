@@ -170,6 +170,10 @@ def _recovery(episodes: list[tuple[int, int, int, bool]], event_ns: int, cutoff_
     """(Convergence Recovery Instant, episodes before it), or None when not converged in the window."""
     if not episodes:
         return (event_ns, 0) if cutoff_ns - event_ns >= sustained_ns else None
+    # Traffic that flowed at the offered rate for the whole validation time after the
+    # event was never interrupted by it: a later loss belongs to something else.
+    if episodes[0][0] - event_ns >= sustained_ns:
+        return event_ns, 0
     for i, (_, end, _, still_open) in enumerate(episodes):
         if still_open:
             return None
@@ -221,8 +225,8 @@ def analyse_direction(probes: DirectionProbes, event_ns: int, end_ns: int, metho
 
     if not window:
         first_route = None
-    elif not episodes:
-        first_route = 0.0
+    elif not episodes or (recovery is not None and recovery[1] == 0):
+        first_route = 0.0  # the event interrupted nothing (within the validation time)
     else:
         first_route = None if episodes[0][3] else _seconds(episodes[0][1] - event_ns)
 

@@ -55,6 +55,14 @@ def test_a_gap_gives_every_figure():
     assert result.longest_gap_s == pytest.approx(1.52)                         # last before -> first after
 
 
+def test_loss_that_starts_after_a_full_validation_time_was_not_caused_by_the_event():
+    # Hypothesis found it: clean traffic for the whole Sustained Convergence Validation Time after
+    # the event, then a loss that never ends. The event interrupted nothing; the loss is another story.
+    result = analyse(*stream(2, 12, lost=between(6, 12)), method=RFC_METHOD)
+    assert result.rate_derived_s == result.first_route_s == result.loss_derived_s == 0.0
+    assert result.convergence_packet_loss == 0 and result.loss_episodes[0].open
+
+
 def test_a_late_probe_in_the_middle_of_a_gap_is_delayed_not_a_recovery():
     # Once, one late probe cut "the outage" from 1.54 s to 0.79 s. Here it is a probe in flight at the
     # fault, held up and delivered 0.77 s later, and one sent in the gap that turns up late.
