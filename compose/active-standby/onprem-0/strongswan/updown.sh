@@ -14,10 +14,12 @@ case "$PLUTO_VERB" in
     esac
     # Both ends may initiate at once (the device at start, the instance that
     # becomes active). Of the ESTABLISHED IKE_SAs the newest (highest id) is
-    # kept: its hook, and only its, deletes the others, with a DELETE so the
-    # gateway drops them too. One still connecting is never touched: the
-    # gateway may have completed it already (and replaced its twin), and
-    # killing it silently would leave both ends with nothing. Detached: charon
+    # kept: its hook, and only its, deletes the others (a DELETE is sent, but
+    # not waited for: an SA of a dead instance gets no answer, and while it
+    # waited its CHILD_SA would still carry our traffic into nowhere). One
+    # still connecting is never touched: the gateway may have completed it
+    # already (and replaced its twin), and killing it would leave both ends
+    # with nothing. Detached: charon
     # holds the IKE_SA (and reads our output) until this hook returns, so
     # listing SAs here would wait forever.
     (ids=$(swanctl --list-sas --ike "$PLUTO_CONNECTION" 2>/dev/null \
@@ -26,7 +28,7 @@ case "$PLUTO_VERB" in
      for id in $ids; do
        [ "$id" = "$PLUTO_UNIQUEID" ] && continue
        echo "lab-updown: $PLUTO_CONNECTION: deleting duplicate IKE_SA #$id" > /proc/1/fd/1
-       swanctl --terminate --ike-id "$id" --force --timeout 2000 >/dev/null 2>&1
+       swanctl --terminate --ike-id "$id" --force >/dev/null 2>&1
      done) </dev/null >/dev/null 2>&1 &
     vtysh -c "show bgp neighbors $peer json" 2>/dev/null | grep -q '"bgpState":"Established"' || exit 0
     echo "lab-updown: $PLUTO_CONNECTION up, restarting BGP with $peer" > /proc/1/fd/1
