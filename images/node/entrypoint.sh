@@ -7,7 +7,7 @@ log() { echo "lab-entrypoint: $*"; }
 
 # A restarted container (after a kill) keeps /run: stale sockets and pid
 # files would make the daemons refuse to start or be mistaken for running.
-rm -rf /run/lab-ready /run/charon.* /run/keepalived.pid /run/vrrp.pid /run/frr/*
+rm -rf /run/lab-ready /run/charon.* /run/keepalived.pid /run/vrrp.pid /run/frr/* /run/lab-updown-order
 
 # No name service: Docker's embedded resolver (127.0.0.11) forwards lookups
 # to the host's resolvers, off the machine.

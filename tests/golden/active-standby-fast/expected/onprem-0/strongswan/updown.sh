@@ -13,23 +13,34 @@ case "$PLUTO_VERB" in
       *) exit 0 ;;
     esac
     # Both ends may initiate at once (the device at start, the instance that
-    # becomes active). Of the ESTABLISHED IKE_SAs the newest (highest id) is
-    # kept: its hook, and only its, deletes the others (a DELETE is sent, but
-    # not waited for: an SA of a dead instance gets no answer, and while it
-    # waited its CHILD_SA would still carry our traffic into nowhere). One
-    # still connecting is never touched: the gateway may have completed it
-    # already (and replaced its twin), and killing it would leave both ends
-    # with nothing. Detached: charon
-    # holds the IKE_SA (and reads our output) until this hook returns, so
-    # listing SAs here would wait forever.
-    (ids=$(swanctl --list-sas --ike "$PLUTO_CONNECTION" 2>/dev/null \
-             | sed -n "s/^$PLUTO_CONNECTION: #\([0-9]*\), ESTABLISHED,.*/\1/p" | sort -n)
-     [ "$(echo "$ids" | tail -n 1)" = "$PLUTO_UNIQUEID" ] || exit 0
-     for id in $ids; do
-       [ "$id" = "$PLUTO_UNIQUEID" ] && continue
-       echo "lab-updown: $PLUTO_CONNECTION: deleting duplicate IKE_SA #$id" > /proc/1/fd/1
-       swanctl --terminate --ike-id "$id" --force >/dev/null 2>&1
-     done) </dev/null >/dev/null 2>&1 &
+    # becomes active). The IKE_SA established last is kept, as strongSwan's
+    # uniqueness policy keeps it on the gateway, and the other ESTABLISHED ones
+    # are deleted (a DELETE is sent, not waited for: an SA of a dead instance
+    # gets no answer, and meanwhile its CHILD_SA would carry our traffic into
+    # nowhere). "Last" is the order in which this hook saw them come up. Done
+    # at once, and again 2 s later for one that came up in between; the same
+    # rule in every hook, so they never undo each other. An SA still
+    # connecting is never touched. Detached: charon holds the IKE_SA (and
+    # reads our output) until this hook returns, so listing SAs here would
+    # wait forever.
+    echo "$PLUTO_UNIQUEID" >> /run/lab-updown-order
+    (keep_newest() {
+       established=$(swanctl --list-sas --ike "$PLUTO_CONNECTION" 2>/dev/null \
+                       | sed -n "s/^$PLUTO_CONNECTION: #\([0-9]*\), ESTABLISHED,.*/\1/p")
+       newest=""
+       for id in $(tac /run/lab-updown-order); do
+         if echo "$established" | grep -qx "$id"; then newest=$id; break; fi
+       done
+       [ -n "$newest" ] || return 0
+       for id in $established; do
+         [ "$id" = "$newest" ] && continue
+         echo "lab-updown: $PLUTO_CONNECTION: deleting duplicate IKE_SA #$id" > /proc/1/fd/1
+         swanctl --terminate --ike-id "$id" --force >/dev/null 2>&1
+       done
+     }
+     keep_newest
+     sleep 2
+     keep_newest) </dev/null >/dev/null 2>&1 &
     vtysh -c "show bgp neighbors $peer json" 2>/dev/null | grep -q '"bgpState":"Established"' || exit 0
     echo "lab-updown: $PLUTO_CONNECTION up, restarting BGP with $peer" > /proc/1/fd/1
     vtysh -c "clear bgp ipv4 unicast $peer" >/dev/null 2>&1 || true
