@@ -94,10 +94,6 @@ KINDS: dict[str, Kind] = {
 }
 
 
-def kind_of(name: str) -> Kind | None:
-    return KINDS.get(name)
-
-
 def has_role(kind_name: str, role: Role) -> bool:
     kind = KINDS.get(kind_name)
     return kind is not None and kind.role is role

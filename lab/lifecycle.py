@@ -7,6 +7,7 @@ import signal
 import shutil
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -41,14 +42,16 @@ GONE_FOR_S = 2.0
 TEARDOWN_WITHIN_S = 60.0
 
 
+# The engine's kernel doesn't change while a process polls status: read it once.
+_known_kernel_esp: "weakref.WeakKeyDictionary[object, str]" = weakref.WeakKeyDictionary()
+
+
 def read_status(lab: str, adapters: Adapters) -> LabStatus:
-    return collect_status(
-        lab,
-        adapters.runtime,
-        adapters.ike_for,
-        adapters.routes_for,
-        adapters.links_for,
-    )
+    status = collect_status(lab, adapters.runtime, adapters.ike_for, adapters.routes_for, adapters.links_for,
+                            kernel_esp=_known_kernel_esp.get(adapters.runtime))
+    if not status.host_kernel_esp.startswith("unknown"):
+        _known_kernel_esp[adapters.runtime] = status.host_kernel_esp
+    return status
 
 
 def poll_until(done: Callable[[], bool], within_s: float, interval_s: float) -> bool:

@@ -187,7 +187,9 @@ def collect_status(
     ike_for: Callable[[ContainerInfo], IkeControl],
     routes_for: Callable[[ContainerInfo], RouteControl],
     links_for: Callable[[ContainerInfo], LinkControl],
+    kernel_esp: str | None = None,
 ) -> LabStatus:
+    """The lab now. `kernel_esp`, when known, saves asking a node for the engine kernel's ESP support."""
     containers = runtime.containers({"lab.name": lab})
     if not containers:
         raise LabError(f"no lab named {lab!r} is running")
@@ -197,11 +199,11 @@ def collect_status(
         scenario=first.get("lab.scenario", "?"),
         profile=first.get("lab.profile", "?"),
         data_plane="none",
-        host_kernel_esp="unknown",
+        host_kernel_esp=kernel_esp or "unknown",
     )
     running = [c for c in containers if c.status == "running"]
-    kernel_reader = next((c.name for c in running if runs_ike(c.kind)), None)
-    if kernel_reader is None:
+    kernel_reader = None if kernel_esp else next((c.name for c in running if runs_ike(c.kind)), None)
+    if kernel_reader is None and not kernel_esp:
         status.host_kernel_esp = "unknown (no VPN node running)"
     # Each read is a round trip through the engine: ask every node at once.
     with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:

@@ -443,27 +443,27 @@ def engine_client() -> docker.DockerClient:
     if os.environ.get("DOCKER_HOST"):
         # from_env honours DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
         return docker.from_env(timeout=30, max_pool_size=CONNECTIONS)
-    tls = None
-    try:
-        from docker.context import ContextAPI
-
-        tls = ContextAPI.get_current_context().TLSConfig
-    except Exception:  # an unreadable ~/.docker is no reason not to try the default
-        pass
+    context = _current_context()
+    tls = context.TLSConfig if context is not None else None
     return docker.DockerClient(base_url=address, timeout=30, max_pool_size=CONNECTIONS, tls=tls or False)
 
 
-def engine_address() -> str:
-    """DOCKER_HOST, else the Docker CLI's current context (Docker Desktop sets one), else the local socket."""
-    if os.environ.get("DOCKER_HOST"):
-        return os.environ["DOCKER_HOST"]
+def _current_context():
+    """The Docker CLI's current context (Docker Desktop sets one), or None."""
     try:
         from docker.context import ContextAPI
 
-        host = ContextAPI.get_current_context().Host
+        return ContextAPI.get_current_context()
     except Exception:  # an unreadable ~/.docker is no reason not to try the default
-        host = None
-    return host or DEFAULT_ENGINE
+        return None
+
+
+def engine_address() -> str:
+    """DOCKER_HOST, else the current context's endpoint, else the local socket."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    context = _current_context()
+    return (context.Host if context is not None else None) or DEFAULT_ENGINE
 
 
 def engine_error(exc: Exception) -> EngineError:
