@@ -82,13 +82,16 @@ def down(lab: Optional[str] = typer.Option(None, help="lab name (default: the ru
 def status(
     lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)"),
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
+    window: float = typer.Option(1.0, min=0.0, max=30.0,
+                                 help="seconds over which each tunnel's ESP rate is measured (0: totals only)"),
 ) -> None:
-    """Tunnels, BGP sessions, the active instance and the data plane."""
+    """Tunnels (with the rate each carries now), BGP sessions and the ECMP next hops in use,
+    which instances are active, and the data plane."""
     try:
         adapters = real_adapters()
         adapters.runtime.ping()
         name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
-        result = lifecycle.read_status(name, adapters)
+        result = lifecycle.read_status(name, adapters, rate_window_s=window)
         result.faults_in_place = faults_in_place(state_root() / name)
         result.guard = _guard_counters(name, adapters)
     except LabError as exc:

@@ -20,6 +20,7 @@ from . import __version__
 from .errors import DeployError
 from .kinds import KINDS
 from .model import LabPlan
+from .redundancy import strategy_for
 from .ports import ConfigFile, ContainerRuntime, ContainerSpec, NetworkSpec
 from .render import render_node, render_psk_secrets
 
@@ -30,6 +31,9 @@ SYSCTLS = {
     "net.ipv4.conf.all.rp_filter": "0",
     "net.ipv4.conf.default.rp_filter": "0",
     "net.ipv6.conf.all.disable_ipv6": "1",
+    # ECMP hashes each flow by its ports too (L4), so flows between one pair of
+    # hosts spread over every tunnel, as on the routers Azure documents.
+    "net.ipv4.fib_multipath_hash_policy": "1",
 }
 
 Progress = Callable[[str], None]
@@ -46,7 +50,7 @@ BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 
 # The image's lab-agent (images/node/agent.py) speaks this version of its commands.
 AGENT_PROTOCOL_LABEL = "azlab.agent-protocol"
-AGENT_PROTOCOL = "1"
+AGENT_PROTOCOL = "2"
 
 def state_root() -> Path:
     if "LAB_STATE_DIR" in os.environ:
@@ -80,9 +84,19 @@ def node_labels(plan: LabPlan, node: str) -> dict[str, str]:
         labels["lab.zone"] = str(spec.zone)
     owner = plan.instance_gateway(node)
     if owner:
+        gateway = owner[1]
         labels["lab.gateway"] = owner[0]
-        labels["lab.public-ip"] = str(owner[1].public_ip.address)
-        labels["lab.public-network"] = owner[1].public_ip.network
+        labels["lab.redundancy"] = gateway.mode
+        # The address that makes this instance active: the shared one, or its own.
+        labels["lab.public-ip"] = str(strategy_for(gateway.mode).addresses(plan.scenario, gateway)[node].public_ip)
+        labels["lab.public-network"] = gateway.public_ip.network
+    tunnels = plan.tunnels_of(node)
+    if tunnels:
+        # What status expects this node to hold once the lab has settled.
+        labels["lab.tunnels"] = ",".join(t.name for t in tunnels)
+    groups = plan.groups_of(node)
+    if groups:
+        labels["lab.vrrp"] = ",".join(f"{g.name}={g.addresses[0][0]}" for g in groups)
     return labels
 
 

@@ -28,6 +28,7 @@ class Kind:
     name: str
     summary: str
     role: Role
+    # The daemons it may run; the entrypoint starts those the node has configs for.
     daemons: tuple[str, ...]
     renderers: tuple[Renderer, ...]
     needs_tun: bool = False
@@ -56,7 +57,7 @@ KINDS: dict[str, Kind] = {
     for k in (
         Kind(
             name="azure-gateway-instance",
-            summary="one VM instance of an Azure VPN gateway (IKEv2, BGP, VRRP for the shared IPs)",
+            summary="one VM instance of an Azure VPN gateway (IKEv2, BGP; VRRP when its mode shares the IPs)",
             role=Role.GATEWAY_INSTANCE,
             daemons=("charon", "bgpd", "keepalived"),
             renderers=(render_network, render_strongswan, render_frr, render_keepalived),
@@ -65,10 +66,10 @@ KINDS: dict[str, Kind] = {
         ),
         Kind(
             name="onprem-vpn-device",
-            summary="an on-premises VPN device (IKEv2 initiator, eBGP)",
+            summary="an on-premises VPN device (IKEv2 initiator, eBGP; VRRP on its LAN when it shares a first hop)",
             role=Role.VPN_DEVICE,
-            daemons=("charon", "bgpd"),
-            renderers=(render_network, render_strongswan, render_frr),
+            daemons=("charon", "bgpd", "keepalived"),
+            renderers=(render_network, render_strongswan, render_frr, render_keepalived),
             needs_tun=True,
             required_fields=("asn", "bgp_peer_ip", "address_space"),
             capabilities=FRR_CAPABILITIES,

@@ -46,9 +46,9 @@ TEARDOWN_WITHIN_S = 60.0
 _known_kernel_esp: "weakref.WeakKeyDictionary[object, str]" = weakref.WeakKeyDictionary()
 
 
-def read_status(lab: str, adapters: Adapters) -> LabStatus:
+def read_status(lab: str, adapters: Adapters, rate_window_s: float = 0.0) -> LabStatus:
     status = collect_status(lab, adapters.runtime, adapters.ike_for, adapters.routes_for, adapters.links_for,
-                            kernel_esp=_known_kernel_esp.get(adapters.runtime))
+                            kernel_esp=_known_kernel_esp.get(adapters.runtime), rate_window_s=rate_window_s)
     if not status.host_kernel_esp.startswith("unknown"):
         _known_kernel_esp[adapters.runtime] = status.host_kernel_esp
     return status

@@ -29,16 +29,32 @@ class Network(Strict):
 
 class AddressOn(Strict):
     network: str
-    address: IPv4Address
+    # A shared address (active-standby's VIP); None: each instance uses its own on `network`.
+    address: IPv4Address | None = None
+
+
+# The redundancy modes a gateway may have: each is a strategy in lab/redundancy/.
+GatewayMode = Literal["active-standby", "active-active"]
 
 
 class Gateway(Strict):
-    mode: Literal["active-standby"]
+    mode: GatewayMode
     asn: int = Field(ge=1, le=4294967295)
     instances: list[str] = Field(min_length=2)
     public_ip: AddressOn
     bgp_peer_ip: AddressOn
+    # Azure's custom APIPA BGP addresses, one per instance (active-active only);
+    # with them the gateway never opens a BGP session: the device must.
+    apipa_bgp_ips: list[IPv4Address] = []
     vnet_router: str
+
+
+class FirstHop(Strict):
+    """A LAN's first-hop redundancy: routers sharing one gateway address by VRRP."""
+    network: str
+    address: IPv4Address
+    # The first router listed holds the address first; no pre-emption.
+    routers: list[str] = Field(min_length=2)
 
 
 class Node(Strict):
@@ -66,8 +82,11 @@ class Scenario(Strict):
     gateways: dict[str, Gateway] = {}
     nodes: dict[str, Node] = Field(min_length=1)
     tunnels: list[Tunnel] = []
+    first_hop: dict[str, FirstHop] = {}
     # Workload host pairs that exchange probe traffic during a failover run.
     probes: list[tuple[str, str]] = []
+    # UDP flows (source ports) the probes spread over, so ECMP hashes them onto every path.
+    probe_flows: int = Field(default=1, ge=1, le=64)
 
 
 # --- timer profile -----------------------------------------------------------------
@@ -106,6 +125,8 @@ class Target(Strict):
 class Targets(Strict):
     planned_s: Target
     unplanned_s: Target
+    # A fault whose target differs from its class's (planned/unplanned), by fault name.
+    per_fault: dict[str, Target] = {}
 
 
 class Convergence(Strict):
@@ -143,7 +164,13 @@ class TunnelPlan(Strict):
     index: int
     device: str
     gateway: str
+    # The instances that can serve this tunnel: all of them behind a shared
+    # IP (active-standby), exactly one when each has its own (active-active).
+    instances: tuple[str, ...]
     gateway_public_ip: IPv4Address
+    gateway_bgp_ip: IPv4Address
+    # The gateway never opens the BGP session (Azure with APIPA addresses).
+    gateway_bgp_passive: bool = False
     device_public_ip: IPv4Address
     gateway_endpoint: IPv4Address
     device_endpoint: IPv4Address
@@ -152,6 +179,18 @@ class TunnelPlan(Strict):
     link_prefixlen: int = 30
     vni: int
     interface: str
+
+
+class VrrpGroupPlan(Strict):
+    """Routers sharing addresses by VRRP: an active-standby gateway, or a LAN's first hop."""
+
+    name: str
+    vrid: int
+    routers: tuple[str, ...]                 # in order: the first holds the addresses first
+    interface: str                           # the network the adverts go over
+    addresses: tuple[tuple[IPv4Address, int, str], ...]  # address, prefix length, network
+    # A gateway's group moves tunnels with it (keepalived's notify hook); a LAN's moves nothing.
+    moves_tunnels: bool = False
 
 
 class BgpSessionPlan(Strict):
@@ -166,6 +205,7 @@ class BgpSessionPlan(Strict):
     static_via: IPv4Address | None = None  # how the peer address is reached: the tunnel's link
     next_hop_self: bool = False
     tunnel: str | None = None              # the tunnel the session rides on
+    passive: bool = False                  # wait for the peer to open it (Azure's APIPA sessions)
 
 
 class Segment(Strict):
@@ -205,6 +245,9 @@ class LabPlan(Strict):
     nodes: dict[str, NodePlan]
     tunnels: list[TunnelPlan]
     bgp_sessions: list[BgpSessionPlan]
+    vrrp_groups: list[VrrpGroupPlan]
+    # Nodes that see several equal-cost paths (active-active, dual redundancy): BGP multipath.
+    multipath_nodes: frozenset[str] = frozenset()
     segments: dict[str, Segment]
     # Every bridge of the lab starts with it: the host's forwarding guard matches on it.
     bridge_prefix: str
@@ -223,11 +266,24 @@ class LabPlan(Strict):
         return [i for g in self.scenario.gateways.values() for i in g.instances]
 
     def tunnels_of(self, node: str) -> list[TunnelPlan]:
+        return [t for t in self.tunnels if t.device == node or node in t.instances]
+
+    def groups_of(self, node: str) -> list[VrrpGroupPlan]:
+        return [g for g in self.vrrp_groups if node in g.routers]
+
+    def public_network(self, node: str) -> str | None:
+        """The network where a VPN node's tunnels run (its internet-facing link)."""
         owner = self.instance_gateway(node)
-        return [
-            t for t in self.tunnels
-            if t.device == node or (owner is not None and t.gateway == owner[0])
-        ]
+        if owner is not None:
+            return owner[1].public_ip.network
+        for t in self.tunnels_of(node):
+            gw = self.scenario.gateways[t.gateway]
+            return gw.public_ip.network
+        return None
+
+    def target_for(self, fault: str, planned: bool) -> Target:
+        targets = self.profile.targets
+        return targets.per_fault.get(fault) or (targets.planned_s if planned else targets.unplanned_s)
 
     def sessions_of(self, node: str) -> list[BgpSessionPlan]:
         return [b for b in self.bgp_sessions if b.node == node]

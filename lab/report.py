@@ -7,6 +7,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from .redundancy import strategy_for
 from .status import LabStatus
 
 
@@ -30,19 +31,39 @@ def render_status(status: LabStatus) -> Group:
         head.add_row("faults in place", Text(", ".join(status.faults_in_place) + " (`lab repair` undoes them)", style="yellow"))
 
     gateways = Table(title="Gateways", title_justify="left")
-    for col in ("gateway", "public IP", "active instance", "standby"):
+    for col in ("gateway", "mode", "instance", "public IP", "state"):
         gateways.add_column(col)
     for gw in status.gateways:
-        standby = [i for i in gw.instances if i not in gw.active]
-        gateways.add_row(gw.gateway, gw.public_ip, ", ".join(gw.active) or Text("none", style="red"), ", ".join(standby))
+        for i in gw.instances:
+            state = Text("active", style="green") if i in gw.active else Text(
+                "standby" if strategy_for(gw.mode).has_standbys() else "not live",
+                style="" if strategy_for(gw.mode).has_standbys() else "red")
+            gateways.add_row(gw.gateway, gw.mode, i, gw.public_ips.get(i, "?"), state)
 
+    shared = Table(title="Shared addresses (VRRP)", title_justify="left")
+    for col in ("group", "address", "held by", "routers"):
+        shared.add_column(col)
+    for g in status.vrrp:
+        shared.add_row(g.group, g.address, ", ".join(g.holders) or Text("none", style="red"), ", ".join(g.routers))
+
+    window = f" over {status.rate_window_s:g} s" if status.rate_window_s else ""
     tunnels = Table(title="Tunnels (IKEv2 / ESP)", title_justify="left")
-    for col in ("node", "tunnel", "remote", "IKE_SA", "CHILD_SA", "ESP pkts in/out", "ESP bytes in/out"):
+    for col in ("node", "tunnel", "remote", "IKE_SA", "CHILD_SA", f"ESP pkt/s in/out{window}", "carrying",
+                "ESP pkts in/out", "ESP bytes in/out"):
         tunnels.add_column(col)
     for t in status.tunnels:
+        rate = "-" if t.pps_in is None else f"{t.pps_in:g}/{t.pps_out:g}"
+        carrying = {None: Text("-"), True: Text("yes", style="green"), False: Text("idle")}[t.carrying]
         tunnels.add_row(t.node, t.tunnel, t.remote, _state(t.ike_state, {"ESTABLISHED"}),
-                        _state(t.child_state, {"INSTALLED"}), f"{t.packets_in}/{t.packets_out}",
+                        _state(t.child_state, {"INSTALLED"}), rate, carrying, f"{t.packets_in}/{t.packets_out}",
                         f"{t.bytes_in}/{t.bytes_out}")
+
+    routes = Table(title="BGP routes in use (several next hops: ECMP)", title_justify="left")
+    for col in ("node", "prefix", "next hops"):
+        routes.add_column(col)
+    for r in status.routes:
+        routes.add_row(r.node, r.prefix, Text(", ".join(r.next_hops) or "none",
+                                              style="bold" if len(r.next_hops) > 1 else ""))
 
     bgp = Table(title="BGP sessions", title_justify="left")
     for col in ("node", "peer", "description", "state", "prefixes received"):
@@ -56,7 +77,7 @@ def render_status(status: LabStatus) -> Group:
     for n in status.nodes:
         nodes.add_row(n.node, n.kind, n.status, n.health or "-")
 
-    parts = [head, gateways, tunnels, bgp, nodes]
+    parts = [head, gateways] + ([shared] if status.vrrp else []) + [tunnels, bgp, routes, nodes]
     reasons = status.unconverged_reasons()
     if reasons:
         parts.append(Text("waiting on: " + "; ".join(reasons), style="yellow"))

@@ -16,7 +16,18 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import TopologyError
 from .kinds import KINDS, Role, has_role, kind_name_of
-from .model import NAME_PATTERN, BgpSessionPlan, LabPlan, NodePlan, Profile, Scenario, Segment, TunnelPlan
+from .model import (
+    NAME_PATTERN,
+    BgpSessionPlan,
+    LabPlan,
+    NodePlan,
+    Profile,
+    Scenario,
+    Segment,
+    TunnelPlan,
+    VrrpGroupPlan,
+)
+from .redundancy import strategy_for
 from .segments import bridge_prefix, plan_segments
 
 M = TypeVar("M", bound=BaseModel)
@@ -134,6 +145,8 @@ def _check_links(s: Scenario) -> list[str]:
             net = s.networks.get(spot.network)  # type: ignore[attr-defined]
             if net is None:
                 problems.append(f"{field}.network: unknown network {spot.network!r}")  # type: ignore[attr-defined]
+            elif spot.address is None:  # type: ignore[attr-defined]
+                continue   # each instance's own address (the mode's check decides if that's allowed)
             elif spot.address not in net.subnet:  # type: ignore[attr-defined]
                 problems.append(f"{field}.address: {spot.address} is not inside {net.subnet}")  # type: ignore[attr-defined]
             elif spot.address in owner:  # type: ignore[attr-defined]
@@ -155,6 +168,7 @@ def _check_overlaps(s: Scenario) -> list[str]:
 def _check_gateways(s: Scenario) -> list[str]:
     problems = []
     for gw_name, gw in s.gateways.items():
+        problems.extend(strategy_for(gw.mode).check(s, gw_name, gw))
         for i, inst in enumerate(gw.instances):
             field = f"gateways.{gw_name}.instances[{i}]"
             node = s.nodes.get(inst)
@@ -214,8 +228,31 @@ def _check_tunnels(s: Scenario) -> list[str]:
         elif device is not None and gw.public_ip.network not in device.links:
             problems.append(f"{field}.device: {t.device} has no link on {gw.public_ip.network}, where the gateway's public IP is")
     capacity = s.tunnel_pool.num_addresses // 16
-    if len(s.tunnels) > capacity:
-        problems.append(f"tunnel_pool: {s.tunnel_pool} holds {capacity} tunnels, {len(s.tunnels)} are defined")
+    planned = sum(1 if g not in s.gateways or strategy_for(s.gateways[g].mode).shares_tunnels
+                  else len(s.gateways[g].instances) for g in (t.gateway for t in s.tunnels))
+    if planned > capacity:
+        problems.append(f"tunnel_pool: {s.tunnel_pool} holds {capacity} tunnels, {planned} are planned")
+    return problems
+
+
+def _check_first_hop(s: Scenario) -> list[str]:
+    problems = []
+    for name, group in s.first_hop.items():
+        field = f"first_hop.{name}"
+        net = s.networks.get(group.network)
+        if net is None:
+            problems.append(f"{field}.network: unknown network {group.network!r}")
+            continue
+        if group.address not in net.subnet:
+            problems.append(f"{field}.address: {group.address} is not inside {net.subnet}")
+        for i, router in enumerate(group.routers):
+            node = s.nodes.get(router)
+            if node is None or not has_role(node.kind, Role.VPN_DEVICE):
+                problems.append(f"{field}.routers[{i}]: {router!r} is not an {kind_name_of(Role.VPN_DEVICE)} node")
+            elif group.network not in node.links:
+                problems.append(f"{field}.routers[{i}]: {router} has no link on {group.network}")
+            elif node.links[group.network] == group.address:
+                problems.append(f"{field}.address: {group.address} is {router}'s own address; the shared one must differ")
     return problems
 
 
@@ -239,6 +276,7 @@ SCENARIO_CHECKS: list[Callable[[Scenario], list[str]]] = [
     _check_gateways,
     _check_node_fields,
     _check_tunnels,
+    _check_first_hop,
     _check_probes,
 ]
 
@@ -254,52 +292,53 @@ def check_scenario(scenario: Scenario) -> list[str]:
 
 
 def plan_tunnels(s: Scenario) -> list[TunnelPlan]:
-    """Each tunnel gets a /28 of the pool: two /32 selector endpoints and a /30 link."""
-    plans = []
-    for index, t in enumerate(s.tunnels):
-        block = int(s.tunnel_pool.network_address) + 16 * index
-        device = s.nodes[t.device]
+    """One tunnel per device and gateway, or per device and instance when the gateway's
+    instances each have their own IP; each gets a /28 of the pool: two /32 selector
+    endpoints and a /30 link."""
+    plans: list[TunnelPlan] = []
+    for t in s.tunnels:
         gw = s.gateways[t.gateway]
-        plans.append(
-            TunnelPlan(
-                name=t.name,
-                index=index,
-                device=t.device,
-                gateway=t.gateway,
-                gateway_public_ip=gw.public_ip.address,
-                device_public_ip=device.links[gw.public_ip.network],
-                gateway_endpoint=IPv4Address(block + 1),
-                device_endpoint=IPv4Address(block + 2),
-                gateway_link_ip=IPv4Address(block + 5),
-                device_link_ip=IPv4Address(block + 6),
-                vni=VXLAN_BASE_VNI + index,
-                interface=f"vti{index}",
-            )
-        )
+        strategy = strategy_for(gw.mode)
+        addresses = strategy.addresses(s, gw)
+        served_by = [tuple(gw.instances)] if strategy.shares_tunnels else [(i,) for i in gw.instances]
+        for instances in served_by:
+            index = len(plans)
+            block = int(s.tunnel_pool.network_address) + 16 * index
+            serving = addresses[instances[0]]
+            name = t.name if len(served_by) == 1 else f"{t.name}-{gw.instances.index(instances[0])}"
+            plans.append(TunnelPlan(
+                name=name, index=index, device=t.device, gateway=t.gateway, instances=instances,
+                gateway_public_ip=serving.public_ip, gateway_bgp_ip=serving.bgp_ip,
+                gateway_bgp_passive=serving.bgp_on_loopback,
+                device_public_ip=s.nodes[t.device].links[gw.public_ip.network],
+                gateway_endpoint=IPv4Address(block + 1), device_endpoint=IPv4Address(block + 2),
+                gateway_link_ip=IPv4Address(block + 5), device_link_ip=IPv4Address(block + 6),
+                vni=VXLAN_BASE_VNI + index, interface=f"vti{index}",
+            ))
     return plans
 
 
 def plan_bgp_sessions(s: Scenario, tunnels: list[TunnelPlan]) -> list[BgpSessionPlan]:
-    """Every BGP session, from each end: over each tunnel (instance and device), and iBGP
-    between each instance and its VNet router. Renderers only format these."""
+    """Every BGP session, from each end: over each tunnel (each instance serving it, and the
+    device), and iBGP between each instance and its VNet router. Renderers only format these."""
     sessions: list[BgpSessionPlan] = []
     for gw_name, gw in s.gateways.items():
         router = s.nodes[gw.vnet_router]
         inside = gw.bgp_peer_ip.network
         for inst in gw.instances:
-            for t in (t for t in tunnels if t.gateway == gw_name):
+            for t in (t for t in tunnels if inst in t.instances):
                 device = s.nodes[t.device]
                 sessions.append(BgpSessionPlan(
-                    node=inst, peer_address=device.bgp_peer_ip, peer_asn=device.asn, source=gw.bgp_peer_ip.address,
+                    node=inst, peer_address=device.bgp_peer_ip, peer_asn=device.asn, source=t.gateway_bgp_ip,
                     description=f"tunnel {t.name} to {t.device}", multihop=True, static_via=t.device_link_ip,
-                    tunnel=t.name))
+                    tunnel=t.name, passive=t.gateway_bgp_passive))
             sessions.append(BgpSessionPlan(
                 node=inst, peer_address=router.links[inside], peer_asn=gw.asn, source=s.nodes[inst].links[inside],
                 description=f"VNet routing ({gw.vnet_router})", multihop=False, next_hop_self=True))
     for t in tunnels:
         gw = s.gateways[t.gateway]
         sessions.append(BgpSessionPlan(
-            node=t.device, peer_address=gw.bgp_peer_ip.address, peer_asn=gw.asn,
+            node=t.device, peer_address=t.gateway_bgp_ip, peer_asn=gw.asn,
             source=s.nodes[t.device].bgp_peer_ip, description=f"tunnel {t.name} to {t.gateway}", multihop=True,
             static_via=t.gateway_link_ip, tunnel=t.name))
     for gw_name, gw in s.gateways.items():
@@ -311,6 +350,38 @@ def plan_bgp_sessions(s: Scenario, tunnels: list[TunnelPlan]) -> list[BgpSession
     return sessions
 
 
+# VRRP router IDs: gateways first, then LAN first-hop groups, each its own.
+FIRST_VRID = 51
+
+
+def plan_vrrp_groups(s: Scenario) -> list[VrrpGroupPlan]:
+    """Address sharing by VRRP: what each gateway's mode asks for, and each LAN's first hop."""
+    groups: list[VrrpGroupPlan] = []
+    for name, gw in s.gateways.items():
+        group = strategy_for(gw.mode).vrrp_group(s, name, gw, FIRST_VRID + len(groups))
+        if group is not None:
+            groups.append(group)
+    for name, hop in s.first_hop.items():
+        groups.append(VrrpGroupPlan(
+            name=name, vrid=FIRST_VRID + len(groups), routers=tuple(hop.routers), interface=hop.network,
+            addresses=((hop.address, s.networks[hop.network].subnet.prefixlen, hop.network),)))
+    return groups
+
+
+def plan_multipath(s: Scenario, tunnels: list[TunnelPlan], sessions: list[BgpSessionPlan]) -> frozenset[str]:
+    """Nodes with more than one live path to a prefix: a device with tunnels to several
+    instances, an instance with tunnels to several devices, the VNet router of an
+    active-active gateway."""
+    nodes: set[str] = set()
+    for name, gw in s.gateways.items():
+        if strategy_for(gw.mode).multipath:
+            nodes.add(gw.vnet_router)
+    for node in {b.node for b in sessions}:
+        if sum(1 for b in sessions if b.node == node and b.tunnel is not None) > 1:
+            nodes.add(node)
+    return frozenset(nodes)
+
+
 def resolve(scenario: Scenario, profile: Profile, lab: str | None = None,
             segments: dict[str, Segment] | None = None) -> LabPlan:
     """The plan; without `segments`, transport subnets are the pool's first (the host decides at `up`)."""
@@ -319,10 +390,13 @@ def resolve(scenario: Scenario, profile: Profile, lab: str | None = None,
         name: NodePlan(name=name, kind=node.kind, container=f"lab-{lab_name}-{name}", links=node.links, zone=node.zone)
         for name, node in scenario.nodes.items()
     }
-    # The planning pipeline: sites and addresses (the scenario) → tunnels → BGP sessions → segments.
+    # The planning pipeline: sites and addresses (the scenario, checked) → tunnels →
+    # BGP sessions → address sharing (VRRP) → multipath → segments.
     tunnels = plan_tunnels(scenario)
+    sessions = plan_bgp_sessions(scenario, tunnels)
     return LabPlan(lab=lab_name, scenario=scenario, profile=profile, nodes=nodes, tunnels=tunnels,
-                   bgp_sessions=plan_bgp_sessions(scenario, tunnels),
+                   bgp_sessions=sessions, vrrp_groups=plan_vrrp_groups(scenario),
+                   multipath_nodes=plan_multipath(scenario, tunnels, sessions),
                    segments=segments or plan_segments(scenario, lab_name, taken=[]),
                    bridge_prefix=bridge_prefix(lab_name))
 

@@ -3,7 +3,7 @@
 
 One process per workload host both sends and receives: UDP datagrams that
 carry a sequence number and their send time, every `--interval` seconds, to
-the same program on the peer. Every packet is reported on stdout, so the
+the same program on the peer, spread round-robin over `--flows` source ports. Every packet is reported on stdout, so the
 orchestrator sees the stream live through the container's exec stream:
 
     S,<seq>,<sent_ns>,<error>        a datagram sent (error empty when sent)
@@ -29,10 +29,17 @@ DRAIN_S = 0.3
 FLUSH_EVERY_NS = 50_000_000
 
 
-def run(peer: str, port: int, interval_s: float, duration_s: float) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", port))
-    sock.setblocking(False)
+def run(peer: str, port: int, interval_s: float, duration_s: float, flows: int) -> None:
+    # Datagram n leaves from source port port + n % flows, always to the peer's
+    # `port`: that many UDP flows, so routers hashing flows (ECMP) spread them
+    # over every path, while one socket receives them all.
+    senders = []
+    for i in range(flows):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", port + i))
+        s.setblocking(False)
+        senders.append(s)
+    sock = senders[0]
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(time.monotonic_ns()))
     out = sys.stdout
@@ -51,7 +58,7 @@ def run(peer: str, port: int, interval_s: float, duration_s: float) -> None:
             sent_ns = time.monotonic_ns()
             error = ""
             try:
-                sock.sendto(HEADER.pack(MAGIC, seq, sent_ns), (peer, port))
+                senders[seq % flows].sendto(HEADER.pack(MAGIC, seq, sent_ns), (peer, port))
             except OSError as exc:  # no route during an outage is data, not a crash
                 error = exc.__class__.__name__
             out.write(f"S,{seq},{sent_ns},{error}\n")
@@ -88,8 +95,9 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=47000)
     parser.add_argument("--interval", type=float, default=0.02)
     parser.add_argument("--duration", type=float, required=True, help="upper bound; SIGTERM ends it sooner")
+    parser.add_argument("--flows", type=int, default=1, help="UDP flows (source ports from --port up)")
     args = parser.parse_args()
-    run(args.peer, args.port, args.interval, args.duration)
+    run(args.peer, args.port, args.interval, args.duration, max(1, args.flows))
     return 0
 
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# lab-vrrp start|stop: keepalived on a gateway instance, for hand-overs.
+# lab-vrrp start|stop: keepalived on a node sharing addresses (a gateway instance, a LAN router), for hand-overs.
 # `stop` is graceful: keepalived leaves with a priority-0 advert, so the
 # standby takes the public IP at once instead of waiting out the adverts.
 set -u

@@ -48,6 +48,19 @@ class FrrRoute:
         data = self._json("show ip route json")
         return {prefix: [r.get("protocol", "?") for r in entries if r.get("selected")] for prefix, entries in data.items()}
 
+    def bgp_next_hops(self) -> dict[str, list[str]]:
+        """Prefix -> the next hops zebra forwards on, for each BGP route installed (several: ECMP)."""
+        data = self._json("show ip route bgp json")
+        found: dict[str, list[str]] = {}
+        for prefix, entries in data.items():
+            for route in entries:
+                if not route.get("selected"):
+                    continue
+                hops = [f"{h['ip']} ({h['interfaceName']})" if h.get("interfaceName") else h.get("ip", "?")
+                        for h in route.get("nexthops", []) if h.get("fib") and h.get("ip")]
+                found[prefix] = hops
+        return found
+
     def _configure(self, *commands: str) -> None:
         argv = ["vtysh", "-c", "configure terminal"]
         for command in commands:

@@ -10,6 +10,7 @@ from ipaddress import IPv4Address, IPv4Network
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ..model import LabPlan, Profile, TunnelPlan
+from ..redundancy import strategy_for
 
 _env = Environment(
     loader=PackageLoader("lab", "render/templates"),
@@ -74,10 +75,20 @@ def link_mac(address: IPv4Address) -> str:
 def _tunnel_views(plan: LabPlan, node: str) -> list[dict[str, object]]:
     """Each tunnel of a node, seen from that node, with the BGP peer at its far end."""
     return [
-        dict(t=t, bgp_peer=_tunnel_bgp_peer(plan, node, t), **ends, local_mac=link_mac(ends["local_link"]))
+        dict(t=t, bgp_peer=_tunnel_bgp_peer(plan, node, t), **ends, local_mac=link_mac(ends["local_link"]),
+             shared=len(t.instances) > 1)
         for t in plan.tunnels_of(node)
         for ends in [_tunnel_ends(plan, node, t)]
     ]
+
+
+def _instance_loopbacks(plan: LabPlan, node: str) -> list[str]:
+    """An instance's BGP address when it is no link address (Azure's APIPA BGP addresses)."""
+    owner = plan.instance_gateway(node)
+    if owner is None:
+        return []
+    mine = strategy_for(owner[1].mode).addresses(plan.scenario, owner[1])[node]
+    return [str(mine.bgp_ip)] if mine.bgp_on_loopback else []
 
 
 def host_routes(plan: LabPlan, node: str) -> list[tuple[IPv4Network, IPv4Address]]:
@@ -96,6 +107,7 @@ def host_routes(plan: LabPlan, node: str) -> list[tuple[IPv4Network, IPv4Address
 def render_network(plan: LabPlan, node: str) -> dict[str, str]:
     spec = plan.scenario.nodes[node]
     loopbacks = [str(spec.bgp_peer_ip)] if spec.bgp_peer_ip else []
+    loopbacks += _instance_loopbacks(plan, node)
     tunnels = _tunnel_views(plan, node)
     loopbacks += [str(t["local_endpoint"]) for t in tunnels]
     links = [
@@ -141,7 +153,7 @@ def _tunnel_bgp_peer(plan: LabPlan, node: str, t: TunnelPlan) -> IPv4Address:
     """The BGP address at the far end of a tunnel."""
     if _is_gateway_side(plan, node):
         return plan.scenario.nodes[t.device].bgp_peer_ip  # type: ignore[return-value]
-    return plan.scenario.gateways[t.gateway].bgp_peer_ip.address
+    return t.gateway_bgp_ip
 
 
 def guard_table(lab: str) -> str:
@@ -165,7 +177,8 @@ def render_psk_secrets(plan: LabPlan, node: str, psks: dict[str, str]) -> dict[s
 def _bgp_neighbors(plan: LabPlan, node: str) -> list[dict[str, object]]:
     """The node's planned BGP sessions, in the shape frr.conf.j2 formats."""
     return [dict(address=b.peer_address, asn=b.peer_asn, source=b.source, multihop=b.multihop,
-                 description=b.description, static_via=b.static_via, next_hop_self=b.next_hop_self)
+                 description=b.description, static_via=b.static_via, next_hop_self=b.next_hop_self,
+                 passive=b.passive)
             for b in plan.sessions_of(node)]
 
 
@@ -191,38 +204,32 @@ def render_frr(plan: LabPlan, node: str) -> dict[str, str]:
         blackhole=originate if _is_vnet_router(plan, node) else [],
         bgp=plan.profile.bgp,
         bfd=plan.profile.bfd,
+        multipath=node in plan.multipath_nodes,
     )
     daemons = _template("daemons.j2", bfd=plan.profile.bfd is not None)
     return {"frr/frr.conf": frr_conf, "frr/daemons": daemons}
 
 
 def render_keepalived(plan: LabPlan, node: str) -> dict[str, str]:
-    gw_name, gw = plan.instance_gateway(node)  # type: ignore[misc]
+    """VRRP for every address group the node shares (a gateway's IPs, a LAN's first hop); none: no files."""
+    groups = plan.groups_of(node)
+    if not groups:
+        return {}
     spec = plan.scenario.nodes[node]
-    inside = gw.bgp_peer_ip.network
-    peers = [plan.scenario.nodes[i].links[inside] for i in gw.instances if i != node]
-    # The first instance listed starts active; no pre-emption, so a returning
-    # instance doesn't cause a second outage by taking the IPs back.
-    priority = 200 - 10 * gw.instances.index(node)
-    vips = [
-        (gw.public_ip.address, plan.scenario.networks[gw.public_ip.network].subnet.prefixlen, gw.public_ip.network),
-        (gw.bgp_peer_ip.address, plan.scenario.networks[inside].subnet.prefixlen, inside),
+    views = [
+        dict(group=g, source=spec.links[g.interface],
+             peers=[plan.scenario.nodes[r].links[g.interface] for r in g.routers if r != node],
+             # The first router listed starts active; no pre-emption, so a returning
+             # router doesn't cause a second outage by taking the addresses back.
+             priority=200 - 10 * g.routers.index(node))
+        for g in groups
     ]
-    return {
-        "keepalived/keepalived.conf": _template(
-            "keepalived.conf.j2",
-            node=node,
-            gateway=gw_name,
-            vrid=51 + list(plan.scenario.gateways).index(gw_name),
-            interface=inside,
-            source=spec.links[inside],
-            peers=peers,
-            priority=priority,
-            advert_int=plan.profile.vrrp.advert_interval_s,
-            vips=vips,
-        ),
-        "keepalived/notify.sh": _template("notify.sh.j2", tunnels=_tunnel_views(plan, node), gateway=gw_name),
-    }
+    files = {"keepalived/keepalived.conf": _template(
+        "keepalived.conf.j2", node=node, groups=views, advert_int=plan.profile.vrrp.advert_interval_s)}
+    if any(g.moves_tunnels for g in groups):
+        files["keepalived/notify.sh"] = _template(
+            "notify.sh.j2", tunnels=_tunnel_views(plan, node), gateway=", ".join(g.name for g in groups))
+    return files
 
 
 def render_node(plan: LabPlan, node: str, renderers) -> dict[str, str]:

@@ -184,6 +184,9 @@ def test_one_node_failing_to_answer_does_not_hide_the_others():
         def bgp_peers(self):
             return [BgpPeerState("10.1.255.4", 65515, "Established", 1, 1000, "gateway instance azure-gw-0")]
 
+        def bgp_next_hops(self):
+            return {"192.168.10.0/24": ["10.1.255.4 (gateway-subnet)"]}
+
     class Broken:
         def list_sas(self):
             raise LabError("onprem-0: lab-agent sas did not answer within 10 s")

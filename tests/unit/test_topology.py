@@ -116,6 +116,9 @@ def test_kernel_esp_detection_reads_the_engine_kernels_option():
     assert kernel_esp_support(None, "/proc/config.gz unreadable").esp is None
 
 
+SHARED_IPS = {"azure-gw-0": "198.51.100.100", "azure-gw-1": "198.51.100.100"}
+
+
 def converged_status(**changes) -> LabStatus:
     status = LabStatus(
         lab="t", scenario="active-standby", profile="azure", data_plane="userspace", host_kernel_esp="no",
@@ -130,8 +133,9 @@ def converged_status(**changes) -> LabStatus:
              BgpRow("azure-gw-1", "10.10.255.1", "", "Active", 0),
              BgpRow("vnet-router", "10.1.255.4", "", "Established", 1),
              BgpRow("vnet-router", "10.1.255.5", "", "Established", 0)],
-        gateways=[GatewayRow("azure-gw", "198.51.100.100", ["azure-gw-0"], ["azure-gw-0", "azure-gw-1"])],
+        gateways=[GatewayRow("azure-gw", "active-standby", SHARED_IPS, ["azure-gw-0"], ["azure-gw-0", "azure-gw-1"])],
         active_addresses=["10.1.255.4", "10.1.255.30", "198.51.100.100"],
+        expected_tunnels={"onprem-0": ["onprem-0"], "azure-gw-0": ["onprem-0"], "azure-gw-1": ["onprem-0"]},
     )
     for key, value in changes.items():
         setattr(status, key, value)
@@ -145,7 +149,7 @@ def test_a_converged_lab_ignores_the_standbys_idle_sessions():
 def test_convergence_needs_the_tunnel_and_one_active_instance():
     status = converged_status(
         tunnels=[TunnelRow("onprem-0", "onprem-0", "CONNECTING", "none", "198.51.100.100", 0, 0, 0, 0)],
-        gateways=[GatewayRow("azure-gw", "198.51.100.100", [], ["azure-gw-0", "azure-gw-1"])],
+        gateways=[GatewayRow("azure-gw", "active-standby", SHARED_IPS, [], ["azure-gw-0", "azure-gw-1"])],
     )
     reasons = status.unconverged_reasons()
     assert "gateway azure-gw has 0 active instances" in reasons
