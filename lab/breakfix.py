@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from .errors import LabError
-from .experiment import fail_back, fault_target, gateway_actives
-from .faults import check_target, get_fault
+from .experiment import fail_back, fault_target, holders
+from .faults import check_target, get_fault, resolve_target
 from .model import LabPlan
 from .wiring import Adapters
 
@@ -41,17 +41,17 @@ def faults_in_place(state_dir: Path) -> list[str]:
 def break_lab(plan: LabPlan, adapters: Adapters, fault_name: str, target: str, state_dir: Path) -> str:
     """Injects one fault and records it; returns what was done."""
     fault = get_fault(fault_name)
-    check_target(plan, target)
+    spec = check_target(plan, fault, target)
     record = _read(state_dir)
     if any(f["fault"] == fault.name and f["target"] == target for f in record["faults"]):
         raise LabError(f"{fault.name} is already in place on {target}: `lab repair` first")
     if not record["faults"]:
-        record["initial"] = gateway_actives(plan, adapters)
+        record["initial"] = holders(plan, adapters)
     # Recorded before it is injected: a break that fails or is interrupted
     # half-way (UDP 500 already blocked, say) is still undone by `lab repair`.
     record["faults"].append({"fault": fault.name, "target": target})
     _write(state_dir, record)
-    return fault.inject(fault_target(plan, adapters, target))
+    return fault.inject(fault_target(plan, adapters, spec))
 
 
 def repair_lab(plan: LabPlan, adapters: Adapters, state_dir: Path) -> list[str]:
@@ -60,7 +60,8 @@ def repair_lab(plan: LabPlan, adapters: Adapters, state_dir: Path) -> list[str]:
     done = []
     for entry in reversed(record["faults"]):
         try:
-            restored = get_fault(entry["fault"]).restore(fault_target(plan, adapters, entry["target"]))
+            spec = resolve_target(plan, entry["target"])
+            restored = get_fault(entry["fault"]).restore(fault_target(plan, adapters, spec))
         except LabError as exc:
             # Half-injected: part of the fault was never there to undo; the rest still is.
             restored = f"partly undone ({exc})"

@@ -144,7 +144,8 @@ def _lab_for_failover(scenario: str, profile: Optional[str], lab: Optional[str],
 @app.command()
 def failover(
     fault: str = typer.Option(..., help="kill, maintenance, pause, link-down or blackhole"),
-    target: Optional[str] = typer.Option(None, help="gateway instance to hit (default: the active one)"),
+    target: Optional[str] = typer.Option(None, help="what to hit: NODE (an instance, a device), gateway:NAME, zone:N "
+                                                   "or link:NODE/NETWORK (default: the first active instance)"),
     runs: int = typer.Option(1, min=1, help="independent runs; the lab goes back to its initial state after each"),
     profile: Optional[str] = typer.Option(None, help=f"timer profile ({', '.join(builtin_profiles())}); default: the running lab's"),
     scenario: str = typer.Option(DEFAULT_SCENARIO, help="built-in scenario or a YAML file"),
@@ -178,7 +179,8 @@ def failover(
                 lifecycle.up(plan, adapters, lambda m: err.log(m))
 
             report = FailoverRunner(plan, adapters, settings, show, recreate).run_all()
-        folder = out_dir or Path("results") / f"{plan.lab}-{plan.profile.name}-{fault}-{settings.target}"
+        where = settings.target.replace(":", "-").replace("/", "-")
+        folder = out_dir or Path("results") / f"{plan.lab}-{plan.profile.name}-{fault}-{where}"
         written = write_outputs(report, folder)
     except LabError as exc:
         _fail(exc)
@@ -204,7 +206,8 @@ def _running_plan(lab: Optional[str], adapters) -> LabPlan:
 @app.command(name="break")
 def break_(
     fault: str = typer.Argument(..., help="kill, maintenance, pause, link-down or blackhole"),
-    target: Optional[str] = typer.Option(None, help="gateway instance (default: the scenario's first instance)"),
+    target: Optional[str] = typer.Option(None, help="NODE, gateway:NAME, zone:N or link:NODE/NETWORK "
+                                                   "(default: the scenario's first instance)"),
     lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)"),
 ) -> None:
     """Inject a fault and leave it in place (training); `lab repair` undoes it."""

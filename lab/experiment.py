@@ -17,11 +17,12 @@ from typing import Callable
 
 from .errors import LabError
 from .events import FAULT, RESTORE, Event
-from .faults import FaultTarget, check_target, get_fault
+from .faults import FaultTarget, TargetSpec, check_target, get_fault
 from .lifecycle import poll_until, read_status, wait_for, wait_healthy
 from .model import LabPlan
 from .clock import LabClock
 from .observe import Observation, measure_clock
+from .redundancy import strategy_for
 from .render import guard_table
 from .timeline import (
     DELAY_LIMIT_INTERVALS,
@@ -33,8 +34,10 @@ from .timeline import (
     Handover,
     Method,
     Phase,
+    Withdrawal,
     analyse_direction,
     breakdown,
+    withdrawal_breakdown,
     checks,
     invalid_reason,
     steady_since,
@@ -129,6 +132,7 @@ class FailoverReport:
     started_at: str
     machine: str
     clock: str = ""
+    probe_flows: int = 1
     runs: list[RunResult] = field(default_factory=list)
 
     @property
@@ -179,13 +183,20 @@ def _snapshot(observation: Observation, now_ns: int, interval_ns: int):
     return rows, steady
 
 
-def gateway_actives(plan: LabPlan, adapters: Adapters) -> dict[str, list[str]]:
-    """Which instances of each gateway hold its public IP now."""
-    return {g.gateway: sorted(g.active) for g in read_status(plan.lab, adapters).gateways}
+def holders(plan: LabPlan, adapters: Adapters) -> dict[str, list[str]]:
+    """Who is active now: each gateway's active instances and each VRRP group's holders, by name."""
+    status = read_status(plan.lab, adapters)
+    found = {g.gateway: sorted(g.active) for g in status.gateways}
+    found.update({g.group: sorted(g.holders) for g in status.vrrp})
+    return found
 
 
-def fault_target(plan: LabPlan, adapters: Adapters, node: str) -> FaultTarget:
-    return FaultTarget(plan, node, adapters.runtime, adapters.ike_for, adapters.links_for, adapters.routes_for)
+def fault_target(plan: LabPlan, adapters: Adapters, spec: TargetSpec) -> FaultTarget:
+    return FaultTarget(plan, spec, adapters.runtime, adapters.ike_for, adapters.links_for, adapters.routes_for)
+
+
+def _node(node: str) -> TargetSpec:
+    return TargetSpec(node, (node,))
 
 
 def handover_of(plan: LabPlan, target: str) -> Handover:
@@ -206,35 +217,61 @@ def handover_of(plan: LabPlan, target: str) -> Handover:
     )
 
 
+def withdrawal_of(plan: LabPlan, spec: TargetSpec) -> Withdrawal:
+    """The tunnels and sessions whose far ends must drop the target's paths."""
+    hit = set(spec.nodes)
+    tunnels, sessions = [], []
+    for node in spec.nodes:
+        for t in plan.tunnels_of(node):
+            ends = tuple(n for n in ((t.device,) if node in t.instances else t.instances) if n not in hit)
+            if ends:
+                tunnels.append((t.name, ends))
+        sources = {b.source for b in plan.sessions_of(node)}
+        by_tunnel: dict[str, list[tuple[str, str]]] = {}
+        for b in plan.bgp_sessions:
+            if b.peer_address in sources and b.node not in hit:
+                by_tunnel.setdefault(b.tunnel or f"{b.node} to {b.peer_address}", []).append(
+                    (b.node, str(b.peer_address)))
+        sessions += [(label, tuple(views)) for label, views in by_tunnel.items()]
+    routers = tuple(r for node in spec.nodes for g in plan.groups_of(node) for r in g.routers if r not in hit)
+    return Withdrawal(target=spec.text, nodes=spec.nodes, tunnels=tuple(tunnels), sessions=tuple(sessions),
+                      first_hop_routers=routers)
+
+
 def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]],
               handing_over: Callable[[str], None] | None = None) -> None:
-    """Gives each gateway's IP back to the instances in `initial` by graceful hand-over,
-    then waits until the lab has converged; raises LabError when it can't.
-    `handing_over(instance)` is called as each hand-over starts."""
+    """Gives each VRRP group's addresses back to the routers in `initial` by graceful hand-over,
+    then waits until the lab has converged with every gateway as in `initial`; raises LabError
+    when it can't. `handing_over(router)` is called as each hand-over starts."""
 
     def not_initial() -> list[str]:
         status = read_status(plan.lab, adapters)
         reasons = status.unconverged_reasons()
-        for g in status.gateways:
-            if sorted(g.active) != initial.get(g.gateway, sorted(g.active)):
-                reasons.append(f"{g.gateway} active on {', '.join(g.active) or 'none'}")
+        now = {g.gateway: sorted(g.active) for g in status.gateways}
+        now.update({g.group: sorted(g.holders) for g in status.vrrp})
+        for name, wanted in initial.items():
+            if now.get(name, wanted) != wanted:
+                reasons.append(f"{name} active on {', '.join(now[name]) or 'none'}")
         return reasons
 
     wait_healthy(plan.lab, adapters.runtime, HEALTHY_AGAIN_WITHIN_S)
-    actives = gateway_actives(plan, adapters)
-    for gateway, wanted in initial.items():
-        for instance in [i for i in actives.get(gateway, []) if i not in wanted]:
-            handover = fault_target(plan, adapters, instance)
+    current = holders(plan, adapters)
+    for group in plan.vrrp_groups:
+        wanted = initial.get(group.name)
+        if wanted is None:
+            continue
+        for router in [r for r in current.get(group.name, []) if r not in wanted]:
+            handover = fault_target(plan, adapters, _node(router))
             if handing_over is not None:
-                handing_over(instance)
-            handover.vrrp("stop")
+                handing_over(router)
+            handover.vrrp(router, "stop")
 
-            def not_back() -> list[str]:
-                now = gateway_actives(plan, adapters).get(gateway)
-                return [] if now == wanted else [f"active: {', '.join(now or []) or 'none'}"]
+            def not_back(name: str = group.name) -> list[str]:
+                now = holders(plan, adapters).get(name)
+                return [] if now == wanted else [f"held by: {', '.join(now or []) or 'none'}"]
 
-            wait_for(f"{gateway} back on {', '.join(wanted)}", not_back, HANDOVER_WITHIN_S)
-            handover.vrrp("start")
+            wait_for(f"{group.name} back on {', '.join(wanted)}", not_back, HANDOVER_WITHIN_S)
+            handover.vrrp(router, "start")
     wait_for("the initial state", not_initial, INITIAL_STATE_WITHIN_S)
 
 
@@ -249,15 +286,20 @@ class FailoverRunner:
         self.live = live
         self.recreate = recreate
         self.fault = get_fault(settings.fault)
-        check_target(plan, settings.target)
+        self.spec = check_target(plan, self.fault, settings.target)
         if settings.runs < 1:
             raise LabError(f"--runs must be at least 1, not {settings.runs}")
-        target = plan.profile.targets.planned_s if self.fault.planned else plan.profile.targets.unplanned_s
+        target = plan.target_for(self.fault.name, self.fault.planned)
         self.target_s, self.target_source = target.value, target.source
         self.sustained_s = plan.profile.convergence.sustained_s
         self.method = Method(interval_ns=int(settings.interval_s * NS), sustained_ns=int(self.sustained_s * NS),
                              baseline_ns=int(settings.baseline_s * NS))
-        self.handover = handover_of(plan, settings.target)
+        # How this failover unfolds, as the target's gateway mode says: another instance takes
+        # over (its phases are read from the hand-over), or the peers withdraw its paths.
+        owner = plan.instance_gateway(self.spec.nodes[0])
+        self.handover = (handover_of(plan, self.spec.nodes[0]) if owner is not None and len(self.spec.nodes) == 1
+                         and strategy_for(owner[1].mode).phases_kind(plan, self.spec.nodes[0]) == "handover" else None)
+        self.withdrawal = withdrawal_of(plan, self.spec)
         self.initial: dict[str, list[str]] = {}
         self.clock: LabClock | None = None
 
@@ -266,15 +308,18 @@ class FailoverRunner:
         if not status.converged:
             raise LabError(f"lab {self.plan.lab} is not converged ({'; '.join(status.unconverged_reasons()[:3])}): "
                            "check `lab status`; `lab repair` undoes faults left by `lab break`")
-        self.initial = {g.gateway: sorted(g.active) for g in status.gateways}
+        self.initial = holders(self.plan, self.adapters)
         if guard_table(self.plan.lab) not in self.adapters.host.guards():
             raise LabError(f"the host's forwarding guard of lab {self.plan.lab} is missing "
                            "(an nftables restart flushes it): `lab up` puts it back")
         actives = status.active_instances
-        if self.settings.target not in actives:
+        standbys = [n for g in status.gateways if strategy_for(g.mode).has_standbys()
+                    for n in g.instances if n not in g.active]
+        idle = [n for n in self.spec.nodes if n in standbys]
+        if idle:
             # Hitting a standby measures nothing: say so rather than report a 0 s "failover".
-            raise LabError(f"--target {self.settings.target} is not active now (active: {', '.join(actives) or 'none'}): "
-                           "target the active instance")
+            raise LabError(f"--target {self.settings.target}: {', '.join(idle)} is not active now "
+                           f"(active: {', '.join(actives) or 'none'}): target the active instance")
         report = FailoverReport(
             lab=self.plan.lab, scenario=self.plan.scenario.name, profile=self.plan.profile.name,
             fault=self.fault.name, fault_summary=self.fault.summary, target=self.settings.target,
@@ -282,7 +327,7 @@ class FailoverRunner:
             interval_s=self.settings.interval_s, sustained_s=self.sustained_s,
             started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             machine=machine_summary(self.adapters.runtime.engine_summary()),
-            clock=self._measure_clock().summary,
+            clock=self._measure_clock().summary, probe_flows=self.plan.scenario.probe_flows,
         )
         for index in range(1, self.settings.runs + 1):
             report.runs.append(self.run_once(index))
@@ -303,7 +348,7 @@ class FailoverRunner:
 
     def run_once(self, index: int) -> RunResult:
         s = self.settings
-        target = self._target(s.target)
+        target = self._target()
         edge_s = DELAY_LIMIT_INTERVALS * s.interval_s
         measure_s = self.target_s + s.grace_s + self.sustained_s + edge_s
         reversion_s = self.plan.profile.targets.planned_s.value + s.grace_s + self.sustained_s + edge_s
@@ -369,7 +414,7 @@ class FailoverRunner:
             index=index, fault=self.fault.name, target=s.target, planned=self.fault.planned,
             target_s=self.target_s, target_source=self.target_source, interval_s=s.interval_s,
             started_ns=observation.started_ns, fault_ns=fault_ns, end_ns=end_ns, fault_detail=detail,
-            directions=directions, phases=breakdown(events, fault_ns, end_ns, self.handover, directions),
+            directions=directions, phases=self._phases(events, fault_ns, end_ns, directions),
             checks=checks(directions, self.target_s), events=events, probes=probes, returned_by=returned_by,
             invalid=invalid_reason(directions) or (
                 f"the client's clock moved {drift_ns / 1e6:.1f} ms against the engine's during the run"
@@ -379,6 +424,12 @@ class FailoverRunner:
             restore_ns=restore_ns, failback_ns=failback_ns,
             stopped_ns=stopped_ns, reversion=reversion,
         )
+
+    def _phases(self, events: list[Event], fault_ns: int, end_ns: int,
+                directions: list[DirectionResult]) -> list[Phase]:
+        if self.handover is not None:
+            return breakdown(events, fault_ns, end_ns, self.handover, directions)
+        return withdrawal_breakdown(events, fault_ns, end_ns, self.withdrawal, directions)
 
     def _analyse(self, observation: Observation, event_ns: int, end_ns: int) -> list[DirectionResult]:
         return [analyse_direction(p, event_ns, end_ns, self.method) for p in observation.directions()]
@@ -433,5 +484,5 @@ class FailoverRunner:
         self.clock = measure_clock(self.adapters, self.plan.nodes[self.plan.scenario.probes[0][0]].container)
         return self.clock
 
-    def _target(self, node: str) -> FaultTarget:
-        return fault_target(self.plan, self.adapters, node)
+    def _target(self) -> FaultTarget:
+        return fault_target(self.plan, self.adapters, self.spec)

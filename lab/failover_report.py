@@ -55,6 +55,9 @@ METRICS = [
            "First Route Convergence Time (RFC 6412): fault to the first probe delivered after the loss began"),
     Metric("convergence_packet_loss", "lost", "packets", "-",
            "Convergence Packet Loss (RFC 6412): probes lost up to the Convergence Recovery Instant"),
+    Metric("loss_share", "share lost", "%", "-",
+           "Share of the probes sent from the fault to the Convergence Recovery Instant that were lost: "
+           "100 % when every flow stopped, less when only the flows over a lost path did (not an RFC benchmark)"),
     Metric("max_delay_s", "max delay", "ms", "-",
            "Maximum one-way delay of the probes delivered in the window, kept apart from loss"),
     Metric("longest_gap_s", "longest gap", "s", "-",
@@ -71,6 +74,8 @@ def _fmt(value: float | None, unit: str = "s", missing: str = "-") -> str:
         return missing
     if unit == "ms":
         return f"{value * 1000:.1f} ms"
+    if unit == "%":
+        return f"{value * 100:.0f} %"
     return f"{value:.2f} s" if unit == "s" else f"{value:.0f}"
 
 
@@ -162,7 +167,8 @@ def render_failover(report: FailoverReport) -> Group:
     head.add_row("fault", f"{report.fault} on {report.target}: {report.fault_summary}")
     kind = "planned" if report.planned else "unplanned"
     head.add_row("target", f"{kind}: converged within {report.target_s:g} s ({report.target_source})")
-    head.add_row("probes", f"UDP every {report.interval_s * 1000:g} ms, both ways; "
+    head.add_row("probes", f"UDP every {report.interval_s * 1000:g} ms, both ways, over {report.probe_flows} "
+                           f"flow{'s' if report.probe_flows > 1 else ''}; "
                            f"Sustained Convergence Validation Time {report.sustained_s:g} s")
 
     runs = Table(title="Convergence per direction (RFC 6412 terms; seconds after the fault)", title_justify="left")
@@ -279,7 +285,7 @@ def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
         f"target of {report.target_s:g} s ({report.target_source}).",
         "",
         f"Scenario `{report.scenario}`, {report.fault_summary}. Probes: UDP every {report.interval_s * 1000:g} ms "
-        f"both ways. Sustained Convergence Validation Time: {report.sustained_s:g} s. Machine: {report.machine}. "
+        f"both ways, over {report.probe_flows} flow{'s' if report.probe_flows > 1 else ''}. Sustained Convergence Validation Time: {report.sustained_s:g} s. Machine: {report.machine}. "
         f"Clock: {report.clock}. Started {report.started_at}.",
         "",
         "| run | direction | " + " | ".join(m.heading for m in COLUMNS) + " | verdict |",

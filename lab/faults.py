@@ -1,7 +1,11 @@
-"""Faults a failover run injects into a gateway instance, each with its restore.
+"""Faults a failover run injects, each with its restore, and the targets they hit.
 
-A fault only reaches the node through ports (the container runtime, VICI,
-netlink), so each one reads as the operator's action it imitates. `restore`
+A target is data: a node (a gateway instance, a VPN device), a whole
+gateway, a zone, or one link of a node, written `NODE`, `gateway:NAME`,
+`zone:N` or `link:NODE/NETWORK`. It resolves, through the plan, to nodes
+(and an interface), whose containers are found by their labels. A fault
+only reaches a node through ports (the container runtime, the node agent,
+FRR), so each one reads as the operator's action it imitates. `restore`
 undoes the fault itself; putting the lab back in its initial state
 (failback) is the experiment's job, the same for every fault.
 """
@@ -11,61 +15,111 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .errors import LabError
+from .kinds import runs_ike
 from .model import LabPlan
 from .ports import ContainerInfo, ContainerRuntime, IkeControl, LinkControl, RouteControl
+from .redundancy import strategy_for
 from .status import running_node
 
 IKE_PORTS = [500, 4500]
 IKE_INIT_PORT = 500
 DELETE_TIMEOUT_S = 5.0
+TARGET_FORMS = "NODE, gateway:NAME, zone:N or link:NODE/NETWORK"
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """What a fault hits, resolved from its text through the plan."""
+    text: str
+    nodes: tuple[str, ...]
+    interface: str | None = None     # a link target: the one interface to cut
+
+
+def resolve_target(plan: LabPlan, text: str) -> TargetSpec:
+    """A target's text to the nodes (and interface) it names; one line naming the problem otherwise."""
+    kind, _, name = text.partition(":") if ":" in text else ("node", "", text)
+    scenario = plan.scenario
+    if kind == "node":
+        vpn = [n for n, spec in scenario.nodes.items() if runs_ike(spec.kind)]
+        if text not in vpn:
+            raise LabError(f"--target {text!r} is not a gateway instance or VPN device of scenario {scenario.name} "
+                           f"(choose from {', '.join(vpn)}, or {TARGET_FORMS})")
+        return TargetSpec(text, (text,))
+    if kind == "gateway":
+        if name not in scenario.gateways:
+            raise LabError(f"--target {text!r}: no gateway {name!r} (gateways: {', '.join(scenario.gateways)})")
+        return TargetSpec(text, tuple(scenario.gateways[name].instances))
+    if kind == "zone":
+        nodes = tuple(n for n, spec in scenario.nodes.items() if str(spec.zone) == name)
+        if not nodes:
+            zones = sorted({str(spec.zone) for spec in scenario.nodes.values() if spec.zone is not None})
+            raise LabError(f"--target {text!r}: no node of scenario {scenario.name} is in zone {name!r} "
+                           f"(zones: {', '.join(zones) or 'none'})")
+        return TargetSpec(text, nodes)
+    if kind == "link":
+        node, _, network = name.partition("/")
+        spec = scenario.nodes.get(node)
+        if spec is None or network not in spec.links:
+            raise LabError(f"--target {text!r}: write link:NODE/NETWORK with one of the node's networks")
+        return TargetSpec(text, (node,), interface=network)
+    raise LabError(f"--target {text!r}: unknown target form {kind!r} (use {TARGET_FORMS})")
 
 
 @dataclass
 class FaultTarget:
-    """The instance a fault hits, and how to reach it."""
+    """The nodes a fault hits, and how to reach them."""
     plan: LabPlan
-    node: str
+    spec: TargetSpec
     runtime: ContainerRuntime
     ike_for: Callable[[ContainerInfo], IkeControl]
     links_for: Callable[[ContainerInfo], LinkControl]
     routes_for: Callable[[ContainerInfo], RouteControl]
-    # When the fault's first change took effect in the node (the lab's clock), if the node said.
+    # When the fault's first change took effect in a node (the lab's clock), if the node said.
     applied_ns: int | None = None
 
     @property
-    def container(self) -> str:
-        return self.plan.nodes[self.node].container
+    def nodes(self) -> tuple[str, ...]:
+        return self.spec.nodes
 
-    def info(self) -> ContainerInfo:
-        return running_node(self.runtime, self.plan.lab, self.node)
+    def container(self, node: str) -> str:
+        return self.plan.nodes[node].container
 
-    @property
-    def public_interface(self) -> str:
-        """The instance's internet-facing link: named after the network holding the public IP."""
-        owner = self.plan.instance_gateway(self.node)
-        if owner is None:
-            raise LabError(f"{self.node} is not a gateway instance")
-        return owner[1].public_ip.network
+    def info(self, node: str) -> ContainerInfo:
+        return running_node(self.runtime, self.plan.lab, node)
 
-    def tunnel_names(self) -> list[str]:
-        return [t.name for t in self.plan.tunnels_of(self.node)]
+    def stamp(self, applied_ns: int | None) -> None:
+        """Keeps the earliest node stamp: the fault began with its first change."""
+        if applied_ns is not None and (self.applied_ns is None or applied_ns < self.applied_ns):
+            self.applied_ns = applied_ns
 
-    def shut_down_tunnel_sessions(self) -> None:
-        """Ends the BGP (and BFD) sessions this instance runs over its tunnels."""
-        owner = self.plan.instance_gateway(self.node)
-        if owner is None:
-            raise LabError(f"{self.node} is not a gateway instance")
-        gateway = owner[1]
-        bfd_local = str(gateway.bgp_peer_ip.address) if self.plan.profile.bfd else None
-        routes = self.routes_for(self.info())
-        for t in self.plan.tunnels_of(self.node):
-            peer = self.plan.scenario.nodes[t.device].bgp_peer_ip
-            routes.shut_down_peer(gateway.asn, str(peer), bfd_local)
+    def interface(self, node: str) -> str:
+        """The link a link fault cuts: the one named, else the node's internet-facing link."""
+        name = self.spec.interface or self.plan.public_network(node)
+        if name is None:
+            raise LabError(f"{node} has no internet-facing link: target link:{node}/NETWORK")
+        return name
 
-    def vrrp(self, action: str) -> None:
-        code, output = self.runtime.exec(self.container, ["lab-vrrp", action], timeout_s=15)
+    def tunnel_names(self, node: str) -> list[str]:
+        return [t.name for t in self.plan.tunnels_of(node)]
+
+    def shut_down_tunnel_sessions(self, node: str) -> None:
+        """Ends the BGP (and BFD) sessions the node runs over its tunnels."""
+        routes = self.routes_for(self.info(node))
+        for session in (b for b in self.plan.sessions_of(node) if b.tunnel):
+            bfd_local = str(session.source) if self.plan.profile.bfd else None
+            routes.shut_down_peer(self._asn(node), str(session.peer_address), bfd_local)
+
+    def _asn(self, node: str) -> int:
+        owner = self.plan.instance_gateway(node)
+        asn = owner[1].asn if owner else self.plan.scenario.nodes[node].asn
+        if asn is None:
+            raise LabError(f"{node} runs no BGP")
+        return asn
+
+    def vrrp(self, node: str, action: str) -> None:
+        code, output = self.runtime.exec(self.container(node), ["lab-vrrp", action], timeout_s=15)
         if code != 0:
-            raise LabError(f"{self.node}: lab-vrrp {action} failed: {output.strip()[:200]}")
+            raise LabError(f"{node}: lab-vrrp {action} failed: {output.strip()[:200]}")
 
 
 class Fault:
@@ -73,104 +127,139 @@ class Fault:
     planned: bool
     summary: str
 
+    def check(self, plan: LabPlan, spec: TargetSpec) -> None:
+        """Refuses, in one line, a target this fault can't hit."""
+
     def inject(self, target: FaultTarget) -> str:
-        """Applies the fault; returns what was done, for the timeline."""
-        raise LabError(f"fault {self.name} can't be injected")
+        """Applies the fault to every node of the target; returns what was done, for the timeline."""
+        return _each(target, self.inject_node)
 
     def restore(self, target: FaultTarget) -> str:
+        return _each(target, self.restore_node)
+
+    def inject_node(self, target: FaultTarget, node: str) -> str:
+        raise LabError(f"fault {self.name} can't be injected")
+
+    def restore_node(self, target: FaultTarget, node: str) -> str:
         raise LabError(f"fault {self.name} can't be restored")
+
+
+def _each(target: FaultTarget, action: Callable[[FaultTarget, str], str]) -> str:
+    done = [action(target, node) for node in target.nodes]
+    if len(done) == 1:
+        return done[0]
+    return "; ".join(f"{node}: {what}" for node, what in zip(target.nodes, done))
+
+
+def _vpn_nodes_only(fault: Fault, plan: LabPlan, spec: TargetSpec) -> None:
+    others = [n for n in spec.nodes if not runs_ike(plan.nodes[n].kind)]
+    if others:
+        raise LabError(f"fault {fault.name} hits IKE traffic: {', '.join(others)} runs no IKE")
 
 
 class Kill(Fault):
     name, planned = "kill", False
-    summary = "SIGKILL the instance's container (unplanned loss of the instance)"
+    summary = "SIGKILL the target's containers (unplanned loss of an instance, a device, a zone)"
 
-    def inject(self, target: FaultTarget) -> str:
-        target.runtime.kill(target.container, "SIGKILL")
+    def inject_node(self, target: FaultTarget, node: str) -> str:
+        target.runtime.kill(target.container(node), "SIGKILL")
         return "container SIGKILLed"
 
-    def restore(self, target: FaultTarget) -> str:
-        target.runtime.start(target.container)
+    def restore_node(self, target: FaultTarget, node: str) -> str:
+        target.runtime.start(target.container(node))
         return "container started again"
 
 
 class Maintenance(Fault):
     name, planned = "maintenance", True
-    summary = "graceful hand-over: BGP and BFD shut down, IKE DELETE to the peers, then the public IP is released"
+    summary = "graceful hand-over: BGP and BFD shut down, IKE DELETE to the peers, then what the gateway's mode needs"
 
-    def inject(self, target: FaultTarget) -> str:
-        # New IKE_SA_INIT from the peers would land on this instance until the
-        # IP moves: refuse them, so they retry against the standby.
-        target.applied_ns = target.links_for(target.info()).block_udp_ports([IKE_INIT_PORT], True)
+    def check(self, plan: LabPlan, spec: TargetSpec) -> None:
+        others = [n for n in spec.nodes if plan.instance_gateway(n) is None]
+        if others or len(spec.nodes) != 1:
+            raise LabError(f"fault maintenance takes one gateway instance out of service: "
+                           f"--target {spec.text!r} is not one")
+
+    def inject_node(self, target: FaultTarget, node: str) -> str:
+        # New IKE_SA_INIT from the peers would land on this instance while it
+        # leaves: refuse them, so they retry elsewhere or after its return.
+        target.stamp(target.links_for(target.info(node)).block_udp_ports([IKE_INIT_PORT], True))
         # Drain first, as a router leaving service does: the peers drop the
-        # session now. Left up, the device's BFD session with this instance
+        # session now. Left up, a device's BFD session with this instance
         # would expire later and take the new instance's BGP session with it.
-        target.shut_down_tunnel_sessions()
-        ike = target.ike_for(target.info())
-        for tunnel in target.tunnel_names():
+        target.shut_down_tunnel_sessions(node)
+        ike = target.ike_for(target.info(node))
+        for tunnel in target.tunnel_names(node):
             ike.terminate(tunnel, timeout_s=DELETE_TIMEOUT_S)
-        target.vrrp("stop")
-        return "BGP and BFD shut down, IKE DELETE sent, VRRP left with priority 0"
+        _, gateway = target.plan.instance_gateway(node)  # type: ignore[misc]
+        released = strategy_for(gateway.mode).release(target, node)
+        return ", ".join(filter(None, ["BGP and BFD shut down, IKE DELETE sent", released]))
 
-    def restore(self, target: FaultTarget) -> str:
+    def restore_node(self, target: FaultTarget, node: str) -> str:
         # Back from maintenance the way a patched VM comes back: rebooted, with
-        # none of the drain left over, joining VRRP as the standby.
-        target.runtime.restart(target.container)
-        return "instance restarted, back as standby"
+        # none of the drain left over, joining as a standby where there is one.
+        target.runtime.restart(target.container(node))
+        return "instance restarted"
 
 
 class Pause(Fault):
     name, planned = "pause", False
-    summary = "freeze the instance's container (a hung VM)"
+    summary = "freeze the target's containers (a hung VM or device)"
 
-    def inject(self, target: FaultTarget) -> str:
-        target.runtime.pause(target.container)
+    def inject_node(self, target: FaultTarget, node: str) -> str:
+        target.runtime.pause(target.container(node))
         return "container paused"
 
-    def restore(self, target: FaultTarget) -> str:
-        target.runtime.unpause(target.container)
-        # A frozen master wakes up still believing it holds the IP, with SAs its
-        # peers already dropped: make it leave and rejoin as a backup.
-        target.vrrp("stop")
-        target.vrrp("start")
+    def restore_node(self, target: FaultTarget, node: str) -> str:
+        target.runtime.unpause(target.container(node))
+        if not target.plan.groups_of(node):
+            return "container unpaused"
+        # A frozen VRRP master wakes up still believing it holds the addresses (and,
+        # on a gateway, SAs its peers already dropped): make it leave and rejoin as a backup.
+        target.vrrp(node, "stop")
+        target.vrrp(node, "start")
         return "container unpaused, VRRP rejoined as backup"
 
 
 class LinkDown(Fault):
     name, planned = "link-down", False
-    summary = "cut the instance's internet-facing interface (netlink, in its namespace)"
+    summary = "cut the target's internet-facing interface, or the one named (netlink, in its namespace)"
 
-    def inject(self, target: FaultTarget) -> str:
-        target.applied_ns = target.links_for(target.info()).set_link(target.public_interface, False)
-        return f"link {target.public_interface} down"
+    def inject_node(self, target: FaultTarget, node: str) -> str:
+        name = target.interface(node)
+        target.stamp(target.links_for(target.info(node)).set_link(name, False))
+        return f"link {name} down"
 
-    def restore(self, target: FaultTarget) -> str:
-        target.links_for(target.info()).set_link(target.public_interface, True)
-        return f"link {target.public_interface} up"
+    def restore_node(self, target: FaultTarget, node: str) -> str:
+        name = target.interface(node)
+        target.links_for(target.info(node)).set_link(name, True)
+        return f"link {name} up"
 
 
 class Blackhole(Fault):
     name, planned = "blackhole", False
-    summary = "drop the instance's IKE and ESP-in-UDP traffic (an ISP outage; VRRP still sees it alive)"
+    summary = "drop the target's IKE and ESP-in-UDP traffic (an ISP outage; VRRP still sees it alive)"
 
-    def inject(self, target: FaultTarget) -> str:
-        target.applied_ns = target.links_for(target.info()).block_udp_ports(IKE_PORTS, True)
+    def check(self, plan: LabPlan, spec: TargetSpec) -> None:
+        _vpn_nodes_only(self, plan, spec)
+
+    def inject_node(self, target: FaultTarget, node: str) -> str:
+        target.stamp(target.links_for(target.info(node)).block_udp_ports(IKE_PORTS, True))
         return "UDP 500/4500 blackholed"
 
-    def restore(self, target: FaultTarget) -> str:
-        target.links_for(target.info()).block_udp_ports(IKE_PORTS, False)
+    def restore_node(self, target: FaultTarget, node: str) -> str:
+        target.links_for(target.info(node)).block_udp_ports(IKE_PORTS, False)
         return "UDP 500/4500 open again"
 
 
 FAULTS: dict[str, Fault] = {f.name: f for f in (Kill(), Maintenance(), Pause(), LinkDown(), Blackhole())}
 
 
-def check_target(plan: LabPlan, node: str) -> None:
-    """Faults hit gateway instances; anything else is refused in one line."""
-    instances = plan.gateway_instances()
-    if node not in instances:
-        raise LabError(f"--target {node!r} is not a gateway instance of scenario {plan.scenario.name} "
-                       f"(choose from {', '.join(instances)})")
+def check_target(plan: LabPlan, fault: Fault, text: str) -> TargetSpec:
+    """The target resolved and checked against the fault; a one-line error otherwise."""
+    spec = resolve_target(plan, text)
+    fault.check(plan, spec)
+    return spec
 
 
 def get_fault(name: str) -> Fault:

@@ -125,7 +125,8 @@ class Observation:
             for host, peer in peers.items():
                 probe = self.hosts[host] = HostProbe(host)
                 argv = ["lab-probe", "--peer", host_address(self.plan, peer), "--port", str(self.port),
-                        "--interval", str(self.interval_s), "--duration", str(self.bound_s)]
+                        "--interval", str(self.interval_s), "--duration", str(self.bound_s),
+                        "--flows", str(self.plan.scenario.probe_flows)]
                 stream = runtime.stream_exec(self.plan.nodes[host].container, argv)
                 self._streams.append(stream)
                 self._thread(self._pump_probe, stream, probe)
@@ -158,7 +159,7 @@ class Observation:
             if event is not None:
                 found.append(event)
         for node in self.plan.nodes.values():
-            if self.plan.instance_gateway(node.name) is not None:
+            if self.plan.groups_of(node.name):
                 text = runtime.logs(node.container, since_ns=since_wall, until_ns=until_wall, timestamps=True)
                 found.extend(container_log_events(text, node.name, self.clock.wall))
             if runs_bgp(node.kind):

@@ -46,17 +46,18 @@ def render_status(status: LabStatus) -> Group:
     for g in status.vrrp:
         shared.add_row(g.group, g.address, ", ".join(g.holders) or Text("none", style="red"), ", ".join(g.routers))
 
-    window = f" over {status.rate_window_s:g} s" if status.rate_window_s else ""
-    tunnels = Table(title="Tunnels (IKEv2 / ESP)", title_justify="left")
-    for col in ("node", "tunnel", "remote", "IKE_SA", "CHILD_SA", f"ESP pkt/s in/out{window}", "carrying",
-                "ESP pkts in/out", "ESP bytes in/out"):
+    window = f"; ESP packets/s over the last {status.rate_window_s:g} s" if status.rate_window_s else ""
+    tunnels = Table(title=f"Tunnels (IKEv2 / ESP{window})", title_justify="left")
+    for col in ("node", "tunnel", "remote", "SAs", "pkt/s in/out", "ESP pkts in/out"):
         tunnels.add_column(col)
     for t in status.tunnels:
-        rate = "-" if t.pps_in is None else f"{t.pps_in:g}/{t.pps_out:g}"
-        carrying = {None: Text("-"), True: Text("yes", style="green"), False: Text("idle")}[t.carrying]
-        tunnels.add_row(t.node, t.tunnel, t.remote, _state(t.ike_state, {"ESTABLISHED"}),
-                        _state(t.child_state, {"INSTALLED"}), rate, carrying, f"{t.packets_in}/{t.packets_out}",
-                        f"{t.bytes_in}/{t.bytes_out}")
+        settled = t.ike_state == "ESTABLISHED" and t.child_state == "INSTALLED"
+        rate = Text("-") if t.pps_in is None else Text(f"{t.pps_in:g}/{t.pps_out:g}",
+                                                       style="bold green" if t.carrying else "")
+        tunnels.add_row(t.node, t.tunnel, t.remote,
+                        Text("up", style="green") if settled else Text(f"IKE {t.ike_state}, CHILD {t.child_state}",
+                                                                       style="red"),
+                        rate, f"{t.packets_in}/{t.packets_out}")
 
     routes = Table(title="BGP routes in use (several next hops: ECMP)", title_justify="left")
     for col in ("node", "prefix", "next hops"):

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .events import (
     BFD_DOWN,
@@ -112,6 +113,9 @@ class DirectionResult:
     max_delay_s: float | None        # None: nothing delivered
     longest_gap_s: float             # secondary: longest time without an arrival
     invalid: str | None = None       # why the baseline disqualifies this result
+    # Share of the probes sent from the event until the Convergence Recovery Instant that
+    # were lost: 1.0 when every flow stopped, less when only those over a lost path did.
+    loss_share: float | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -222,6 +226,7 @@ def analyse_direction(probes: DirectionProbes, event_ns: int, end_ns: int, metho
     recovery = _recovery(episodes, event_ns, cutoff, method.sustained_ns) if window else None
     lost = sum(e[2] for e in episodes)
     counted = lost if recovery is None else sum(e[2] for e in episodes[:recovery[1]])
+    until = len(window) if recovery is None else sum(1 for t, _ in window if t < recovery[0])
 
     if not window:
         first_route = None
@@ -255,6 +260,7 @@ def analyse_direction(probes: DirectionProbes, event_ns: int, end_ns: int, metho
         max_delay_s=_seconds(max(delays + in_flight)) if delays or in_flight else None,
         longest_gap_s=_seconds(_longest_gap(list(delivered.values()), event_ns, end_ns)),
         invalid=_baseline_problem(sent_at, delivered, event_ns, method),
+        loss_share=round(counted / until, 4) if until else (0.0 if window else None),
     )
 
 
@@ -335,19 +341,75 @@ def breakdown(events: list[Event], fault_ns: int, until_ns: int, handover: Hando
     bgp = first(lambda e: e.kind == BGP_UP and (
         (e.node in taking_over and _peer(e.detail) in handover.device_bgp_ips)
         or (e.node in handover.devices and _peer(e.detail) == handover.gateway_bgp_ip)))
-    if directions and all(d.converged for d in directions):
-        traffic = Phase(TRAFFIC_RESTORED, max(d.rate_derived_s for d in directions),
-                        "Full Convergence Time (rate-derived), slowest direction")
-    else:
-        traffic = Phase(TRAFFIC_RESTORED, None, "not converged in the measurement window")
-    phases = [
+    return _flag_order([
         Phase("fault injected", 0.0, handover.target),
         _event_phase("detected", detected, fault_ns),
         _event_phase("public IP moved", moved, fault_ns),
         _event_phase("IKE re-established", ike, fault_ns),
         _event_phase("BGP Established", bgp, fault_ns),
-        traffic,
+        _traffic_phase(directions),
+    ])
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """Where the phases of a failover without a hand-over are read: the target's peers drop
+    its tunnels and sessions and keep the paths they have elsewhere (active-active, a
+    device of a dual-redundant site, a zone). Each entry is one tunnel or session as the
+    nodes at its far end may see it (several when instances share it): its first down
+    event at any of them counts."""
+    target: str
+    nodes: tuple[str, ...]
+    tunnels: tuple[tuple[str, tuple[str, ...]], ...]               # tunnel name, far-end nodes
+    sessions: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]  # label, (peer node, target address) views
+    first_hop_routers: tuple[str, ...] = ()                        # routers that may take the target's LAN address
+
+
+def _latest_of_firsts(window: list[Event], wanted: list[Callable[[Event], bool]]) -> Event | None:
+    """The moment every entry had been seen once: the latest of each entry's first event."""
+    firsts = [next((e for e in window if matches(e)), None) for matches in wanted]
+    if not firsts or any(f is None for f in firsts):
+        return None
+    return max(firsts, key=lambda e: e.t_ns)  # type: ignore[union-attr]
+
+
+def withdrawal_breakdown(events: list[Event], fault_ns: int, until_ns: int, w: Withdrawal,
+                         directions: list[DirectionResult]) -> list[Phase]:
+    """fault -> detected -> (LAN address moved) -> tunnels down at its peers -> BGP down at its
+    peers -> traffic restored. A phase is the moment every peer had seen it: the slowest decides.
+    With BFD the sessions go before the tunnels (DPD): that run's tunnel phase is out of order."""
+    window = sorted((e for e in events if fault_ns <= e.t_ns <= until_ns), key=lambda e: e.t_ns)
+    detected = next((e for e in window if e.kind in DETECTION_KINDS and e.node not in w.nodes), None)
+
+    def session_down(views: tuple[tuple[str, str], ...]) -> Callable[[Event], bool]:
+        return lambda e: e.kind in (BGP_DOWN, BFD_DOWN) and (e.node, _peer(e.detail)) in views
+
+    def tunnel_down(name: str, ends: tuple[str, ...]) -> Callable[[Event], bool]:
+        return lambda e: e.kind in (IKE_DOWN, CHILD_DOWN) and e.node in ends and _peer(e.detail) == name
+
+    phases = [Phase("fault injected", 0.0, w.target), _event_phase("detected", detected, fault_ns)]
+    if w.first_hop_routers:
+        moved = next((e for e in window if e.kind == VRRP_MASTER and e.node in w.first_hop_routers), None)
+        phases.append(_event_phase("LAN address moved", moved, fault_ns))
+    phases += [
+        _event_phase("tunnels down at its peers",
+                     _latest_of_firsts(window, [tunnel_down(name, ends) for name, ends in w.tunnels]), fault_ns),
+        _event_phase("BGP down at its peers",
+                     _latest_of_firsts(window, [session_down(views) for _, views in w.sessions]), fault_ns),
+        _traffic_phase(directions),
     ]
+    return _flag_order(phases)
+
+
+def _traffic_phase(directions: list[DirectionResult]) -> Phase:
+    if directions and all(d.converged for d in directions):
+        return Phase(TRAFFIC_RESTORED, max(d.rate_derived_s for d in directions),  # type: ignore[type-var]
+                     "Full Convergence Time (rate-derived), slowest direction")
+    return Phase(TRAFFIC_RESTORED, None, "not converged in the measurement window")
+
+
+def _flag_order(phases: list[Phase]) -> list[Phase]:
+    """Marks each phase observed before one listed ahead of it."""
     flagged, latest = [], -math.inf
     for p in phases:
         if p.at_s is not None:

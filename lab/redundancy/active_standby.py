@@ -41,8 +41,8 @@ class ActiveStandby(Strategy):
                 reasons.append(f"standby {standby} still holds a tunnel")
         return reasons
 
-    def release(self, target: Leaving) -> str:
-        target.vrrp("stop")
+    def release(self, target: Leaving, node: str) -> str:
+        target.vrrp(node, "stop")
         return "VRRP left with priority 0"
 
     def phases_kind(self, plan: LabPlan, target: str) -> str:

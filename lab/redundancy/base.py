@@ -19,7 +19,7 @@ class InstanceAddress:
 
 class Leaving(Protocol):
     """The part of a fault target a strategy uses to take an instance out of service."""
-    def vrrp(self, action: str) -> None: ...
+    def vrrp(self, node: str, action: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Strategy:
     def has_standbys(self) -> bool:
         return self.shares_tunnels
 
-    def release(self, target: Leaving) -> str:
+    def release(self, target: Leaving, node: str) -> str:
         """The last step of a graceful hand-over, after the drain: what this mode needs more."""
         return ""
 

@@ -76,7 +76,7 @@ def _tunnel_views(plan: LabPlan, node: str) -> list[dict[str, object]]:
     """Each tunnel of a node, seen from that node, with the BGP peer at its far end."""
     return [
         dict(t=t, bgp_peer=_tunnel_bgp_peer(plan, node, t), **ends, local_mac=link_mac(ends["local_link"]),
-             shared=len(t.instances) > 1)
+             remote_mac=link_mac(ends["remote_link"]), shared=len(t.instances) > 1)
         for t in plan.tunnels_of(node)
         for ends in [_tunnel_ends(plan, node, t)]
     ]

@@ -13,6 +13,9 @@ class HalfFault:
     def __init__(self):
         self.restored = []
 
+    def check(self, plan, spec):
+        pass
+
     def inject(self, target):
         raise KeyboardInterrupt
 
@@ -26,8 +29,8 @@ def wired(monkeypatch):
     fault = HalfFault()
     failed_back = []
     monkeypatch.setattr(breakfix, "get_fault", lambda name: fault)
-    monkeypatch.setattr(breakfix, "fault_target", lambda plan, adapters, node: node)
-    monkeypatch.setattr(breakfix, "gateway_actives", lambda plan, adapters: {"azure-gw": ["azure-gw-0"]})
+    monkeypatch.setattr(breakfix, "fault_target", lambda plan, adapters, spec: spec.text)
+    monkeypatch.setattr(breakfix, "holders", lambda plan, adapters: {"azure-gw": ["azure-gw-0"]})
     monkeypatch.setattr(breakfix, "fail_back", lambda plan, adapters, initial: failed_back.append(initial))
     return fault, failed_back
 

@@ -138,7 +138,7 @@ def test_a_missing_phase_and_a_run_that_never_converged_render_as_such():
     assert "result: FAIL (3/6 runs within target, 1 invalid)" in terminal
     assert "run 6 INVALID: a → b: 5 probes lost in the baseline" in terminal
     assert "run 3 reversion invalid: a → b: 1 probe lost in the baseline" in terminal
-    assert "| 3 | a → b | 1.50 s | 1.50 s | 1.50 s | 75 | 3.0 ms | 1.52 s | 0.30 s (invalid) | PASS |" in text
+    assert "| 3 | a → b | 1.50 s | 1.50 s | 1.50 s | 75 | 100 % | 3.0 ms | 1.52 s | 0.30 s (invalid) | PASS |" in text
 
 
 def test_an_invalid_run_is_neither_passed_nor_a_false_failure():

@@ -2,7 +2,7 @@
 import pytest
 
 from lab.errors import LabError
-from lab.faults import FAULTS, FaultTarget, get_fault
+from lab.faults import FAULTS, FaultTarget, check_target, get_fault, resolve_target
 from lab.ports import ContainerInfo
 from lab.topology import load_plan
 
@@ -55,7 +55,11 @@ class Recorder:
 def target():
     plan = load_plan("active-standby", "fast", lab="t")
     fake = Recorder()
-    return FaultTarget(plan, "azure-gw-0", fake, lambda c: fake, lambda c: fake, lambda c: fake), fake
+    return wire(plan, "azure-gw-0", fake), fake
+
+
+def wire(plan, text, fake):
+    return FaultTarget(plan, resolve_target(plan, text), fake, lambda c: fake, lambda c: fake, lambda c: fake)
 
 
 def test_every_fault_is_registered_with_a_summary():
@@ -100,9 +104,57 @@ def test_unplanned_faults_and_their_restores(target, fault, injected, restored):
     assert fake.log == restored
 
 
-def test_a_fault_on_a_node_that_is_no_gateway_instance_is_refused():
-    plan = load_plan("active-standby", lab="t")
+def test_targets_are_data_resolved_through_the_plan():
+    plan = load_plan("dual-redundancy", lab="t")
+    assert resolve_target(plan, "azure-gw-1").nodes == ("azure-gw-1",)
+    assert resolve_target(plan, "onprem-1").nodes == ("onprem-1",)
+    assert resolve_target(plan, "gateway:azure-gw").nodes == ("azure-gw-0", "azure-gw-1")
+    link = resolve_target(plan, "link:onprem-0/onprem-lan")
+    assert (link.nodes, link.interface) == (("onprem-0",), "onprem-lan")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("vnet-router", "'vnet-router' is not a gateway instance or VPN device of scenario dual-redundancy"),
+    ("gateway:nope", "no gateway 'nope'"),
+    ("zone:1", "no node of scenario dual-redundancy is in zone '1' \\(zones: none\\)"),
+    ("link:onprem-0/gateway-subnet", "write link:NODE/NETWORK with one of the node's networks"),
+    ("rack:3", "unknown target form 'rack'"),
+])
+def test_a_target_that_names_nothing_is_one_line(text, message):
+    with pytest.raises(LabError, match=message):
+        resolve_target(load_plan("dual-redundancy", lab="t"), text)
+
+
+def test_maintenance_takes_one_gateway_instance_and_blackhole_a_vpn_node():
+    plan = load_plan("dual-redundancy", lab="t")
+    for text in ("onprem-0", "gateway:azure-gw"):
+        with pytest.raises(LabError, match="takes one gateway instance out of service"):
+            check_target(plan, get_fault("maintenance"), text)
+    with pytest.raises(LabError, match="vnet-router runs no IKE"):
+        check_target(plan, get_fault("blackhole"), "link:vnet-router/gateway-subnet")
+
+
+def test_active_active_maintenance_drains_without_vrrp_and_a_gateway_kill_hits_every_instance():
+    plan = load_plan("dual-redundancy", "fast", lab="t")
     fake = Recorder()
-    t = FaultTarget(plan, "onprem-0", fake, lambda c: fake, lambda c: fake, lambda c: fake)
-    with pytest.raises(LabError, match="onprem-0 is not a gateway instance"):
-        get_fault("link-down").inject(t)
+    get_fault("maintenance").inject(wire(plan, "azure-gw-0", fake))
+    assert fake.log == [
+        ("block", (500,)),
+        ("bgp-shutdown", 65515, "10.10.255.1", "169.254.21.1"),
+        ("bgp-shutdown", 65515, "10.20.255.1", "169.254.21.1"),
+        ("ike-delete", "onprem-0-0"),
+        ("ike-delete", "onprem-1-0"),
+    ]
+    fake.log.clear()
+    done = get_fault("kill").inject(wire(plan, "gateway:azure-gw", fake))
+    assert fake.log == [("kill", "lab-t-azure-gw-0", "SIGKILL"), ("kill", "lab-t-azure-gw-1", "SIGKILL")]
+    assert done == "azure-gw-0: container SIGKILLed; azure-gw-1: container SIGKILLed"
+
+
+def test_a_device_fault_cuts_its_own_internet_link_and_a_lan_router_rejoins_vrrp():
+    plan = load_plan("dual-redundancy", lab="t")
+    fake = Recorder()
+    get_fault("link-down").inject(wire(plan, "onprem-1", fake))
+    get_fault("pause").restore(wire(plan, "onprem-1", fake))
+    assert fake.log == [("link-down", "internet"), ("unpause", "lab-t-onprem-1"),
+                        ("exec", "lab-t-onprem-1", "lab-vrrp stop"), ("exec", "lab-t-onprem-1", "lab-vrrp start")]

@@ -22,6 +22,10 @@ ip link del vti0 2>/dev/null || true
 ip link add vti0 address 02:00:64:40:00:05 type vxlan id 100 local 100.64.0.1 remote 100.64.0.2 dstport 4789
 ip link set vti0 mtu 1300 up
 ip addr add 100.64.0.5/30 dev vti0
+# A route-based tunnel is point to point: no neighbour discovery on it, so a
+# dead far end is found by DPD, BGP or BFD, as on a VTI, and not by ARP
+# failing (the kernel would then skip that ECMP next hop after ~5 s).
+ip neigh replace 100.64.0.6 lladdr 02:00:64:40:00:06 dev vti0 nud permanent
 # Inner traffic goes into the SA or nowhere: the SA's route (table 220) wins
 # while it is installed; without it this drops instead of routing it anywhere.
 ip route replace blackhole 100.64.0.2/32
