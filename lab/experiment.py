@@ -18,7 +18,7 @@ from typing import Callable
 from .errors import LabError
 from .events import FAULT, RESTORE, Event
 from .faults import FaultTarget, TargetSpec, check_target, get_fault
-from .lifecycle import poll_until, read_status, wait_for, wait_healthy
+from .lifecycle import detach_stale_ports, poll_until, read_status, wait_for, wait_healthy
 from .model import LabPlan
 from .clock import LabClock
 from .observe import Observation, measure_clock
@@ -192,7 +192,8 @@ def holders(plan: LabPlan, adapters: Adapters) -> dict[str, list[str]]:
 
 
 def fault_target(plan: LabPlan, adapters: Adapters, spec: TargetSpec) -> FaultTarget:
-    return FaultTarget(plan, spec, adapters.runtime, adapters.ike_for, adapters.links_for, adapters.routes_for)
+    return FaultTarget(plan, spec, adapters.runtime, adapters.ike_for, adapters.links_for, adapters.routes_for,
+                       after_start=lambda: detach_stale_ports(plan, adapters))
 
 
 def _node(node: str) -> TargetSpec:

@@ -76,6 +76,8 @@ class FaultTarget:
     routes_for: Callable[[ContainerInfo], RouteControl]
     # When the fault's first change took effect in a node (the lab's clock), if the node said.
     applied_ns: int | None = None
+    # Called once a restore has started containers again (clears their old bridge ports).
+    after_start: Callable[[], object] | None = None
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -126,6 +128,8 @@ class Fault:
     name: str
     planned: bool
     summary: str
+    # Its restore starts the target's containers again.
+    starts_containers = False
 
     def check(self, plan: LabPlan, spec: TargetSpec) -> None:
         """Refuses, in one line, a target this fault can't hit."""
@@ -135,7 +139,10 @@ class Fault:
         return _each(target, self.inject_node)
 
     def restore(self, target: FaultTarget) -> str:
-        return _each(target, self.restore_node)
+        done = _each(target, self.restore_node)
+        if self.starts_containers and target.after_start is not None:
+            target.after_start()
+        return done
 
     def inject_node(self, target: FaultTarget, node: str) -> str:
         raise LabError(f"fault {self.name} can't be injected")
@@ -158,7 +165,7 @@ def _vpn_nodes_only(fault: Fault, plan: LabPlan, spec: TargetSpec) -> None:
 
 
 class Kill(Fault):
-    name, planned = "kill", False
+    name, planned, starts_containers = "kill", False, True
     summary = "SIGKILL the target's containers (unplanned loss of an instance, a device, a zone)"
 
     def inject_node(self, target: FaultTarget, node: str) -> str:
@@ -171,7 +178,7 @@ class Kill(Fault):
 
 
 class Maintenance(Fault):
-    name, planned = "maintenance", True
+    name, planned, starts_containers = "maintenance", True, True
     summary = "graceful hand-over: BGP and BFD shut down, IKE DELETE to the peers, then what the gateway's mode needs"
 
     def check(self, plan: LabPlan, spec: TargetSpec) -> None:

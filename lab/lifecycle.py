@@ -8,6 +8,7 @@ import shutil
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -29,7 +30,7 @@ from .errors import LabError, WaitTimeout
 from .model import LabPlan
 from .render import guard_table, render_guard
 from .segments import plan_segments, split_host_subnets
-from .ports import ContainerRuntime
+from .ports import ContainerInfo, ContainerRuntime
 from .status import LabStatus, collect_status, not_ready
 from .wiring import Adapters
 
@@ -137,6 +138,8 @@ def up(
 
         progress("waiting for daemons to be healthy")
         wait_healthy(plan.lab, runtime, HEALTHY_WITHIN_S)
+        if existed:
+            detach_stale_ports(plan, adapters)
         progress("waiting for IKE and BGP to converge")
         wait_for("convergence", lambda: read_status(plan.lab, adapters).unconverged_reasons(), converge_within_s)
         return read_status(plan.lab, adapters)
@@ -150,6 +153,42 @@ def up(
             raise LabError(f"{str(exc) or exc.__class__.__name__}; and these are left: "
                            f"{', '.join(left)} (`lab down --lab {plan.lab}` removes them)") from exc
         raise
+
+
+def detach_stale_ports(plan: LabPlan, adapters: Adapters) -> list[str]:
+    """Removes, from the lab's bridges, the ports of containers that are gone.
+
+    A re-created or restarted node keeps its address and MAC, and the kernel
+    tears the old network namespace down slowly (minutes, on a busy host):
+    until then its port stays on the bridge, answers ARP for the node's
+    address and draws the node's frames to a namespace with no daemon left.
+    A bridge with a node we can't read (paused) is left alone.
+    """
+    live: set[int] = set()
+    unread: set[str] = set()
+    containers = adapters.runtime.containers(lab_labels(plan.lab))
+    with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
+        readings = dict(zip([c.node for c in containers], pool.map(_link_indexes(adapters), containers)))
+    for c in containers:
+        if c.status == "exited" or c.node not in plan.nodes:
+            continue    # an exited node has no port left to protect
+        indexes = readings.get(c.node)
+        if indexes is None:
+            unread |= {plan.segments[n].bridge for n in plan.nodes[c.node].links if n in plan.segments}
+        else:
+            live |= set(indexes.values())
+    return adapters.host.detach_stale_ports(plan.bridge_prefix, live, unread)
+
+
+def _link_indexes(adapters: Adapters) -> Callable[[ContainerInfo], dict[str, int] | None]:
+    def read(c: ContainerInfo) -> dict[str, int] | None:
+        if c.status != "running":
+            return None
+        try:
+            return adapters.links_for(c).link_indexes()
+        except LabError:
+            return None
+    return read
 
 
 @contextmanager

@@ -123,17 +123,18 @@ def link_names(ip):
 
 
 def cmd_links(args):
-    """Each interface's kind (vxlan, tun, veth, ...) and IPv4 addresses, in one netlink session."""
+    """Each interface's kind (vxlan, tun, veth, ...), index and IPv4 addresses, in one netlink session."""
     with ipr() as ip:
-        kinds, addresses = {}, {}
+        kinds, addresses, indexes = {}, {}, {}
         for link in ip.get_links():
             info = link.get_attr("IFLA_LINKINFO")
             kind = info.get_attr("IFLA_INFO_KIND") if info else None
             kinds[link.get_attr("IFLA_IFNAME")] = kind or "other"
+            indexes[link.get_attr("IFLA_IFNAME")] = link["index"]
         names = link_names(ip)
         for addr in ip.get_addr(family=socket.AF_INET):
             addresses.setdefault(names.get(addr["index"], "?"), []).append(addr.get_attr("IFA_ADDRESS"))
-        return {"kinds": kinds, "addresses": addresses}
+        return {"kinds": kinds, "addresses": addresses, "indexes": indexes}
 
 
 def cmd_set_link(args):

@@ -31,6 +31,19 @@ if [ -f /lab/network.sh ]; then
 fi
 
 if [ -f /lab/strongswan/strongswan.conf ]; then
+  # Silent until its connections and keys are loaded: a peer's IKE_SA_INIT
+  # answered by a charon with no config yet gets NO_PROPOSAL_CHOSEN, after
+  # which the peer gives up for good; unanswered, it retransmits until we're ready.
+  nft -f - <<'RULES'
+table inet lab-ike-starting
+delete table inet lab-ike-starting
+table inet lab-ike-starting {
+  chain input {
+    type filter hook input priority -5; policy accept;
+    udp dport { 500, 4500 } drop
+  }
+}
+RULES
   log "starting charon"
   cp /lab/strongswan/strongswan.conf /etc/strongswan.conf
   mkdir -p /etc/swanctl/conf.d
@@ -43,6 +56,7 @@ if [ -f /lab/strongswan/strongswan.conf ]; then
   for _ in $(seq 1 100); do [ -S /var/run/charon.vici ] && break; sleep 0.1; done
   [ -S /var/run/charon.vici ] || { log "charon did not open its VICI socket"; cat /var/log/charon.log; exit 1; }
   swanctl --load-all --noprompt >/var/log/swanctl-load.log 2>&1 || { cat /var/log/swanctl-load.log; exit 1; }
+  nft delete table inet lab-ike-starting
 fi
 
 if [ -f /lab/frr/frr.conf ]; then

@@ -91,3 +91,14 @@ class DockerHost:
                     name = rule.get("comment", f"{rule['chain']}#{rule['handle']}")
                     found[name] = found.get(name, 0) + int(expr["counter"]["packets"])
         return found
+
+    def detach_stale_ports(self, bridge_prefix: str, live: set[int], keep: set[str]) -> list[str]:
+        """Deletes the veths on the lab's bridges whose far end is no live container's link
+        (`live`: those links' indexes); bridges in `keep` are left alone. Returns what went."""
+        ports = json.loads(self._run(["ip", "-j", "link", "show", "type", "veth"]) or "[]")
+        stale = [p["ifname"] for p in ports
+                 if str(p.get("master", "")).startswith(f"{bridge_prefix}-") and p.get("master") not in keep
+                 and p.get("link_index") not in live]
+        if stale:
+            self._run(["sh", "-c", 'for port; do ip link del "$port" 2>/dev/null || true; done', "lab-host", *stale])
+        return stale

@@ -156,6 +156,9 @@ class AgentLink:
     def link_kinds(self) -> dict[str, str]:
         return self._snapshot()["kinds"]
 
+    def link_indexes(self) -> dict[str, int]:
+        return {name: int(index) for name, index in self._snapshot()["indexes"].items()}
+
     def set_link(self, name: str, up: bool) -> int:
         """Returns when it took effect, on the node's (the lab's) clock."""
         self._links = None

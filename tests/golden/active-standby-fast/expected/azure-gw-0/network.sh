@@ -12,6 +12,14 @@ lab-name-link 172.28.0.10 gateway-subnet
 ip addr flush dev gateway-subnet
 ip addr add 10.1.255.4/27 dev gateway-subnet
 
+# Announce each address at once (unsolicited ARP), as a host does on link up:
+# the bridge learns this node's new port. A restarted container keeps its MAC,
+# and the kernel tears the old namespace down slowly; until this node spoke,
+# frames for it went to the old port, which answered "port unreachable".
+# In the background: arping lingers a second after sending.
+arping -q -U -c 1 -I internet 198.51.100.10 </dev/null >/dev/null 2>&1 &
+arping -q -U -c 1 -I gateway-subnet 10.1.255.4 </dev/null >/dev/null 2>&1 &
+
 # Nothing the lab sends may leave the machine: no default route at all.
 while ip route del default 2>/dev/null; do :; done
 ip addr replace 100.64.0.1/32 dev lo

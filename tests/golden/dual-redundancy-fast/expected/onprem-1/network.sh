@@ -12,6 +12,14 @@ lab-name-link 172.28.0.27 onprem-lan
 ip addr flush dev onprem-lan
 ip addr add 192.168.10.3/24 dev onprem-lan
 
+# Announce each address at once (unsolicited ARP), as a host does on link up:
+# the bridge learns this node's new port. A restarted container keeps its MAC,
+# and the kernel tears the old namespace down slowly; until this node spoke,
+# frames for it went to the old port, which answered "port unreachable".
+# In the background: arping lingers a second after sending.
+arping -q -U -c 1 -I internet 198.51.100.21 </dev/null >/dev/null 2>&1 &
+arping -q -U -c 1 -I onprem-lan 192.168.10.3 </dev/null >/dev/null 2>&1 &
+
 # Nothing the lab sends may leave the machine: no default route at all.
 while ip route del default 2>/dev/null; do :; done
 ip addr replace 10.20.255.1/32 dev lo
