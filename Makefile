@@ -47,20 +47,21 @@ test-unit: venv
 test-integration: images
 	$(PYTEST) -v -m integration
 
-# Planned maintenance and unplanned loss of the active instance, timed
+# Planned maintenance and unplanned loss of the (first) active instance, timed
 # against the profile's targets; exits non-zero when either misses.
+# SCENARIO=active-active or dual-redundancy for the other gateway modes.
 failover: images
 	@planned=0; unplanned=0; \
-	$(LAB) failover --scenario $(SCENARIO) --profile $(PROFILE) --fault maintenance --runs $(RUNS) --out $(RESULTS)/$(PROFILE)-planned || planned=$$?; \
-	$(LAB) failover --scenario $(SCENARIO) --profile $(PROFILE) --fault kill --runs $(RUNS) --out $(RESULTS)/$(PROFILE)-unplanned || unplanned=$$?; \
-	echo "planned: $(RESULTS)/$(PROFILE)-planned/summary.md (exit $$planned)"; \
-	echo "unplanned: $(RESULTS)/$(PROFILE)-unplanned/summary.md (exit $$unplanned)"; \
+	$(LAB) failover --scenario $(SCENARIO) --profile $(PROFILE) --fault maintenance --runs $(RUNS) --out $(RESULTS)/$(SCENARIO)-$(PROFILE)-planned || planned=$$?; \
+	$(LAB) failover --scenario $(SCENARIO) --profile $(PROFILE) --fault kill --runs $(RUNS) --out $(RESULTS)/$(SCENARIO)-$(PROFILE)-unplanned || unplanned=$$?; \
+	echo "planned: $(RESULTS)/$(SCENARIO)-$(PROFILE)-planned/summary.md (exit $$planned)"; \
+	echo "unplanned: $(RESULTS)/$(SCENARIO)-$(PROFILE)-unplanned/summary.md (exit $$unplanned)"; \
 	[ $$planned -eq 0 ] && [ $$unplanned -eq 0 ]
 
 # Every fault, for training and for tuning a profile (PROFILE=fast).
 failover-all: images
 	@failed=0; for fault in $(FAULTS); do \
-	  $(LAB) failover --scenario $(SCENARIO) --profile $(PROFILE) --fault $$fault --runs $(RUNS) --out $(RESULTS)/$(PROFILE)-$$fault || failed=1; \
+	  $(LAB) failover --scenario $(SCENARIO) --profile $(PROFILE) --fault $$fault --runs $(RUNS) --out $(RESULTS)/$(SCENARIO)-$(PROFILE)-$$fault || failed=1; \
 	done; exit $$failed
 
 bench: images

@@ -294,7 +294,7 @@ class FailoverRunner:
         self.target_s, self.target_source = target.value, target.source
         self.sustained_s = plan.profile.convergence.sustained_s
         self.method = Method(interval_ns=int(settings.interval_s * NS), sustained_ns=int(self.sustained_s * NS),
-                             baseline_ns=int(settings.baseline_s * NS))
+                             baseline_ns=int(settings.baseline_s * NS), flows=plan.scenario.probe_flows)
         # How this failover unfolds, as the target's gateway mode says: another instance takes
         # over (its phases are read from the hand-over), or the peers withdraw its paths.
         owner = plan.instance_gateway(self.spec.nodes[0])

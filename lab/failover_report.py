@@ -56,8 +56,9 @@ METRICS = [
     Metric("convergence_packet_loss", "lost", "packets", "-",
            "Convergence Packet Loss (RFC 6412): probes lost up to the Convergence Recovery Instant"),
     Metric("loss_share", "share lost", "%", "-",
-           "Share of the probes sent from the fault to the Convergence Recovery Instant that were lost: "
-           "100 % when every flow stopped, less when only the flows over a lost path did (not an RFC benchmark)"),
+           "Share of the probes sent from the fault to the Convergence Recovery Instant (at least one round of "
+           "the probe flows) that were lost: 100 % when every flow stopped, less when only the flows over a "
+           "lost path did (not an RFC benchmark)"),
     Metric("max_delay_s", "max delay", "ms", "-",
            "Maximum one-way delay of the probes delivered in the window, kept apart from loss"),
     Metric("longest_gap_s", "longest gap", "s", "-",

@@ -82,6 +82,7 @@ class Method:
     interval_ns: int          # one probe per interval: the offered rate
     sustained_ns: int         # Sustained Convergence Validation Time
     baseline_ns: int = 0      # how long before the event must be clean; 0: not checked
+    flows: int = 1            # the probes' flows, sent round-robin (one round: flows x interval)
 
     @property
     def delay_limit_ns(self) -> int:
@@ -226,7 +227,8 @@ def analyse_direction(probes: DirectionProbes, event_ns: int, end_ns: int, metho
     recovery = _recovery(episodes, event_ns, cutoff, method.sustained_ns) if window else None
     lost = sum(e[2] for e in episodes)
     counted = lost if recovery is None else sum(e[2] for e in episodes[:recovery[1]])
-    until = len(window) if recovery is None else sum(1 for t, _ in window if t < recovery[0])
+    round_end = event_ns + method.flows * method.interval_ns
+    until = len(window) if recovery is None else sum(1 for t, _ in window if t < max(recovery[0], round_end))
 
     if not window:
         first_route = None

@@ -429,3 +429,18 @@ def test_a_recorded_kill_run():
     assert evidence["public IP moved"] == "azure-gw-1"
     assert evidence["BGP Established"] in ("onprem-0", "azure-gw-1")
     assert phases[-1].at_s == max(r.rate_derived_s for r in results)
+
+
+def test_share_lost_counts_the_flows_over_the_lost_path_over_at_least_one_round():
+    method = dataclasses.replace(METHOD, flows=16)
+    # Half the 16 flows (every other probe) lost for 3 s: half of what was sent until recovery.
+    half = lambda t: 0 <= t < 3 and round(t / 0.02) % 2 == 0  # noqa: E731
+    probes, end = stream(2, 8, lost=half)
+    result = analyse_direction(probes, FAULT, end, method)
+    assert result.converged and 0.45 <= result.loss_share <= 0.55, result
+    # Three probes lost at once, then nothing: 3 of one round of the flows, not "100 %".
+    probes, end = stream(2, 8, lost=between(0, 0.06))
+    assert analyse_direction(probes, FAULT, end, method).loss_share == 3 / 16
+    # One flow only: an outage that stops everything is 100 %.
+    probes, end = stream(2, 8, lost=between(0, 1))
+    assert analyse_direction(probes, FAULT, end, METHOD).loss_share == 1.0
