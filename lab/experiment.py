@@ -187,8 +187,13 @@ def holders(plan: LabPlan, adapters: Adapters) -> dict[str, list[str]]:
     """Who is active now: each gateway's active instances and each VRRP group's holders, by name."""
     status = read_status(plan.lab, adapters)
     found = {g.gateway: sorted(g.active) for g in status.gateways}
-    found.update({g.group: sorted(g.holders) for g in status.vrrp})
+    found.update({vrrp_key(g.group): sorted(g.holders) for g in status.vrrp})
     return found
+
+
+def vrrp_key(group: str) -> str:
+    """A VRRP group's entry in the initial state, apart from the gateways' (a group may share a gateway's name)."""
+    return f"vrrp {group}"
 
 
 def fault_target(plan: LabPlan, adapters: Adapters, spec: TargetSpec) -> FaultTarget:
@@ -234,7 +239,8 @@ def withdrawal_of(plan: LabPlan, spec: TargetSpec) -> Withdrawal:
                 by_tunnel.setdefault(b.tunnel or f"{b.node} to {b.peer_address}", []).append(
                     (b.node, str(b.peer_address)))
         sessions += [(label, tuple(views)) for label, views in by_tunnel.items()]
-    routers = tuple(r for node in spec.nodes for g in plan.groups_of(node) for r in g.routers if r not in hit)
+    routers = tuple(r for node in spec.nodes for g in plan.groups_of(node) if not g.moves_tunnels
+                    for r in g.routers if r not in hit)
     return Withdrawal(target=spec.text, nodes=spec.nodes, tunnels=tuple(tunnels), sessions=tuple(sessions),
                       first_hop_routers=routers)
 
@@ -249,7 +255,7 @@ def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]],
         status = read_status(plan.lab, adapters)
         reasons = status.unconverged_reasons()
         now = {g.gateway: sorted(g.active) for g in status.gateways}
-        now.update({g.group: sorted(g.holders) for g in status.vrrp})
+        now.update({vrrp_key(g.group): sorted(g.holders) for g in status.vrrp})
         for name, wanted in initial.items():
             if now.get(name, wanted) != wanted:
                 reasons.append(f"{name} active on {', '.join(now[name]) or 'none'}")
@@ -258,16 +264,16 @@ def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]],
     wait_healthy(plan.lab, adapters.runtime, HEALTHY_AGAIN_WITHIN_S)
     current = holders(plan, adapters)
     for group in plan.vrrp_groups:
-        wanted = initial.get(group.name)
+        wanted = initial.get(vrrp_key(group.name))
         if wanted is None:
             continue
-        for router in [r for r in current.get(group.name, []) if r not in wanted]:
+        for router in [r for r in current.get(vrrp_key(group.name), []) if r not in wanted]:
             handover = fault_target(plan, adapters, _node(router))
             if handing_over is not None:
                 handing_over(router)
             handover.vrrp(router, "stop")
 
-            def not_back(name: str = group.name) -> list[str]:
+            def not_back(name: str = vrrp_key(group.name)) -> list[str]:
                 now = holders(plan, adapters).get(name)
                 return [] if now == wanted else [f"held by: {', '.join(now or []) or 'none'}"]
 
@@ -317,7 +323,7 @@ class FailoverRunner:
         standbys = [n for g in status.gateways if strategy_for(g.mode).has_standbys()
                     for n in g.instances if n not in g.active]
         idle = [n for n in self.spec.nodes if n in standbys]
-        if idle:
+        if idle and len(idle) == len(self.spec.nodes):
             # Hitting a standby measures nothing: say so rather than report a 0 s "failover".
             raise LabError(f"--target {self.settings.target}: {', '.join(idle)} is not active now "
                            f"(active: {', '.join(actives) or 'none'}): target the active instance")

@@ -50,7 +50,7 @@ def resolve_target(plan: LabPlan, text: str) -> TargetSpec:
             raise LabError(f"--target {text!r}: no gateway {name!r} (gateways: {', '.join(scenario.gateways)})")
         return TargetSpec(text, tuple(scenario.gateways[name].instances))
     if kind == "zone":
-        nodes = tuple(n for n, spec in scenario.nodes.items() if str(spec.zone) == name)
+        nodes = tuple(n for n, spec in scenario.nodes.items() if spec.zone is not None and str(spec.zone) == name)
         if not nodes:
             zones = sorted({str(spec.zone) for spec in scenario.nodes.values() if spec.zone is not None})
             raise LabError(f"--target {text!r}: no node of scenario {scenario.name} is in zone {name!r} "
@@ -59,8 +59,10 @@ def resolve_target(plan: LabPlan, text: str) -> TargetSpec:
     if kind == "link":
         node, _, network = name.partition("/")
         spec = scenario.nodes.get(node)
-        if spec is None or network not in spec.links:
-            raise LabError(f"--target {text!r}: write link:NODE/NETWORK with one of the node's networks")
+        if spec is None:
+            raise LabError(f"--target {text!r}: no node {node!r} (write link:NODE/NETWORK)")
+        if network not in spec.links:
+            raise LabError(f"--target {text!r}: {node} has no link on {network!r} (its links: {', '.join(spec.links)})")
         return TargetSpec(text, (node,), interface=network)
     raise LabError(f"--target {text!r}: unknown target form {kind!r} (use {TARGET_FORMS})")
 
@@ -133,6 +135,8 @@ class Fault:
 
     def check(self, plan: LabPlan, spec: TargetSpec) -> None:
         """Refuses, in one line, a target this fault can't hit."""
+        if spec.interface is not None:
+            raise LabError(f"fault {self.name} hits nodes, not links: --target {spec.text!r} is for link-down")
 
     def inject(self, target: FaultTarget) -> str:
         """Applies the fault to every node of the target; returns what was done, for the timeline."""
@@ -159,6 +163,7 @@ def _each(target: FaultTarget, action: Callable[[FaultTarget, str], str]) -> str
 
 
 def _vpn_nodes_only(fault: Fault, plan: LabPlan, spec: TargetSpec) -> None:
+    Fault.check(fault, plan, spec)
     others = [n for n in spec.nodes if not runs_ike(plan.nodes[n].kind)]
     if others:
         raise LabError(f"fault {fault.name} hits IKE traffic: {', '.join(others)} runs no IKE")
@@ -182,6 +187,7 @@ class Maintenance(Fault):
     summary = "graceful hand-over: BGP and BFD shut down, IKE DELETE to the peers, then what the gateway's mode needs"
 
     def check(self, plan: LabPlan, spec: TargetSpec) -> None:
+        super().check(plan, spec)
         others = [n for n in spec.nodes if plan.instance_gateway(n) is None]
         if others or len(spec.nodes) != 1:
             raise LabError(f"fault maintenance takes one gateway instance out of service: "
@@ -231,6 +237,13 @@ class Pause(Fault):
 class LinkDown(Fault):
     name, planned = "link-down", False
     summary = "cut the target's internet-facing interface, or the one named (netlink, in its namespace)"
+
+    def check(self, plan: LabPlan, spec: TargetSpec) -> None:
+        if spec.interface is None:
+            unlinked = [n for n in spec.nodes if plan.public_network(n) is None]
+            if unlinked:
+                raise LabError(f"fault link-down: {', '.join(unlinked)} has no internet-facing link "
+                               f"(name one: link:{unlinked[0]}/NETWORK)")
 
     def inject_node(self, target: FaultTarget, node: str) -> str:
         name = target.interface(node)

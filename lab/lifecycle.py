@@ -170,13 +170,15 @@ def detach_stale_ports(plan: LabPlan, adapters: Adapters) -> list[str]:
     with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
         readings = dict(zip([c.node for c in containers], pool.map(_link_indexes(adapters), containers)))
     for c in containers:
-        if c.status == "exited" or c.node not in plan.nodes:
+        if c.status == "exited":
             continue    # an exited node has no port left to protect
         indexes = readings.get(c.node)
-        if indexes is None:
+        if indexes is not None:
+            live |= set(indexes.values())
+        elif c.node in plan.nodes:
             unread |= {plan.segments[n].bridge for n in plan.nodes[c.node].links if n in plan.segments}
         else:
-            live |= set(indexes.values())
+            return []   # a node this plan doesn't know, unread: its bridges are unknown, touch nothing
     return adapters.host.detach_stale_ports(plan.bridge_prefix, live, unread)
 
 

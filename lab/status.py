@@ -130,7 +130,7 @@ class LabStatus:
 
     @property
     def active_instances(self) -> list[str]:
-        """Every gateway instance holding its gateway's public IP now, gateways in order."""
+        """Every gateway instance active now (holding the shared public IP, or live with its own), gateways in order."""
         return [a for g in self.gateways for a in g.active]
 
     @property
@@ -156,14 +156,22 @@ class LabStatus:
                 if not any(t.ike_state == "ESTABLISHED" and t.child_state == "INSTALLED" for t in held):
                     state = f"IKE {held[0].ike_state}, CHILD {held[0].child_state}" if held else "no IKE_SA"
                     reasons.append(f"{node} tunnel {name}: {state}")
+        kinds_of = {n.node: n.kind for n in self.nodes}
+        for device in (n for n, k in kinds_of.items() if has_role(k, Role.VPN_DEVICE) and n not in self.expected_tunnels):
+            # A node started without the lab's tunnel labels (an older lab, a hand-written
+            # compose file): each SA it holds must be up, and it must hold one.
+            held = [t for t in self.tunnels if t.node == device]
+            if not held:
+                reasons.append(f"{device}: no IKE_SA")
+            reasons += [f"{device} tunnel {t.tunnel}: IKE {t.ike_state}, CHILD {t.child_state}" for t in held
+                        if t.ike_state != "ESTABLISHED" or t.child_state != "INSTALLED"]
         for group in self.vrrp:
             if len(group.holders) != 1:
                 reasons.append(f"VRRP group {group.group} ({group.address}) held by {len(group.holders)} routers")
-        kinds = {n.node: n.kind for n in self.nodes}
         for b in self.bgp:
             if b.node in standby:
                 continue
-            if has_role(kinds.get(b.node, ""), Role.VNET_ROUTER) and not self._peer_is_active(b.peer):
+            if has_role(kinds_of.get(b.node, ""), Role.VNET_ROUTER) and not self._peer_is_active(b.peer):
                 continue
             if b.state != "Established" or b.prefixes_received == 0:
                 reasons.append(f"{b.node} BGP {b.peer}: {b.state}, {b.prefixes_received} prefixes")
@@ -263,15 +271,14 @@ def collect_status(
         vpn = [c for c in running if runs_ike(c.kind)]
         before: dict[str, dict[str, TunnelRow]] = {}
         if rate_window_s > 0:
-            first = time.monotonic()
+            window_start = time.monotonic()
             before = dict(zip([c.node for c in vpn], pool.map(lambda c: _counters(c, ike_for), vpn)))
             # The window is the measurement itself: counters read at both ends of it.
-            time.sleep(max(0.0, rate_window_s - (time.monotonic() - first)))
-            started = first
+            time.sleep(max(0.0, rate_window_s - (time.monotonic() - window_start)))
         readings = dict(zip([c.name for c in running], pool.map(
             lambda c: read_node(c, ike_for, routes_for, links_for, c.name == kernel_reader), running)))
         if rate_window_s > 0:
-            elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - window_start
             for reading in readings.values():
                 reading.tunnels = [_with_rate(t, before.get(t.node, {}).get(t.tunnel), elapsed)
                                    for t in reading.tunnels]

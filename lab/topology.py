@@ -237,14 +237,22 @@ def _check_tunnels(s: Scenario) -> list[str]:
 
 def _check_first_hop(s: Scenario) -> list[str]:
     problems = []
+    taken = {address: name for name, node in s.nodes.items() for address in node.links.values()}
     for name, group in s.first_hop.items():
         field = f"first_hop.{name}"
+        if name in s.gateways:
+            problems.append(f"{field}: a gateway has that name; VRRP groups are named apart from gateways")
         net = s.networks.get(group.network)
         if net is None:
             problems.append(f"{field}.network: unknown network {group.network!r}")
             continue
-        if group.address not in net.subnet:
-            problems.append(f"{field}.address: {group.address} is not inside {net.subnet}")
+        if group.address not in net.subnet or group.address in (net.subnet.network_address,
+                                                                 net.subnet.broadcast_address):
+            problems.append(f"{field}.address: {group.address} is not a host address of {net.subnet}")
+        elif group.address in taken and taken[group.address] not in group.routers:
+            problems.append(f"{field}.address: {group.address} is already taken by nodes.{taken[group.address]}")
+        if len(set(group.routers)) != len(group.routers):
+            problems.append(f"{field}.routers: a router is listed twice")
         for i, router in enumerate(group.routers):
             node = s.nodes.get(router)
             if node is None or not has_role(node.kind, Role.VPN_DEVICE):
@@ -281,11 +289,18 @@ SCENARIO_CHECKS: list[Callable[[Scenario], list[str]]] = [
 ]
 
 
+def _check_planned_names(s: Scenario) -> list[str]:
+    """Names the plan derives must stay unique (only checked on an otherwise valid scenario)."""
+    names = [t.name for t in plan_tunnels(s)]
+    return [f"tunnels: two tunnels would be named {name!r} (an active-active gateway's tunnels are named "
+            "NAME-0, NAME-1, ...): rename one" for name in sorted({n for n in names if names.count(n) > 1})]
+
+
 def check_scenario(scenario: Scenario) -> list[str]:
     problems: list[str] = []
     for check in SCENARIO_CHECKS:
         problems.extend(check(scenario))
-    return problems
+    return problems or _check_planned_names(scenario)
 
 
 # --- resolution ----------------------------------------------------------------------

@@ -27,13 +27,20 @@ class ActiveActive(Strategy):
         if gw.apipa_bgp_ips and len(gw.apipa_bgp_ips) != len(gw.instances):
             problems.append(f"gateways.{name}.apipa_bgp_ips: one per instance ({len(gw.instances)}), "
                             f"{len(gw.apipa_bgp_ips)} given")
+        if len(set(gw.apipa_bgp_ips)) != len(gw.apipa_bgp_ips):
+            problems.append(f"gateways.{name}.apipa_bgp_ips: each instance needs its own address")
+        devices = {spec.bgp_peer_ip: n for n, spec in s.nodes.items() if spec.bgp_peer_ip is not None}
         for i, address in enumerate(gw.apipa_bgp_ips):
+            if address in devices:
+                problems.append(f"gateways.{name}.apipa_bgp_ips[{i}]: {address} is nodes.{devices[address]}'s "
+                                "bgp_peer_ip")
             if not any(address in r for r in APIPA_RANGE):
                 problems.append(f"gateways.{name}.apipa_bgp_ips[{i}]: {address} is outside "
                                 "169.254.21.0 - 169.254.22.255, Azure's APIPA range for VPN gateways")
         return problems
 
     def addresses(self, s: Scenario, gw: Gateway) -> dict[str, InstanceAddress]:
+        """Each instance's own addresses (on a checked scenario: one APIPA address per instance, if any)."""
         found = {}
         for i, instance in enumerate(gw.instances):
             links = s.nodes[instance].links

@@ -228,7 +228,8 @@ def render_keepalived(plan: LabPlan, node: str) -> dict[str, str]:
         "keepalived.conf.j2", node=node, groups=views, advert_int=plan.profile.vrrp.advert_interval_s)}
     if any(g.moves_tunnels for g in groups):
         files["keepalived/notify.sh"] = _template(
-            "notify.sh.j2", tunnels=_tunnel_views(plan, node), gateway=", ".join(g.name for g in groups))
+            "notify.sh.j2", tunnels=_tunnel_views(plan, node),
+            gateway=", ".join(g.name for g in groups if g.moves_tunnels))
     return files
 
 

@@ -1,8 +1,8 @@
 """Bad topologies: each file names the one-line message it must produce.
 
 A case is either a whole file (for what isn't a scenario at all) or a change
-to the default scenario (`set` / `delete` by dotted path), so the cases stay
-true to the scenario as it grows.
+to a built-in scenario (`base`, default active-standby; `set` / `delete` by
+dotted path), so the cases stay true to the scenarios as they grow.
 """
 from importlib import resources
 from pathlib import Path
@@ -19,7 +19,7 @@ HERE = Path(__file__).parent
 CASES = sorted(HERE.glob("*.yaml"))
 
 
-PATCH_KEYS = {"set", "delete"}
+PATCH_KEYS = {"base", "set", "delete"}
 
 
 def _parent(document, dotted: str):
@@ -37,7 +37,8 @@ def scenario_file(path: Path, tmp_path: Path) -> Path:
         return path
     if not isinstance(case, dict) or not set(case) <= PATCH_KEYS:
         return path
-    scenario = yaml.safe_load((resources.files("lab") / "scenarios" / "active-standby.yaml").read_text())
+    base = case.get("base", "active-standby")
+    scenario = yaml.safe_load((resources.files("lab") / "scenarios" / f"{base}.yaml").read_text())
     for dotted in case.get("delete", []):
         parent, key = _parent(scenario, dotted)
         del parent[key]

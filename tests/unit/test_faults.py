@@ -117,7 +117,8 @@ def test_targets_are_data_resolved_through_the_plan():
     ("vnet-router", "'vnet-router' is not a gateway instance or VPN device of scenario dual-redundancy"),
     ("gateway:nope", "no gateway 'nope'"),
     ("zone:1", "no node of scenario dual-redundancy is in zone '1' \\(zones: none\\)"),
-    ("link:onprem-0/gateway-subnet", "write link:NODE/NETWORK with one of the node's networks"),
+    ("link:onprem-0/gateway-subnet", "onprem-0 has no link on 'gateway-subnet' \\(its links: internet, onprem-lan\\)"),
+    ("link:nobody/internet", "no node 'nobody'"),
     ("rack:3", "unknown target form 'rack'"),
 ])
 def test_a_target_that_names_nothing_is_one_line(text, message):
@@ -125,13 +126,28 @@ def test_a_target_that_names_nothing_is_one_line(text, message):
         resolve_target(load_plan("dual-redundancy", lab="t"), text)
 
 
-def test_maintenance_takes_one_gateway_instance_and_blackhole_a_vpn_node():
+def in_zone(plan, zone, *nodes):
+    """The plan with `nodes` placed in `zone`."""
+    placed = {n: spec.model_copy(update={"zone": zone}) if n in nodes else spec
+              for n, spec in plan.scenario.nodes.items()}
+    return plan.model_copy(update={"scenario": plan.scenario.model_copy(update={"nodes": placed})})
+
+
+def test_each_fault_refuses_a_target_it_cannot_hit():
     plan = load_plan("dual-redundancy", lab="t")
     for text in ("onprem-0", "gateway:azure-gw"):
         with pytest.raises(LabError, match="takes one gateway instance out of service"):
             check_target(plan, get_fault("maintenance"), text)
+    zoned = in_zone(plan, 1, "azure-gw-0", "vnet-router")
+    assert resolve_target(zoned, "zone:1").nodes == ("azure-gw-0", "vnet-router")
     with pytest.raises(LabError, match="vnet-router runs no IKE"):
-        check_target(plan, get_fault("blackhole"), "link:vnet-router/gateway-subnet")
+        check_target(zoned, get_fault("blackhole"), "zone:1")
+    with pytest.raises(LabError, match="vnet-router has no internet-facing link"):
+        check_target(zoned, get_fault("link-down"), "zone:1")
+    assert check_target(zoned, get_fault("kill"), "zone:1").nodes == ("azure-gw-0", "vnet-router")
+    with pytest.raises(LabError, match="fault kill hits nodes, not links"):
+        check_target(plan, get_fault("kill"), "link:onprem-0/internet")
+    assert check_target(plan, get_fault("link-down"), "link:onprem-0/onprem-lan").interface == "onprem-lan"
 
 
 def test_active_active_maintenance_drains_without_vrrp_and_a_gateway_kill_hits_every_instance():

@@ -25,7 +25,7 @@ while ip route del default 2>/dev/null; do :; done
 ip addr replace 100.64.0.1/32 dev lo
 
 # Tunnel onprem-0: VXLAN between the CHILD_SA's /32 selectors. Its MAC
-# follows the link address, so a standby that takes over keeps the peer's ARP right.
+# follows the link address: every instance that may serve the tunnel presents the same one.
 ip link del vti0 2>/dev/null || true
 ip link add vti0 address 02:00:64:40:00:05 type vxlan id 100 local 100.64.0.1 remote 100.64.0.2 dstport 4789
 ip link set vti0 mtu 1300 up

@@ -27,7 +27,7 @@ ip addr replace 100.64.0.1/32 dev lo
 ip addr replace 100.64.0.33/32 dev lo
 
 # Tunnel onprem-0-0: VXLAN between the CHILD_SA's /32 selectors. Its MAC
-# follows the link address, so a standby that takes over keeps the peer's ARP right.
+# follows the link address: every instance that may serve the tunnel presents the same one.
 ip link del vti0 2>/dev/null || true
 ip link add vti0 address 02:00:64:40:00:05 type vxlan id 100 local 100.64.0.1 remote 100.64.0.2 dstport 4789
 ip link set vti0 mtu 1300 up
@@ -41,7 +41,7 @@ ip neigh replace 100.64.0.6 lladdr 02:00:64:40:00:06 dev vti0 nud permanent
 ip route replace blackhole 100.64.0.2/32
 
 # Tunnel onprem-1-0: VXLAN between the CHILD_SA's /32 selectors. Its MAC
-# follows the link address, so a standby that takes over keeps the peer's ARP right.
+# follows the link address: every instance that may serve the tunnel presents the same one.
 ip link del vti2 2>/dev/null || true
 ip link add vti2 address 02:00:64:40:00:25 type vxlan id 102 local 100.64.0.33 remote 100.64.0.34 dstport 4789
 ip link set vti2 mtu 1300 up

@@ -27,7 +27,7 @@ ip addr replace 100.64.0.17/32 dev lo
 ip addr replace 100.64.0.49/32 dev lo
 
 # Tunnel onprem-0-1: VXLAN between the CHILD_SA's /32 selectors. Its MAC
-# follows the link address, so a standby that takes over keeps the peer's ARP right.
+# follows the link address: every instance that may serve the tunnel presents the same one.
 ip link del vti1 2>/dev/null || true
 ip link add vti1 address 02:00:64:40:00:15 type vxlan id 101 local 100.64.0.17 remote 100.64.0.18 dstport 4789
 ip link set vti1 mtu 1300 up
@@ -41,7 +41,7 @@ ip neigh replace 100.64.0.22 lladdr 02:00:64:40:00:16 dev vti1 nud permanent
 ip route replace blackhole 100.64.0.18/32
 
 # Tunnel onprem-1-1: VXLAN between the CHILD_SA's /32 selectors. Its MAC
-# follows the link address, so a standby that takes over keeps the peer's ARP right.
+# follows the link address: every instance that may serve the tunnel presents the same one.
 ip link del vti3 2>/dev/null || true
 ip link add vti3 address 02:00:64:40:00:35 type vxlan id 103 local 100.64.0.49 remote 100.64.0.50 dstport 4789
 ip link set vti3 mtu 1300 up
