@@ -165,8 +165,10 @@ class LabStatus:
                 reasons.append(f"{device}: no IKE_SA")
             reasons += [f"{device} tunnel {t.tunnel}: IKE {t.ike_state}, CHILD {t.child_state}" for t in held
                         if t.ike_state != "ESTABLISHED" or t.child_state != "INSTALLED"]
+        gateway_names = {g.gateway for g in self.gateways}
         for group in self.vrrp:
-            if len(group.holders) != 1:
+            # A gateway's own group is judged by its strategy, above.
+            if group.group not in gateway_names and len(group.holders) != 1:
                 reasons.append(f"VRRP group {group.group} ({group.address}) held by {len(group.holders)} routers")
         for b in self.bgp:
             if b.node in standby:

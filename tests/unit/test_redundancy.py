@@ -171,3 +171,95 @@ def test_a_withdrawal_is_read_from_the_peers_of_the_lost_instance_the_slowest_de
     device = withdrawal_of(plan, resolve_target(plan, "onprem-0"))
     assert device.first_hop_routers == ("onprem-1",)
     assert dict(device.tunnels) == {"onprem-0-0": ("azure-gw-0",), "onprem-0-1": ("azure-gw-1",)}
+
+
+class FakeLab:
+    """A running lab as the engine and the agents would show it, built from a plan's real labels:
+    every planned tunnel up, every session Established, the devices' ESP counters growing."""
+
+    def __init__(self, plan, holders):
+        from lab.deploy import plan_deploy
+        self.plan = plan
+        self.specs = {s.hostname: s for s in plan_deploy(plan, {t.name: "k" for t in plan.tunnels}).nodes}
+        self.holders = holders     # shared address -> the node holding it
+        self.reads = 0
+
+    def containers(self, labels):
+        from lab.ports import ContainerInfo
+        return [ContainerInfo(s.name, n, s.labels["lab.kind"], "running", "healthy", 1, "h", s.labels)
+                for n, s in self.specs.items()]
+
+    def ike_for(self, c):
+        from lab.ports import ChildSaState, IkeSaState
+        lab, node = self, c.node
+
+        class Ike:
+            def list_sas(self):
+                lab.reads += 1
+                grown = 100 * lab.reads
+                return [IkeSaState(t.name, "ESTABLISHED", "l", "r", 1, [ChildSaState(
+                    t.name, "INSTALLED", grown, grown, 100 * grown, 100 * grown, [], [])])
+                    for t in lab.plan.tunnels_of(node)]
+        return Ike()
+
+    def routes_for(self, c):
+        from lab.ports import BgpPeerState
+        sessions = self.plan.sessions_of(c.node)
+
+        class Routes:
+            def bgp_peers(self):
+                return [BgpPeerState(str(b.peer_address), b.peer_asn, "Established", 1, 1, b.description)
+                        for b in sessions]
+
+            def bgp_next_hops(self):
+                return {"10.1.0.0/16": ["100.64.0.5 (vti0)", "100.64.0.21 (vti1)"]}
+        return Routes()
+
+    def links_for(self, c):
+        lab, node = self, c.node
+
+        class Links:
+            def kernel_option(self, option):
+                return "not set", "/proc/config.gz"
+
+            def link_kinds(self):
+                return {"ipsec0": "tun"}
+
+            def addresses(self):
+                own = [str(a) for a in lab.plan.scenario.nodes[node].links.values()]
+                return {"all": own + [a for a, holder in lab.holders.items() if holder == node]}
+        return Links()
+
+
+def test_status_reads_modes_vrrp_holders_expected_tunnels_and_esp_rates_from_the_labels():
+    from lab.status import collect_status
+
+    plan = load_plan("dual-redundancy", lab="t")
+    fake = FakeLab(plan, {"192.168.10.1": "onprem-0"})
+    status = collect_status("t", fake, fake.ike_for, fake.routes_for, fake.links_for, rate_window_s=0.05)
+    assert status.converged, status.unconverged_reasons()
+    (gw,) = status.gateways
+    assert (gw.mode, gw.active, gw.public_ips["azure-gw-1"]) == ("active-active", ["azure-gw-0", "azure-gw-1"],
+                                                                 "198.51.100.11")
+    assert [(g.group, g.holders, sorted(g.routers)) for g in status.vrrp] == [
+        ("onprem-lan", ["onprem-0"], ["onprem-0", "onprem-1"])]
+    assert status.expected_tunnels["onprem-1"] == ["onprem-1-0", "onprem-1-1"]
+    assert all(t.carrying and t.pps_in > 0 and t.bps_out > 0 for t in status.tunnels)
+    assert status.rate_window_s >= 0.05
+    assert ("onprem-0", "10.1.0.0/16", 2) in {(r.node, r.prefix, len(r.next_hops)) for r in status.routes}
+    # Neither router holding the LAN's address: not converged, and said so.
+    fake.holders = {}
+    status = collect_status("t", fake, fake.ike_for, fake.routes_for, fake.links_for)
+    assert status.unconverged_reasons() == ["VRRP group onprem-lan (192.168.10.1) held by 0 routers"]
+    assert all(t.pps_in is None and t.carrying is None for t in status.tunnels)
+
+
+def test_an_active_standby_gateway_is_active_where_its_shared_address_is():
+    from lab.status import collect_status
+
+    plan = load_plan("active-standby", lab="t")
+    fake = FakeLab(plan, {"198.51.100.100": "azure-gw-1", "10.1.255.30": "azure-gw-1"})
+    status = collect_status("t", fake, fake.ike_for, fake.routes_for, fake.links_for)
+    assert status.active_instances == ["azure-gw-1"]
+    # The fake gives the standby the same SAs: a standby holding a tunnel is not settled.
+    assert "standby azure-gw-0 still holds a tunnel" in status.unconverged_reasons()
