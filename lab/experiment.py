@@ -232,12 +232,13 @@ def withdrawal_of(plan: LabPlan, spec: TargetSpec) -> Withdrawal:
             ends = tuple(n for n in ((t.device,) if node in t.instances else t.instances) if n not in hit)
             if ends:
                 tunnels.append((t.name, ends))
-        sources = {b.source for b in plan.sessions_of(node)}
+        # The sessions over its tunnels, seen from their far ends (the VNet's own session with an
+        # instance is not a path it loses: an instance leaving for maintenance keeps it).
+        sources = {b.source for b in plan.sessions_of(node) if b.tunnel}
         by_tunnel: dict[str, list[tuple[str, str]]] = {}
         for b in plan.bgp_sessions:
-            if b.peer_address in sources and b.node not in hit:
-                by_tunnel.setdefault(b.tunnel or f"{b.node} to {b.peer_address}", []).append(
-                    (b.node, str(b.peer_address)))
+            if b.tunnel and b.peer_address in sources and b.node not in hit:
+                by_tunnel.setdefault(b.tunnel, []).append((b.node, str(b.peer_address)))
         sessions += [(label, tuple(views)) for label, views in by_tunnel.items()]
     routers = tuple(r for node in spec.nodes for g in plan.groups_of(node) if not g.moves_tunnels
                     for r in g.routers if r not in hit)

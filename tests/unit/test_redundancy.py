@@ -155,7 +155,7 @@ def test_a_withdrawal_is_read_from_the_peers_of_the_lost_instance_the_slowest_de
     assert dict(w.tunnels) == {"onprem-0-0": ("onprem-0",), "onprem-1-0": ("onprem-1",)}
     views = {label: set(v) for label, v in w.sessions}
     assert views["onprem-0-0"] == {("onprem-0", "169.254.21.1")}
-    assert views["vnet-router to 10.1.255.4"] == {("vnet-router", "10.1.255.4")}
+    assert set(views) == {"onprem-0-0", "onprem-1-0"}
     t0 = 1_000_000_000
     events = [Event(t0, "fault", "azure-gw-0", "fault"),
               Event(t0 + 20_000_000, "frr", "vnet-router", "bgp-down", "10.1.255.4 Peer closed the session"),
