@@ -87,6 +87,7 @@ def node_labels(plan: LabPlan, node: str) -> dict[str, str]:
         gateway = owner[1]
         labels["lab.gateway"] = owner[0]
         labels["lab.redundancy"] = gateway.mode
+        labels["lab.sku"] = gateway.sku
         # The address that makes this instance active: the shared one, or its own.
         labels["lab.public-ip"] = str(strategy_for(gateway.mode).addresses(plan.scenario, gateway)[node].public_ip)
         labels["lab.public-network"] = gateway.public_ip.network
