@@ -31,9 +31,27 @@ class Skus(BaseModel):
     limits: dict[str, SkuLimits]
 
 
+class PskRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source: str
+    min_length: int
+    max_length: int
+    forbidden: str
+
+    def problem(self, key: str) -> str | None:
+        """Why Azure would refuse `key` as a connection's shared key; None when it takes it."""
+        if not self.min_length <= len(key) <= self.max_length:
+            return f"{len(key)} characters, Azure takes {self.min_length} to {self.max_length}"
+        bad = sorted({c for c in key if not 0x21 <= ord(c) <= 0x7E or c in self.forbidden})
+        if bad:
+            return f"contains {', '.join(repr(c) for c in bad)}: Azure takes printable ASCII without space, '-' or '~'"
+        return None
+
+
 class AzureRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     reserved_asns: ReservedAsns
+    psk: PskRule
     skus: Skus
 
 

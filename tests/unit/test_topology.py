@@ -216,3 +216,19 @@ def test_azure_reserved_asns_are_data_with_their_source():
     assert all(reserved.reserved(a) for a in (8074, 12076, 65515, 65518, 23456, 64500, 65535, 65551))
     assert not any(reserved.reserved(a) for a in (65010, 65020, 65516, 65521, 65552, 64512))
     assert "IANA" in reserved.source
+
+
+def test_generated_keys_are_ones_azure_takes_and_a_hand_set_key_azure_refuses_is_named(tmp_path):
+    import json
+
+    from lab.azure import azure_rules
+    from lab.deploy import load_or_create_psks
+    from lab.errors import LabError
+
+    keys = load_or_create_psks(tmp_path, ["onprem-0", "onprem-1"])
+    assert all(len(k) == 32 and k.isalnum() and azure_rules().psk.problem(k) is None for k in keys.values())
+    assert load_or_create_psks(tmp_path, ["onprem-0", "onprem-1"]) == keys     # kept across `up`s
+    assert azure_rules().psk.problem("a" * 129) == "129 characters, Azure takes 1 to 128"
+    (tmp_path / "psk.json").write_text(json.dumps({"onprem-0": "my key-with~"}))
+    with pytest.raises(LabError, match=r"the key of tunnel onprem-0 is not one Azure takes \(contains ' ', '-', '~'"):
+        load_or_create_psks(tmp_path, ["onprem-0"])
