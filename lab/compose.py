@@ -41,7 +41,8 @@ def render_psk_init(plan: LabPlan) -> str:
             f"echo '  ike-{t.name} {{'",
             f"echo '    id-gateway = {t.gateway_public_ip}'",
             f"echo '    id-device = {t.device_public_ip}'",
-            "echo \"    secret = 0s$(head -c 32 /dev/urandom | base64)\"",
+            # Letters and digits, as `lab up` draws them: a key Azure takes.
+            "echo \"    secret = \\\"$(tr -dc A-Za-z0-9 </dev/urandom | head -c 32)\\\"\"",
             "echo '  }'",
         ]
     lines += ["echo '}'", "} > /secrets/psk.conf"]

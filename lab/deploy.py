@@ -7,17 +7,18 @@ down again, so nothing is left half-made.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
 import secrets
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from . import __version__
-from .errors import DeployError
+from .azure import azure_rules
+from .errors import DeployError, LabError
 from .kinds import KINDS
 from .model import LabPlan
 from .redundancy import strategy_for
@@ -87,6 +88,7 @@ def node_labels(plan: LabPlan, node: str) -> dict[str, str]:
         gateway = owner[1]
         labels["lab.gateway"] = owner[0]
         labels["lab.redundancy"] = gateway.mode
+        labels["lab.sku"] = gateway.sku
         # The address that makes this instance active: the shared one, or its own.
         labels["lab.public-ip"] = str(strategy_for(gateway.mode).addresses(plan.scenario, gateway)[node].public_ip)
         labels["lab.public-network"] = gateway.public_ip.network
@@ -146,16 +148,32 @@ def plan_deploy(
 # --- side effects ------------------------------------------------------------------
 
 
+# Generated keys: letters and digits only, so a person can type one into an Azure
+# connection (which takes printable ASCII without space, '-' or '~').
+PSK_ALPHABET = string.ascii_letters + string.digits
+PSK_LENGTH = 32
+
+
+def new_psk() -> str:
+    return "".join(secrets.choice(PSK_ALPHABET) for _ in range(PSK_LENGTH))
+
+
 def load_or_create_psks(state_dir: Path, tunnels: list[str]) -> dict[str, str]:
-    """One CSPRNG key per tunnel, kept 0600 so a repeated `up` keeps the same keys."""
+    """One CSPRNG key per tunnel, kept 0600 so a repeated `up` keeps the same keys. A key put
+    in psk.json by hand (to match an Azure connection's) is kept if Azure would take it."""
     path = state_dir / "psk.json"
     keys: dict[str, str] = {}
     if path.exists():
         keys = json.loads(path.read_text())
+    rule = azure_rules().psk
+    for tunnel, key in keys.items():
+        problem = rule.problem(key)
+        if problem:
+            raise LabError(f"{path}: the key of tunnel {tunnel} is not one Azure takes ({problem})")
     changed = False
     for tunnel in tunnels:
         if tunnel not in keys:
-            keys[tunnel] = base64.b64encode(secrets.token_bytes(32)).decode()
+            keys[tunnel] = new_psk()
             changed = True
     if changed or not path.exists():
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

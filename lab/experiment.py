@@ -19,7 +19,7 @@ from .errors import LabError
 from .events import FAULT, RESTORE, Event
 from .faults import FaultTarget, TargetSpec, check_target, get_fault
 from .lifecycle import detach_stale_ports, poll_until, read_status, wait_for, wait_healthy
-from .model import LabPlan
+from .model import LabPlan, VrrpGroupPlan
 from .clock import LabClock
 from .observe import Observation, measure_clock
 from .redundancy import strategy_for
@@ -268,7 +268,13 @@ def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]],
         wanted = initial.get(vrrp_key(group.name))
         if wanted is None:
             continue
-        for router in [r for r in current.get(vrrp_key(group.name), []) if r not in wanted]:
+        leaving = [r for r in current.get(vrrp_key(group.name), []) if r not in wanted]
+        if leaving:
+            # Addresses go back only to a router ready to carry them, as a pre-emption delay
+            # does: handed to one whose sessions are still coming up, they would black-hole.
+            wait_for(f"{', '.join(wanted)} ready to take {group.name} back",
+                     lambda: sessions_not_up(plan, adapters, group, wanted), INITIAL_STATE_WITHIN_S)
+        for router in leaving:
             handover = fault_target(plan, adapters, _node(router))
             if handing_over is not None:
                 handing_over(router)
@@ -281,6 +287,14 @@ def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]],
             wait_for(f"{group.name} back on {', '.join(wanted)}", not_back, HANDOVER_WITHIN_S)
             handover.vrrp(router, "start")
     wait_for("the initial state", not_initial, INITIAL_STATE_WITHIN_S)
+
+
+def sessions_not_up(plan: LabPlan, adapters: Adapters, group: VrrpGroupPlan, routers: list[str]) -> list[str]:
+    """The BGP sessions `routers` need before taking `group`'s addresses: all of theirs, but those
+    over tunnels that only come with the addresses (a gateway's shared IP)."""
+    up = {(b.node, b.peer) for b in read_status(plan.lab, adapters).bgp if b.state == "Established"}
+    return [f"{b.node} BGP {b.peer_address} not Established" for r in routers for b in plan.sessions_of(r)
+            if not (b.tunnel and group.moves_tunnels) and (r, str(b.peer_address)) not in up]
 
 
 class FailoverRunner:

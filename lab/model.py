@@ -47,6 +47,8 @@ class Gateway(Strict):
     # with them the gateway never opens a BGP session: the device must.
     apipa_bgp_ips: list[IPv4Address] = []
     vnet_router: str
+    # Azure's gateway SKU: how many site-to-site tunnels it takes (lab/azure.yaml).
+    sku: str = "VpnGw1"
 
 
 class FirstHop(Strict):

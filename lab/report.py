@@ -7,6 +7,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from .azure import azure_rules
 from .redundancy import strategy_for
 from .status import LabStatus
 
@@ -30,15 +31,17 @@ def render_status(status: LabStatus) -> Group:
     if status.faults_in_place:
         head.add_row("faults in place", Text(", ".join(status.faults_in_place) + " (`lab repair` undoes them)", style="yellow"))
 
-    gateways = Table(title="Gateways", title_justify="left")
-    for col in ("gateway", "mode", "instance", "public IP", "state"):
+    gateways = Table(title="Gateways (SKU: Azure's aggregate throughput, for reference)", title_justify="left")
+    for col in ("gateway", "mode", "SKU", "instance", "public IP", "state"):
         gateways.add_column(col)
+    skus = azure_rules().skus.limits
     for gw in status.gateways:
+        sku = f"{gw.sku} ({skus[gw.sku].throughput_mbps} Mbit/s)" if gw.sku in skus else gw.sku or "-"
         for i in gw.instances:
             state = Text("active", style="green") if i in gw.active else Text(
                 "standby" if strategy_for(gw.mode).has_standbys() else "not live",
                 style="" if strategy_for(gw.mode).has_standbys() else "red")
-            gateways.add_row(gw.gateway, gw.mode, i, gw.public_ips.get(i, "?"), state)
+            gateways.add_row(gw.gateway, gw.mode, sku, i, gw.public_ips.get(i, "?"), state)
 
     shared = Table(title="Shared addresses (VRRP)", title_justify="left")
     for col in ("group", "address", "held by", "routers"):

@@ -102,6 +102,7 @@ class GatewayRow:
     public_ips: dict[str, str]
     active: list[str]
     instances: list[str]
+    sku: str = ""
 
 
 @dataclass
@@ -322,7 +323,8 @@ def collect_status(
 def _gateway_row(gateways: dict[str, GatewayRow], c: ContainerInfo) -> GatewayRow:
     """The row of the gateway an instance belongs to, with the instance added."""
     name = c.labels["lab.gateway"]
-    row = gateways.setdefault(name, GatewayRow(name, c.labels.get("lab.redundancy", "active-standby"), {}, [], []))
+    row = gateways.setdefault(name, GatewayRow(name, c.labels.get("lab.redundancy", "active-standby"), {}, [], [],
+                                               c.labels.get("lab.sku", "")))
     row.instances.append(c.node)
     row.public_ips[c.node] = c.labels["lab.public-ip"]
     return row

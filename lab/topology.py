@@ -14,6 +14,7 @@ from typing import Callable, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .azure import azure_rules
 from .errors import TopologyError
 from .kinds import KINDS, Role, has_role, kind_name_of
 from .model import (
@@ -195,6 +196,34 @@ def _check_gateways(s: Scenario) -> list[str]:
     return problems
 
 
+def _check_azure_rules(s: Scenario) -> list[str]:
+    """Azure's own refusals: reserved ASNs, a device sharing the gateway's ASN, the SKU's tunnel limit."""
+    rules = azure_rules()
+    reserved = rules.reserved_asns
+    problems = []
+    gateway_asns = {gw.asn for gw in s.gateways.values()}
+    for name, gw in s.gateways.items():
+        if gw.asn != reserved.gateway_default and reserved.reserved(gw.asn):
+            problems.append(f"gateways.{name}.asn: {gw.asn} is reserved by Azure or IANA ({reserved.source})")
+        limits = rules.skus.limits.get(gw.sku)
+        if limits is None:
+            problems.append(f"gateways.{name}.sku: unknown SKU {gw.sku!r} (known: {', '.join(rules.skus.limits)})")
+            continue
+        planned = sum(1 if strategy_for(gw.mode).shares_tunnels else len(gw.instances)
+                      for t in s.tunnels if t.gateway == name)
+        if planned > limits.tunnels:
+            problems.append(f"gateways.{name}.sku: {gw.sku} takes {limits.tunnels} site-to-site tunnels, "
+                            f"{planned} are planned ({rules.skus.source})")
+    for name, node in s.nodes.items():
+        if node.asn is None or not has_role(node.kind, Role.VPN_DEVICE):
+            continue
+        if reserved.reserved(node.asn):
+            problems.append(f"nodes.{name}.asn: {node.asn} is reserved by Azure or IANA ({reserved.source})")
+        elif node.asn in gateway_asns:
+            problems.append(f"nodes.{name}.asn: {node.asn} is the gateway's own ASN; an on-premises device needs another")
+    return problems
+
+
 def _check_node_fields(s: Scenario) -> list[str]:
     problems = []
     for name, node in s.nodes.items():
@@ -285,6 +314,7 @@ SCENARIO_CHECKS: list[Callable[[Scenario], list[str]]] = [
     _check_node_fields,
     _check_tunnels,
     _check_first_hop,
+    _check_azure_rules,
     _check_probes,
 ]
 

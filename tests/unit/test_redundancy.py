@@ -263,3 +263,22 @@ def test_an_active_standby_gateway_is_active_where_its_shared_address_is():
     assert status.active_instances == ["azure-gw-1"]
     # The fake gives the standby the same SAs: a standby holding a tunnel is not settled.
     assert "standby azure-gw-0 still holds a tunnel" in status.unconverged_reasons()
+
+
+def test_addresses_go_back_only_to_a_router_whose_sessions_are_up(monkeypatch):
+    from lab import experiment
+
+    rows: list[BgpRow] = []
+    monkeypatch.setattr(experiment, "read_status", lambda lab, adapters: active_active_status(bgp=rows))
+    standby = load_plan("active-standby")
+    (gateway_group,) = standby.vrrp_groups
+    # The instance taking the shared IP back needs its VNet session; its tunnel session comes with the IP.
+    assert experiment.sessions_not_up(standby, None, gateway_group, ["azure-gw-0"]) == [
+        "azure-gw-0 BGP 10.1.255.10 not Established"]
+    rows.append(BgpRow("azure-gw-0", "10.1.255.10", "", "Established", 1))
+    assert experiment.sessions_not_up(standby, None, gateway_group, ["azure-gw-0"]) == []
+    dual = load_plan("dual-redundancy")
+    (lan,) = dual.vrrp_groups
+    # A device taking the LAN's address back needs the sessions over both its tunnels first.
+    assert experiment.sessions_not_up(dual, None, lan, ["onprem-0"]) == [
+        "onprem-0 BGP 169.254.21.1 not Established", "onprem-0 BGP 169.254.22.1 not Established"]

@@ -192,3 +192,43 @@ def test_status_and_observation_find_daemons_through_the_kinds():
     assert runs_ike("onprem-vpn-device") and runs_bgp("vnet-router") and not runs_ike("vnet-router")
     assert not runs_ike("no-such-kind") and not has_role("no-such-kind", Role.VPN_DEVICE)
     assert sorted(role.name for role in Role) == sorted(k.role.name for k in KINDS.values())
+
+
+def test_a_gateway_takes_no_more_tunnels_than_its_sku_allows():
+    from lab.model import Scenario
+    from lab.topology import check_scenario, load_scenario
+
+    _, s = load_scenario("active-active")
+    raw = s.model_dump(mode="json")
+    raw["gateways"]["azure-gw"]["sku"] = "Basic"
+    # Six connections to an active-active gateway are 12 tunnels (one per instance each).
+    raw["tunnels"] = [{"name": f"site-{i}", "device": "onprem-0", "gateway": "azure-gw"} for i in range(6)]
+    assert "gateways.azure-gw.sku: Basic takes 10 site-to-site tunnels, 12 are planned" in " ".join(
+        check_scenario(Scenario.model_validate(raw)))
+    raw["gateways"]["azure-gw"]["sku"] = "VpnGw1"
+    assert not [p for p in check_scenario(Scenario.model_validate(raw)) if "sku" in p]
+
+
+def test_azure_reserved_asns_are_data_with_their_source():
+    from lab.azure import azure_rules
+
+    reserved = azure_rules().reserved_asns
+    assert all(reserved.reserved(a) for a in (8074, 12076, 65515, 65518, 23456, 64500, 65535, 65551))
+    assert not any(reserved.reserved(a) for a in (65010, 65020, 65516, 65521, 65552, 64512))
+    assert "IANA" in reserved.source
+
+
+def test_generated_keys_are_ones_azure_takes_and_a_hand_set_key_azure_refuses_is_named(tmp_path):
+    import json
+
+    from lab.azure import azure_rules
+    from lab.deploy import load_or_create_psks
+    from lab.errors import LabError
+
+    keys = load_or_create_psks(tmp_path, ["onprem-0", "onprem-1"])
+    assert all(len(k) == 32 and k.isalnum() and azure_rules().psk.problem(k) is None for k in keys.values())
+    assert load_or_create_psks(tmp_path, ["onprem-0", "onprem-1"]) == keys     # kept across `up`s
+    assert azure_rules().psk.problem("a" * 129) == "129 characters, Azure takes 1 to 128"
+    (tmp_path / "psk.json").write_text(json.dumps({"onprem-0": "my key-with~"}))
+    with pytest.raises(LabError, match=r"the key of tunnel onprem-0 is not one Azure takes \(contains ' ', '-', '~'"):
+        load_or_create_psks(tmp_path, ["onprem-0"])
