@@ -153,10 +153,12 @@ class LabStatus:
             if node in standby:
                 continue
             for name in names:
+                # Settled: the tunnel's SA is up, and no other one (a duplicate, one still connecting) is around.
                 held = [t for t in self.tunnels if t.node == node and t.tunnel == name]
-                if not any(t.ike_state == "ESTABLISHED" and t.child_state == "INSTALLED" for t in held):
-                    state = f"IKE {held[0].ike_state}, CHILD {held[0].child_state}" if held else "no IKE_SA"
-                    reasons.append(f"{node} tunnel {name}: {state}")
+                if not held:
+                    reasons.append(f"{node} tunnel {name}: no IKE_SA")
+                reasons += [f"{node} tunnel {name}: IKE {t.ike_state}, CHILD {t.child_state}" for t in held
+                            if t.ike_state != "ESTABLISHED" or t.child_state != "INSTALLED"]
         kinds_of = {n.node: n.kind for n in self.nodes}
         for device in (n for n, k in kinds_of.items() if has_role(k, Role.VPN_DEVICE) and n not in self.expected_tunnels):
             # A node started without the lab's tunnel labels (an older lab, a hand-written

@@ -145,6 +145,9 @@ def test_an_active_active_lab_settles_only_with_every_tunnel_of_the_mesh_up():
     status.tunnels = [t for t in status.tunnels if t.tunnel != "onprem-0-1"]
     assert status.unconverged_reasons() == ["onprem-0 tunnel onprem-0-1: no IKE_SA",
                                             "azure-gw-1 tunnel onprem-0-1: no IKE_SA"]
+    status = active_active_status()
+    status.tunnels.append(TunnelRow("onprem-0", "onprem-0-0", "CONNECTING", "none", "198.51.100.10", 0, 0, 0, 0))
+    assert status.unconverged_reasons() == ["onprem-0 tunnel onprem-0-0: IKE CONNECTING, CHILD none"]
     status = active_active_status(vrrp=[VrrpRow("onprem-lan", "192.168.10.1", [], ["onprem-0", "onprem-1"])])
     assert status.unconverged_reasons() == ["VRRP group onprem-lan (192.168.10.1) held by 0 routers"]
 
