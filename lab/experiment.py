@@ -320,7 +320,7 @@ class FailoverRunner:
         # over (its phases are read from the hand-over), or the peers withdraw its paths.
         owner = plan.instance_gateway(self.spec.nodes[0])
         self.handover = (handover_of(plan, self.spec.nodes[0]) if owner is not None and len(self.spec.nodes) == 1
-                         and strategy_for(owner[1].mode).phases_kind(plan, self.spec.nodes[0]) == "handover" else None)
+                         and strategy_for(owner[1].mode).hands_over else None)
         self.withdrawal = withdrawal_of(plan, self.spec)
         self.initial: dict[str, list[str]] = {}
         self.clock: LabClock | None = None
@@ -335,7 +335,7 @@ class FailoverRunner:
             raise LabError(f"the host's forwarding guard of lab {self.plan.lab} is missing "
                            "(an nftables restart flushes it): `lab up` puts it back")
         actives = status.active_instances
-        standbys = [n for g in status.gateways if strategy_for(g.mode).has_standbys()
+        standbys = [n for g in status.gateways if strategy_for(g.mode).has_standbys
                     for n in g.instances if n not in g.active]
         idle = [n for n in self.spec.nodes if n in standbys]
         if idle and len(idle) == len(self.spec.nodes):

@@ -278,10 +278,7 @@ class LabPlan(Strict):
         owner = self.instance_gateway(node)
         if owner is not None:
             return owner[1].public_ip.network
-        for t in self.tunnels_of(node):
-            gw = self.scenario.gateways[t.gateway]
-            return gw.public_ip.network
-        return None
+        return next((self.scenario.gateways[t.gateway].public_ip.network for t in self.tunnels_of(node)), None)
 
     def target_for(self, fault: str, planned: bool) -> Target:
         targets = self.profile.targets

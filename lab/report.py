@@ -39,8 +39,8 @@ def render_status(status: LabStatus) -> Group:
         sku = f"{gw.sku} ({skus[gw.sku].throughput_mbps} Mbit/s)" if gw.sku in skus else gw.sku or "-"
         for i in gw.instances:
             state = Text("active", style="green") if i in gw.active else Text(
-                "standby" if strategy_for(gw.mode).has_standbys() else "not live",
-                style="" if strategy_for(gw.mode).has_standbys() else "red")
+                "standby" if strategy_for(gw.mode).has_standbys else "not live",
+                style="" if strategy_for(gw.mode).has_standbys else "red")
             gateways.add_row(gw.gateway, gw.mode, sku, i, gw.public_ips.get(i, "?"), state)
 
     shared = Table(title="Shared addresses (VRRP)", title_justify="left")

@@ -2,7 +2,7 @@
 one instance at a time (VRRP, no pre-emption); the standby takes both."""
 from __future__ import annotations
 
-from ..model import Gateway, LabPlan, Scenario, VrrpGroupPlan
+from ..model import Gateway, Scenario, VrrpGroupPlan
 from .base import GatewayView, InstanceAddress, Leaving, Strategy
 
 
@@ -10,6 +10,8 @@ class ActiveStandby(Strategy):
     mode = "active-standby"
     summary = "one shared public IP and BGP peer IP (VRRP); the standby takes them over"
     shares_tunnels = True
+    has_standbys = True
+    hands_over = True
 
     def check(self, s: Scenario, name: str, gw: Gateway) -> list[str]:
         problems = [f"gateways.{name}.{field}.address: required for an active-standby gateway (the shared address)"
@@ -44,6 +46,3 @@ class ActiveStandby(Strategy):
     def release(self, target: Leaving, node: str) -> str:
         target.vrrp(node, "stop")
         return "VRRP left with priority 0"
-
-    def phases_kind(self, plan: LabPlan, target: str) -> str:
-        return "handover" if plan.instance_gateway(target) is not None else "withdrawal"

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Protocol
 
-from ..model import Gateway, LabPlan, Scenario, VrrpGroupPlan
+from ..model import Gateway, Scenario, VrrpGroupPlan
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,11 @@ class Strategy:
     shares_tunnels: bool
     # Devices and the VNet see one path per instance, all live: BGP multipath on them.
     multipath: bool = False
+    # Some instances wait as standbys while others are active.
+    has_standbys: bool = False
+    # Losing an active instance is a hand-over (another takes its addresses: the failover's
+    # phases follow it) rather than a withdrawal (its peers drop its paths, keep the others).
+    hands_over: bool = False
 
     def check(self, s: Scenario, name: str, gw: Gateway) -> list[str]:
         """Problems with a gateway's fields under this mode, each naming its field."""
@@ -58,14 +63,6 @@ class Strategy:
         """Why a gateway has not settled yet; empty once it has."""
         raise NotImplementedError
 
-    def has_standbys(self) -> bool:
-        return self.shares_tunnels
-
     def release(self, target: Leaving, node: str) -> str:
         """The last step of a graceful hand-over, after the drain: what this mode needs more."""
         return ""
-
-    def phases_kind(self, plan: LabPlan, target: str) -> str:
-        """How a failover of `target` unfolds: "handover" (another instance takes its IP)
-        or "withdrawal" (its peers drop its paths and keep the others)."""
-        return "withdrawal"

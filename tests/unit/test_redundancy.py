@@ -37,7 +37,7 @@ def test_active_standby_shares_one_address_and_leaves_by_vrrp():
     strategy = strategy_for(gw.mode)
     addresses = strategy.addresses(s, gw)
     assert {a.public_ip for a in addresses.values()} == {IPv4Address("198.51.100.100")}
-    assert strategy.shares_tunnels and strategy.has_standbys() and not strategy.multipath
+    assert strategy.shares_tunnels and strategy.has_standbys and strategy.hands_over and not strategy.multipath
     group = strategy.vrrp_group(s, "azure-gw", gw, 51)
     assert group.routers == ("azure-gw-0", "azure-gw-1") and group.moves_tunnels
     target = Leaving()
