@@ -265,7 +265,9 @@ def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]],
     wait_healthy(plan.lab, adapters.runtime, HEALTHY_AGAIN_WITHIN_S)
     current = holders(plan, adapters)
     for group in plan.vrrp_groups:
-        wanted = initial.get(vrrp_key(group.name))
+        # A gateway's group holds what its active instances hold: an initial state that names
+        # only the gateway (recorded by an older `lab break`, say) still says who gets it back.
+        wanted = initial.get(vrrp_key(group.name), initial.get(group.name) if group.moves_tunnels else None)
         if wanted is None:
             continue
         leaving = [r for r in current.get(vrrp_key(group.name), []) if r not in wanted]
