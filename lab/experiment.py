@@ -20,6 +20,7 @@ from .events import FAULT, RESTORE, Event
 from .faults import FaultTarget, TargetSpec, check_target, get_fault
 from .lifecycle import detach_stale_ports, poll_until, read_status, wait_for, wait_healthy
 from .model import LabPlan, VrrpGroupPlan
+from .status import LabStatus
 from .clock import LabClock
 from .observe import Observation, measure_clock
 from .redundancy import strategy_for
@@ -185,7 +186,10 @@ def _snapshot(observation: Observation, now_ns: int, interval_ns: int):
 
 def holders(plan: LabPlan, adapters: Adapters) -> dict[str, list[str]]:
     """Who is active now: each gateway's active instances and each VRRP group's holders, by name."""
-    status = read_status(plan.lab, adapters)
+    return holders_in(read_status(plan.lab, adapters))
+
+
+def holders_in(status: LabStatus) -> dict[str, list[str]]:
     found = {g.gateway: sorted(g.active) for g in status.gateways}
     found.update({vrrp_key(g.group): sorted(g.holders) for g in status.vrrp})
     return found
@@ -255,8 +259,7 @@ def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]],
     def not_initial() -> list[str]:
         status = read_status(plan.lab, adapters)
         reasons = status.unconverged_reasons()
-        now = {g.gateway: sorted(g.active) for g in status.gateways}
-        now.update({vrrp_key(g.group): sorted(g.holders) for g in status.vrrp})
+        now = holders_in(status)
         for name, wanted in initial.items():
             if now.get(name, wanted) != wanted:
                 reasons.append(f"{name} active on {', '.join(now[name]) or 'none'}")

@@ -209,8 +209,7 @@ def _check_azure_rules(s: Scenario) -> list[str]:
         if limits is None:
             problems.append(f"gateways.{name}.sku: unknown SKU {gw.sku!r} (known: {', '.join(rules.skus.limits)})")
             continue
-        planned = sum(1 if strategy_for(gw.mode).shares_tunnels else len(gw.instances)
-                      for t in s.tunnels if t.gateway == name)
+        planned = planned_tunnel_count(s, name)
         if planned > limits.tunnels:
             problems.append(f"gateways.{name}.sku: {gw.sku} takes {limits.tunnels} site-to-site tunnels, "
                             f"{planned} are planned ({rules.skus.source})")
@@ -257,11 +256,18 @@ def _check_tunnels(s: Scenario) -> list[str]:
         elif device is not None and gw.public_ip.network not in device.links:
             problems.append(f"{field}.device: {t.device} has no link on {gw.public_ip.network}, where the gateway's public IP is")
     capacity = s.tunnel_pool.num_addresses // 16
-    planned = sum(1 if g not in s.gateways or strategy_for(s.gateways[g].mode).shares_tunnels
-                  else len(s.gateways[g].instances) for g in (t.gateway for t in s.tunnels))
+    planned = planned_tunnel_count(s)
     if planned > capacity:
         problems.append(f"tunnel_pool: {s.tunnel_pool} holds {capacity} tunnels, {planned} are planned")
     return problems
+
+
+def planned_tunnel_count(s: Scenario, gateway: str | None = None) -> int:
+    """IKE tunnels the scenario's entries make (of one gateway): one per entry, or one per
+    instance when the gateway's instances don't share tunnels."""
+    return sum(1 if t.gateway not in s.gateways or strategy_for(s.gateways[t.gateway].mode).shares_tunnels
+               else len(s.gateways[t.gateway].instances)
+               for t in s.tunnels if gateway is None or t.gateway == gateway)
 
 
 def _check_first_hop(s: Scenario) -> list[str]:

@@ -1,6 +1,7 @@
 """What every redundancy strategy answers; pure, except `release`, which acts through ports."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Protocol
@@ -32,7 +33,7 @@ class GatewayView:
     established: dict[str, int]
 
 
-class Strategy:
+class Strategy(ABC):
     mode: str
     summary: str
     # One tunnel per device served by every instance (a shared IP), or one per device x instance.
@@ -49,8 +50,9 @@ class Strategy:
         """Problems with a gateway's fields under this mode, each naming its field."""
         return []
 
+    @abstractmethod
     def addresses(self, s: Scenario, gw: Gateway) -> dict[str, InstanceAddress]:
-        raise NotImplementedError
+        """Where the devices reach each instance of a (checked) gateway."""
 
     def vrrp_group(self, s: Scenario, name: str, gw: Gateway, vrid: int) -> VrrpGroupPlan | None:
         return None
@@ -59,9 +61,9 @@ class Strategy:
         """Whether an instance holding `addresses` is active (its label gives `public_ip`)."""
         return public_ip in addresses
 
+    @abstractmethod
     def unsettled(self, gw: GatewayView) -> list[str]:
         """Why a gateway has not settled yet; empty once it has."""
-        raise NotImplementedError
 
     def release(self, target: Leaving, node: str) -> str:
         """The last step of a graceful hand-over, after the drain: what this mode needs more."""
