@@ -78,6 +78,8 @@ def node_labels(plan: LabPlan, node: str) -> dict[str, str]:
         "lab.name": plan.lab,
         "lab.scenario": plan.scenario.name,
         "lab.profile": plan.profile.name,
+        # Where the profile departs from Azure: status says so next to the figures.
+        "lab.departures": json.dumps(list(azure_rules().departures(plan.profile).values())),
         "lab.node": node,
         "lab.kind": spec.kind,
     }

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
+from .azure import azure_rules
 from .errors import LabError
 from .events import FAULT, RESTORE, Event
 from .faults import FaultTarget, TargetSpec, check_target, get_fault
@@ -134,7 +135,16 @@ class FailoverReport:
     machine: str
     clock: str = ""
     probe_flows: int = 1
+    # Other figures documented for the same event (value, source): shown, not judged.
+    also_documented: list[tuple[float, str]] = field(default_factory=list)
+    # Where the profile departs from what Azure documents, one line each.
+    departures: list[str] = field(default_factory=list)
     runs: list[RunResult] = field(default_factory=list)
+
+    def within(self, limit_s: float) -> int:
+        """How many valid runs converged, in every direction, within `limit_s` (rate-derived)."""
+        return sum(r.invalid is None and all(d.rate_derived_s is not None and d.rate_derived_s <= limit_s
+                                             for d in r.directions) for r in self.runs)
 
     @property
     def passed(self) -> bool:
@@ -318,6 +328,7 @@ class FailoverRunner:
             raise LabError(f"--runs must be at least 1, not {settings.runs}")
         target = plan.target_for(self.fault.name, self.fault.planned)
         self.target_s, self.target_source = target.value, target.source
+        self.also_documented = [(f.value, f.source) for f in target.also]
         self.sustained_s = plan.profile.convergence.sustained_s
         self.method = Method(interval_ns=int(settings.interval_s * NS), sustained_ns=int(self.sustained_s * NS),
                              baseline_ns=int(settings.baseline_s * NS), flows=plan.scenario.probe_flows)
@@ -355,6 +366,8 @@ class FailoverRunner:
             started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             machine=machine_summary(self.adapters.runtime.engine_summary()),
             clock=self._measure_clock().summary, probe_flows=self.plan.scenario.probe_flows,
+            also_documented=self.also_documented,
+            departures=list(azure_rules().departures(self.plan.profile).values()),
         )
         for index in range(1, self.settings.runs + 1):
             report.runs.append(self.run_once(index))

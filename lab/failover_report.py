@@ -152,6 +152,13 @@ def _outcome(report: FailoverReport) -> str:
     return text + (f", {invalid} invalid" if invalid else "")
 
 
+def _also_documented(report: FailoverReport) -> list[str]:
+    """The other figures documented for this event, each with how many runs met it (no verdict)."""
+    valid = sum(r.invalid is None for r in report.runs)
+    return [f"also documented: {value:g} s ({source}): {report.within(value)}/{valid} valid runs within it"
+            for value, source in report.also_documented]
+
+
 def _invalid_notes(report: FailoverReport) -> list[str]:
     """Why each invalid run, or invalid failback measurement, is left out of the statistics."""
     notes = [f"run {r.index} INVALID: {r.invalid}" for r in report.runs if r.invalid]
@@ -168,6 +175,10 @@ def render_failover(report: FailoverReport) -> Group:
     head.add_row("fault", f"{report.fault} on {report.target}: {report.fault_summary}")
     kind = "planned" if report.planned else "unplanned"
     head.add_row("target", f"{kind}: converged within {report.target_s:g} s ({report.target_source})")
+    for line in _also_documented(report):
+        head.add_row("", line)
+    for line in report.departures:
+        head.add_row("departs from Azure", line)
     head.add_row("probes", f"UDP every {report.interval_s * 1000:g} ms, both ways, over {report.probe_flows} "
                            f"flow{'s' if report.probe_flows > 1 else ''}; "
                            f"Sustained Convergence Validation Time {report.sustained_s:g} s")
@@ -252,6 +263,12 @@ def failover_junit(report: FailoverReport) -> str:
                        failures=str(sum(run.invalid is None and not c.passed for run, c in cases)),
                        errors=str(sum(run.invalid is not None for run, _ in cases)),
                        time=f"{sum(((r.stopped_ns or r.end_ns) - r.started_ns) / NS for r in report.runs):.3f}")
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="target", value=f"{report.target_s:g} s: {report.target_source}")
+    for line in _also_documented(report):
+        ET.SubElement(properties, "property", name="also documented", value=line.removeprefix("also documented: "))
+    for line in report.departures:
+        ET.SubElement(properties, "property", name="departs from Azure", value=line)
     for run, check in cases:
         case = ET.SubElement(suite, "testcase", classname=f"failover.{report.profile}.{report.fault}",
                              name=f"run {run.index}: {check.name} <= {check.limit:g} {check.unit}",
@@ -285,6 +302,9 @@ def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
         f"**{report.verdict}**: {_outcome(report)}: Full Convergence Time (rate-derived) within the {kind} "
         f"target of {report.target_s:g} s ({report.target_source}).",
         "",
+        *[f"- {line}" for line in _also_documented(report)],
+        *[f"- departs from Azure: {line}" for line in report.departures],
+        *([""] if report.also_documented or report.departures else []),
         f"Scenario `{report.scenario}`, {report.fault_summary}. Probes: UDP every {report.interval_s * 1000:g} ms "
         f"both ways, over {report.probe_flows} flow{'s' if report.probe_flows > 1 else ''}. Sustained Convergence Validation Time: {report.sustained_s:g} s. Machine: {report.machine}. "
         f"Clock: {report.clock}. Started {report.started_at}.",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]*[a-z0-9]$"
 
@@ -69,10 +69,29 @@ class Node(Strict):
     router: IPv4Address | None = None
 
 
+class IpsecPolicy(Strict):
+    """Azure's custom IPsec/IKE policy of one connection, in Azure's own names.
+
+    Every algorithm is required, as Azure allows no partial policy; the allowed
+    values (and the rules between them) are Azure's, in lab/azure.yaml.
+    """
+    ike_encryption: str
+    ike_integrity: str
+    dh_group: str
+    ipsec_encryption: str
+    ipsec_integrity: str
+    pfs_group: str
+    sa_lifetime_s: int = 27000
+    sa_data_kb: int = 102400000
+
+
 class Tunnel(Strict):
+    """An Azure connection: one on-premises device to one gateway."""
     name: str = Field(pattern=NAME_PATTERN, max_length=24)
     device: str
     gateway: str
+    # None: Azure's default policy (its documented offer and acceptance lists).
+    ipsec_policy: IpsecPolicy | None = None
 
 
 class Scenario(Strict):
@@ -119,9 +138,27 @@ class BfdTimers(Strict):
     multiplier: int = Field(ge=2)
 
 
-class Target(Strict):
+class DocumentedFigure(Strict):
     value: float = Field(gt=0)
     source: str
+
+
+class Target(Strict):
+    """The figure a verdict is given against, and the other figures documented for the same event.
+
+    Azure's pages give different figures for one event across versions: the
+    verdict takes the strictest, reports show them all.
+    """
+    value: float = Field(gt=0)
+    source: str
+    also: list[DocumentedFigure] = []
+
+    @model_validator(mode="after")
+    def _strictest(self) -> "Target":
+        looser = [f.value for f in self.also if f.value < self.value]
+        if looser:
+            raise ValueError(f"the verdict's figure {self.value:g} s must be the strictest; also lists {looser[0]:g} s")
+        return self
 
 
 class Targets(Strict):
@@ -148,6 +185,9 @@ class Profile(Strict):
     targets: Targets
     convergence: Convergence = Convergence()
     sources: dict[str, str] = {}
+    # Azure's rules this profile breaks on purpose (keys of lab/azure.py's DEPARTURES);
+    # a departure not declared here is refused when the profile is loaded.
+    departs_from_azure: list[str] = []
 
 
 # --- resolved plan (what gets built) -----------------------------------------------
@@ -181,6 +221,8 @@ class TunnelPlan(Strict):
     link_prefixlen: int = 30
     vni: int
     interface: str
+    # The connection's custom IPsec/IKE policy; None: Azure's default policy.
+    ipsec_policy: IpsecPolicy | None = None
 
 
 class VrrpGroupPlan(Strict):

@@ -106,6 +106,7 @@ class ChildSaState:
     bytes_out: int
     local_ts: list[str]
     remote_ts: list[str]
+    algorithms: str = ""    # as negotiated, e.g. AES_GCM_16-256 or AES_CBC-128/HMAC_SHA1_96/MODP_2048
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class IkeSaState:
     remote_host: str
     established_s: int | None
     children: list[ChildSaState]
+    algorithms: str = ""    # as negotiated, e.g. AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_1024
 
 
 class IkeControl(Protocol):

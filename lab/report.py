@@ -28,6 +28,8 @@ def render_status(status: LabStatus) -> Group:
         stopped = sum(v for k, v in status.guard.items() if k != "forwarded out of the lab")
         head.add_row("host guard", Text(f"{leaked} packets forwarded out of the lab; {stopped} stopped at the lab's edge",
                                         style="green" if leaked == 0 else "bold red"))
+    for line in status.departures:
+        head.add_row("departs from Azure", Text(line, style="yellow"))
     if status.faults_in_place:
         head.add_row("faults in place", Text(", ".join(status.faults_in_place) + " (`lab repair` undoes them)", style="yellow"))
 
@@ -51,7 +53,7 @@ def render_status(status: LabStatus) -> Group:
 
     window = f"; ESP packets/s over the last {status.rate_window_s:g} s" if status.rate_window_s else ""
     tunnels = Table(title=f"Tunnels (IKEv2 / ESP{window})", title_justify="left")
-    for col in ("node", "tunnel", "remote", "SAs", "pkt/s in/out", "ESP pkts in/out"):
+    for col in ("node", "tunnel", "remote", "SAs", "pkt/s in/out", "ESP pkts in/out", "negotiated IKE | ESP"):
         tunnels.add_column(col)
     for t in status.tunnels:
         settled = t.ike_state == "ESTABLISHED" and t.child_state == "INSTALLED"
@@ -60,7 +62,8 @@ def render_status(status: LabStatus) -> Group:
         tunnels.add_row(t.node, t.tunnel, t.remote,
                         Text("up", style="green") if settled else Text(f"IKE {t.ike_state}, CHILD {t.child_state}",
                                                                        style="red"),
-                        rate, f"{t.packets_in}/{t.packets_out}")
+                        rate, f"{t.packets_in}/{t.packets_out}",
+                        f"{t.ike_algorithms or '-'} | {t.esp_algorithms or '-'}")
 
     routes = Table(title="BGP routes in use (several next hops: ECMP)", title_justify="left")
     for col in ("node", "prefix", "next hops"):

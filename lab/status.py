@@ -7,6 +7,7 @@ all through the engine, every node at once.
 """
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -60,6 +61,9 @@ class TunnelRow:
     pps_out: float | None = None
     bps_in: float | None = None
     bps_out: float | None = None
+    # What the IKE SA and its CHILD_SA negotiated (strongSwan's notation).
+    ike_algorithms: str = ""
+    esp_algorithms: str = ""
 
     @property
     def carrying(self) -> bool | None:
@@ -128,6 +132,8 @@ class LabStatus:
     faults_in_place: list[str] = field(default_factory=list)
     # The host's forwarding guard: packets per rule ("forwarded out of the lab" must stay 0).
     guard: dict[str, int] = field(default_factory=dict)
+    # Where the lab's timer profile departs from what Azure documents, one line each.
+    departures: list[str] = field(default_factory=list)
 
     @property
     def active_instances(self) -> list[str]:
@@ -204,6 +210,7 @@ def _tunnel_rows(c: ContainerInfo, sas) -> list[TunnelRow]:
             packets_out=sum(ch.packets_out for ch in sa.children),
             bytes_in=sum(ch.bytes_in for ch in sa.children),
             bytes_out=sum(ch.bytes_out for ch in sa.children),
+            ike_algorithms=sa.algorithms, esp_algorithms=child.algorithms if child else "",
         ))
     return rows
 
@@ -245,6 +252,15 @@ def read_node(c: ContainerInfo, ike_for: Callable[[ContainerInfo], IkeControl],
     return reading
 
 
+def _departures(label: str | None) -> list[str]:
+    """The profile's departures from Azure, as `up` labelled them (a lab from before the label: none known)."""
+    try:
+        found = json.loads(label or "[]")
+    except ValueError:
+        return []
+    return [str(line) for line in found] if isinstance(found, list) else []
+
+
 def collect_status(
     lab: str,
     runtime: ContainerRuntime,
@@ -264,6 +280,7 @@ def collect_status(
         lab=lab,
         scenario=first.get("lab.scenario", "?"),
         profile=first.get("lab.profile", "?"),
+        departures=_departures(first.get("lab.departures")),
         data_plane="none",
         host_kernel_esp=kernel_esp or "unknown",
     )

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .azure import azure_rules
+from .ipsec import NO_GROUP
 from .errors import TopologyError
 from .kinds import KINDS, Role, has_role, kind_name_of
 from .model import (
@@ -97,7 +98,11 @@ def load_scenario(name_or_path: str) -> tuple[str, Scenario]:
 
 def load_profile(name_or_path: str) -> Profile:
     label, text = _locate(name_or_path, "profiles", builtin_profiles())
-    return _parse(label, text, Profile)
+    profile = _parse(label, text, Profile)
+    problems = azure_rules().undeclared_departures(profile)
+    if problems:
+        raise TopologyError(label, problems)
+    return profile
 
 
 # --- cross-field checks: each returns a list of problems ---------------------------
@@ -220,6 +225,14 @@ def _check_azure_rules(s: Scenario) -> list[str]:
             problems.append(f"nodes.{name}.asn: {node.asn} is reserved by Azure or IANA ({reserved.source})")
         elif node.asn in gateway_asns:
             problems.append(f"nodes.{name}.asn: {node.asn} is the gateway's own ASN; an on-premises device needs another")
+    for i, t in enumerate(s.tunnels):
+        gw = s.gateways.get(t.gateway)
+        if t.ipsec_policy is not None and gw is not None:
+            field = f"tunnels[{i}].ipsec_policy"
+            problems.extend(rules.custom_policy.problems(t.ipsec_policy, field, gw.sku))
+            if t.ipsec_policy.dh_group == NO_GROUP:
+                problems.append(f"{field}.dh_group: None is in Azure's list, but an IKEv2 SA always needs a key "
+                                "exchange: the lab's gateway (strongSwan) can't build one without a DH group")
     return problems
 
 
@@ -364,7 +377,7 @@ def plan_tunnels(s: Scenario) -> list[TunnelPlan]:
                 device_public_ip=s.nodes[t.device].links[gw.public_ip.network],
                 gateway_endpoint=IPv4Address(block + 1), device_endpoint=IPv4Address(block + 2),
                 gateway_link_ip=IPv4Address(block + 5), device_link_ip=IPv4Address(block + 6),
-                vni=VXLAN_BASE_VNI + index, interface=f"vti{index}",
+                vni=VXLAN_BASE_VNI + index, interface=f"vti{index}", ipsec_policy=t.ipsec_policy,
             ))
     return plans
 

@@ -56,6 +56,14 @@ def _texts(value: object) -> list[str]:
     return [] if value is None else [str(value)]
 
 
+def algorithms(sa: dict) -> str:
+    """What an SA negotiated, in strongSwan's own notation (cipher-keysize/integrity/PRF/group)."""
+    cipher = str(sa.get("encr-alg", ""))
+    if cipher and sa.get("encr-keysize"):
+        cipher += f"-{sa['encr-keysize']}"
+    return "/".join(str(part) for part in (cipher, sa.get("integ-alg"), sa.get("prf-alg"), sa.get("dh-group")) if part)
+
+
 def ike_sas(answers: list[dict]) -> list[IkeSaState]:
     """VICI list-sas answers (as lab-agent prints them) as typed SAs."""
     sas = []
@@ -71,6 +79,7 @@ def ike_sas(answers: list[dict]) -> list[IkeSaState]:
                     bytes_out=_int(child.get("bytes-out", 0)),
                     local_ts=_texts(child.get("local-ts")),
                     remote_ts=_texts(child.get("remote-ts")),
+                    algorithms=algorithms(child),
                 )
                 for key, child in (ike.get("child-sas") or {}).items()
             ]
@@ -81,6 +90,7 @@ def ike_sas(answers: list[dict]) -> list[IkeSaState]:
                 remote_host=str(ike.get("remote-host", "")),
                 established_s=_int(ike["established"]) if "established" in ike else None,
                 children=children,
+                algorithms=algorithms(ike),
             ))
     return sas
 

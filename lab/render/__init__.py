@@ -9,6 +9,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from ..ipsec import device_proposals, gateway_proposals
 from ..model import LabPlan, Profile, TunnelPlan
 from ..redundancy import strategy_for
 
@@ -20,8 +21,6 @@ _env = Environment(
     lstrip_blocks=True,
 )
 
-IKE_PROPOSALS = "aes256-sha256-modp2048,aes256-sha1-modp1024"
-ESP_PROPOSALS = "aes256-sha256,aes256-sha1"
 VXLAN_PORT = 4789
 # ESP-in-UDP plus VXLAN overhead, rounded down: keeps probes and BGP unfragmented.
 TUNNEL_MTU = 1300
@@ -128,11 +127,20 @@ def render_network(plan: LabPlan, node: str) -> dict[str, str]:
     return {"network.sh": text}
 
 
+def _ipsec_view(plan: LabPlan, node: str, t: TunnelPlan) -> dict[str, object]:
+    """One end's proposals and CHILD_SA lifetimes: the connection's custom policy, or Azure's defaults."""
+    policy = t.ipsec_policy
+    proposals = (gateway_proposals if _is_gateway_side(plan, node) else device_proposals)(policy)
+    return dict(proposals=proposals,
+                child_lifetime_s=policy.sa_lifetime_s if policy else plan.profile.ike.child_lifetime_s,
+                child_lifetime_kb=policy.sa_data_kb if policy else plan.profile.ike.child_lifetime_kb)
+
+
 def render_strongswan(plan: LabPlan, node: str) -> dict[str, str]:
     profile: Profile = plan.profile
     timeout, tries = retransmit_schedule(profile.ike.dpd_timeout_s)
     gateway_side = _is_gateway_side(plan, node)
-    tunnels = _tunnel_views(plan, node)
+    tunnels = [dict(view, **_ipsec_view(plan, node, view["t"])) for view in _tunnel_views(plan, node)]
     return {
         "strongswan/updown.sh": _template("updown.sh.j2", tunnels=tunnels, gateway_side=gateway_side),
         "strongswan/strongswan.conf": _template(
@@ -143,8 +151,6 @@ def render_strongswan(plan: LabPlan, node: str) -> dict[str, str]:
             tunnels=tunnels,
             ike=profile.ike,
             gateway_side=gateway_side,
-            ike_proposals=IKE_PROPOSALS,
-            esp_proposals=ESP_PROPOSALS,
         ),
     }
 

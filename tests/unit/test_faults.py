@@ -179,8 +179,8 @@ def test_a_device_fault_cuts_its_own_internet_link_and_a_lan_router_rejoins_vrrp
 def test_a_profile_may_give_one_fault_a_target_of_its_own():
     plan = load_plan("active-standby", "azure", lab="t")
     assert plan.target_for("kill", planned=False).value == 90
-    assert plan.target_for("maintenance", planned=True).value == 15
+    assert plan.target_for("maintenance", planned=True).value == 5
     targets = plan.profile.targets.model_copy(update={"per_fault": {
-        "blackhole": plan.profile.targets.planned_s.model_copy(update={"value": 60.0, "source": "a test"})}})
+        "blackhole": plan.profile.targets.planned_s.model_copy(update={"value": 60.0, "source": "a test", "also": []})}})
     custom = plan.model_copy(update={"profile": plan.profile.model_copy(update={"targets": targets})})
     assert (custom.target_for("blackhole", planned=False).value, custom.target_for("kill", planned=False).value) == (60, 90)

@@ -61,7 +61,10 @@ def test_retransmissions_last_the_dpd_timeout(dpd_timeout, expected):
 
 def test_profiles_carry_targets_with_sources():
     azure = load_plan("active-standby", "azure").profile
-    assert (azure.targets.planned_s.value, azure.targets.unplanned_s.value) == (15, 90)
+    assert (azure.targets.planned_s.value, azure.targets.unplanned_s.value) == (5, 90)
+    assert "a few seconds" in azure.targets.planned_s.source
+    # Azure's other figure for planned maintenance is carried, with its own source, but not judged.
+    assert [(f.value, "10 to 15 seconds" in f.source) for f in azure.targets.planned_s.also] == [(15, True)]
     assert "90 seconds" in azure.targets.unplanned_s.source
     assert azure.ike.dpd_timeout_s == 45 and azure.ike.ike_lifetime_s == 28800
     fast = load_plan("active-standby", "fast").profile
