@@ -53,8 +53,11 @@ def render_status(status: LabStatus) -> Group:
 
     window = f"; ESP packets/s over the last {status.rate_window_s:g} s" if status.rate_window_s else ""
     tunnels = Table(title=f"Tunnels (IKEv2 / ESP{window})", title_justify="left")
-    for col in ("node", "tunnel", "remote", "SAs", "pkt/s in/out", "ESP pkts in/out", "negotiated IKE | ESP"):
+    for col in ("node", "tunnel", "remote", "SAs", "pkt/s in/out", "ESP pkts in/out"):
         tunnels.add_column(col)
+    negotiated = Table(title="Negotiated algorithms (IKE SA, CHILD SA)", title_justify="left")
+    for col in ("node", "tunnel", "IKE", "ESP"):
+        negotiated.add_column(col)
     for t in status.tunnels:
         settled = t.ike_state == "ESTABLISHED" and t.child_state == "INSTALLED"
         rate = Text("-") if t.pps_in is None else Text(f"{t.pps_in:g}/{t.pps_out:g}",
@@ -62,8 +65,8 @@ def render_status(status: LabStatus) -> Group:
         tunnels.add_row(t.node, t.tunnel, t.remote,
                         Text("up", style="green") if settled else Text(f"IKE {t.ike_state}, CHILD {t.child_state}",
                                                                        style="red"),
-                        rate, f"{t.packets_in}/{t.packets_out}",
-                        f"{t.ike_algorithms or '-'} | {t.esp_algorithms or '-'}")
+                        rate, f"{t.packets_in}/{t.packets_out}")
+        negotiated.add_row(t.node, t.tunnel, t.ike_algorithms or "-", t.esp_algorithms or "-")
 
     routes = Table(title="BGP routes in use (several next hops: ECMP)", title_justify="left")
     for col in ("node", "prefix", "next hops"):
@@ -84,7 +87,7 @@ def render_status(status: LabStatus) -> Group:
     for n in status.nodes:
         nodes.add_row(n.node, n.kind, n.status, n.health or "-")
 
-    parts = [head, gateways] + ([shared] if status.vrrp else []) + [tunnels, bgp, routes, nodes]
+    parts = [head, gateways] + ([shared] if status.vrrp else []) + [tunnels, negotiated, bgp, routes, nodes]
     reasons = status.unconverged_reasons()
     if reasons:
         parts.append(Text("waiting on: " + "; ".join(reasons), style="yellow"))
