@@ -1,6 +1,7 @@
 """The `lab` command: builds the real adapters, calls the core, renders results."""
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import tempfile
@@ -193,14 +194,30 @@ def failover(
 
 
 def _running_plan(lab: Optional[str], adapters) -> LabPlan:
-    """The plan of a running lab, rebuilt from its containers' labels."""
     adapters.runtime.ping()
-    name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
-    running = adapters.runtime.containers({"lab.name": name})
-    if not running:
-        raise LabError(f"lab {name} is not running: `lab up` first")
-    labels = running[0].labels
-    return load_plan(labels.get("lab.scenario", DEFAULT_SCENARIO), labels.get("lab.profile"), name)
+    return lifecycle.running_plan(lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO), adapters, DEFAULT_SCENARIO)
+
+
+@app.command()
+def connection(
+    tunnel: Optional[str] = typer.Argument(None, help="tunnel name (default: every tunnel)"),
+    lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)"),
+    json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+) -> None:
+    """What your own VPN device needs to connect to the lab's gateway: Azure's side, then the lab's extras."""
+    from .connection import device_connections
+    from .report import render_connections
+
+    try:
+        adapters = real_adapters()
+        plan = _running_plan(lab, adapters)
+        views = device_connections(plan, state_root() / plan.lab, tunnel)
+    except LabError as exc:
+        _fail(exc)
+    if json_out:
+        out.print(json.dumps([v.as_dict() for v in views], indent=1), highlight=False, soft_wrap=True)
+    else:
+        out.print(render_connections(views))
 
 
 @app.command(name="break")

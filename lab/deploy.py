@@ -20,7 +20,7 @@ from . import __version__
 from .azure import azure_rules
 from .errors import DeployError, LabError
 from .kinds import KINDS
-from .model import LabPlan
+from .model import LabPlan, Profile, Scenario
 from .redundancy import strategy_for
 from .ports import ConfigFile, ContainerRuntime, ContainerSpec, NetworkSpec
 from .render import render_node, render_psk_secrets
@@ -158,6 +158,25 @@ PSK_LENGTH = 32
 
 def new_psk() -> str:
     return "".join(secrets.choice(PSK_ALPHABET) for _ in range(PSK_LENGTH))
+
+
+PLAN_SOURCE = "plan-source.json"
+
+
+def save_plan_source(state_dir: Path, plan: LabPlan) -> None:
+    """The validated scenario and profile a lab was built from: a lab from a YAML file is
+    rebuilt from these, not from a built-in of the same name."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    source = {"scenario": plan.scenario.model_dump(mode="json"), "profile": plan.profile.model_dump(mode="json")}
+    _write(state_dir / PLAN_SOURCE, json.dumps(source), 0o600)
+
+
+def load_plan_source(state_dir: Path) -> tuple[Scenario, Profile] | None:
+    path = state_dir / PLAN_SOURCE
+    if not path.exists():
+        return None
+    source = json.loads(path.read_text())
+    return Scenario.model_validate(source["scenario"]), Profile.model_validate(source["profile"])
 
 
 def load_or_create_psks(state_dir: Path, tunnels: list[str]) -> dict[str, str]:

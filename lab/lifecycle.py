@@ -22,12 +22,15 @@ from .deploy import (
     ensure_image,
     lab_labels,
     load_or_create_psks,
+    load_plan_source,
     plan_deploy,
     raise_if_dead,
+    save_plan_source,
     state_root,
 )
 from .errors import LabError, WaitTimeout
 from .model import LabPlan
+from .topology import load_plan, resolve
 from .render import guard_table, render_guard
 from .segments import plan_segments, split_host_subnets
 from .ports import ContainerInfo, ContainerRuntime
@@ -142,6 +145,7 @@ def up(
             detach_stale_ports(plan, adapters)
         progress("waiting for IKE and BGP to converge")
         wait_for("convergence", lambda: read_status(plan.lab, adapters).unconverged_reasons(), converge_within_s)
+        save_plan_source(state_dir, plan)
         return read_status(plan.lab, adapters)
     except BaseException as exc:
         if existed or os.environ.get("LAB_KEEP_ON_FAILURE"):
@@ -268,6 +272,19 @@ def down(lab: str, adapters: Adapters) -> list[str]:
     if left:
         raise LabError(f"lab {lab}: could not remove {', '.join(left)}; run `lab down --lab {lab}` again")
     return removed
+
+
+def running_plan(lab: str, adapters: Adapters, default_scenario: str) -> LabPlan:
+    """The plan of a running lab: from the scenario and profile `up` saved (a lab built from a
+    YAML file included), else rebuilt from its containers' labels."""
+    running = adapters.runtime.containers({"lab.name": lab})
+    if not running:
+        raise LabError(f"lab {lab} is not running: `lab up` first")
+    source = load_plan_source(state_root() / lab)
+    if source is not None:
+        return resolve(*source, lab)
+    labels = running[0].labels
+    return load_plan(labels.get("lab.scenario", default_scenario), labels.get("lab.profile"), lab)
 
 
 def running_labs(adapters: Adapters) -> list[str]:

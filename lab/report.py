@@ -100,3 +100,44 @@ def status_json(status: LabStatus) -> str:
 
 def print_status(status: LabStatus, console: Console) -> None:
     console.print(render_status(status))
+
+
+CONNECTION_FIELDS = [
+    ("Azure's side", [
+        ("gateway", lambda c: f"{c.gateway} ({', '.join(c.gateway_instances)})"),
+        ("gateway public IP", lambda c: c.gateway_public_ip),
+        ("gateway BGP peer IP, ASN", lambda c: f"{c.gateway_bgp_ip}, AS {c.gateway_asn}"
+                                                 + ("" if c.gateway_opens_bgp else " (never opens the session: the device must)")),
+        ("device public IP", lambda c: c.device_public_ip),
+        ("device BGP IP, ASN", lambda c: f"{c.device_bgp_ip}, AS {c.device_asn}"),
+        ("IPsec/IKE policy", lambda c: c.policy),
+        ("gateway accepts (IKE)", lambda c: c.gateway_ike.replace(",", ", ")),
+        ("gateway accepts (ESP)", lambda c: c.gateway_esp.replace(",", ", ")),
+        ("the lab's device offers", lambda c: f"IKE {c.suggested_ike}; ESP {c.suggested_esp}"),
+        ("lifetimes, DPD", lambda c: f"IKE SA {c.ike_lifetime_s} s, CHILD SA {c.child_lifetime_s} s, "
+                                     f"DPD timeout {c.dpd_timeout_s:g} s"),
+        ("shared key", lambda c: c.psk_file),
+    ]),
+    ("What the lab needs beyond Azure's documents", [
+        ("encapsulation", lambda c: c.encapsulation),
+        ("traffic selectors", lambda c: f"device {c.device_ts} <-> gateway {c.gateway_ts} (any-to-any is narrowed to these)"),
+        ("routed link (VXLAN)", lambda c: f"VNI {c.vxlan_vni}, UDP {c.vxlan_port}, between the two /32s; device "
+                                          f"{c.device_link}, gateway {c.gateway_link} (MAC {c.gateway_link_mac}, "
+                                          f"static neighbour), MTU {c.link_mtu}"),
+        ("BGP", lambda c: "over the VXLAN link, to the gateway's BGP peer IP (a static route via its link address)"),
+    ]),
+]
+
+
+def render_connections(connections) -> Group:
+    tables = []
+    for c in connections:
+        table = Table(title=f"Connection {c.tunnel}: {c.device} to {c.gateway}", title_justify="left", show_header=False)
+        table.add_column("what", style="bold")
+        table.add_column("value")
+        for heading, rows in CONNECTION_FIELDS:
+            table.add_row(Text(heading, style="underline"), "")
+            for label, value in rows:
+                table.add_row(label, value(c))
+        tables.append(table)
+    return Group(*tables)
