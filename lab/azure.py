@@ -10,14 +10,16 @@ from pydantic import BaseModel, ConfigDict
 from .model import IpsecPolicy, Profile
 
 
-class SkuLimits(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Data(BaseModel):
+    """A piece of azure.yaml: typos are errors, and nobody changes it at run time."""
+
+
+class SkuLimits(Data):
     tunnels: int
     throughput_mbps: int
 
 
-class ReservedAsns(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ReservedAsns(Data):
     source: str
     gateway_default: int
     ranges: list[tuple[int, int]]
@@ -26,15 +28,13 @@ class ReservedAsns(BaseModel):
         return any(low <= asn <= high for low, high in self.ranges)
 
 
-class Skus(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Skus(Data):
     source: str
     default: str
     limits: dict[str, SkuLimits]
 
 
-class PskRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class PskRule(Data):
     source: str
     min_length: int
     max_length: int
@@ -57,24 +57,21 @@ DEPARTURES = ("dpd_timeout", "bfd", "bgp_timers")
 AzureProposal = tuple[str, str, str]
 
 
-class DefaultPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class DefaultPolicy(Data):
     source: str
     ike: list[AzureProposal]
     esp_initiator: list[AzureProposal]
     esp_responder: list[AzureProposal]
 
 
-class Recommended(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Recommended(Data):
     source: str
     ike: AzureProposal
     esp: AzureProposal
 
 
-class CustomPolicyRule(BaseModel):
+class CustomPolicyRule(Data):
     """The values Azure allows in a connection's custom IPsec/IKE policy."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
     source: str
     ike_encryption: list[str]
     ike_integrity: list[str]
@@ -106,27 +103,23 @@ class CustomPolicyRule(BaseModel):
         return found
 
 
-class Range(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Range(Data):
     source: str
     min: float
     max: float
 
 
-class BgpTimerRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class BgpTimerRule(Data):
     source: str
     keepalive_s: int
     hold_s: int
 
 
-class Documented(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Documented(Data):
     source: str
 
 
-class AzureRules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class AzureRules(Data):
     reserved_asns: ReservedAsns
     psk: PskRule
     skus: Skus
