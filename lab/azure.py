@@ -12,6 +12,7 @@ from .model import IpsecPolicy, Profile
 
 class Data(BaseModel):
     """A piece of azure.yaml: typos are errors, and nobody changes it at run time."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SkuLimits(Data):
