@@ -161,3 +161,36 @@ def test_a_verdict_figure_must_be_the_strictest_documented(tmp_path):
     targets["planned_s"]["also"] = [{"value": 0.5, "source": "a stricter page"}]
     with pytest.raises(TopologyError, match="must be the strictest"):
         load_profile(_profile_file(tmp_path, targets=targets))
+
+
+def test_negotiated_algorithms_are_read_from_vici_answers():
+    from lab.adapters.node_agent import ike_sas
+    (sa,) = ike_sas([{"onprem-0": {
+        "state": "ESTABLISHED", "encr-alg": "AES_CBC", "encr-keysize": "256", "integ-alg": "HMAC_SHA2_256_128",
+        "prf-alg": "PRF_HMAC_SHA2_256", "dh-group": "MODP_1024",
+        "child-sas": {"onprem-0-7": {"name": "onprem-0", "state": "INSTALLED", "encr-alg": "AES_GCM_16",
+                                     "encr-keysize": "256", "dh-group": "MODP_2048"},
+                      "onprem-0-8": {"name": "onprem-0", "state": "INSTALLED", "encr-alg": "3DES_CBC",
+                                     "integ-alg": "HMAC_SHA1_96"}}}}])
+    assert sa.algorithms == "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_1024"
+    assert [c.algorithms for c in sa.children] == ["AES_GCM_16-256/MODP_2048", "3DES_CBC/HMAC_SHA1_96"]
+
+
+def test_status_says_where_the_running_profile_departs_from_azure():
+    from rich.console import Console
+
+    from lab.deploy import plan_deploy
+    from lab.report import render_status
+    from lab.status import _departures
+
+    fast = plan_deploy(load_plan("active-standby", "fast", lab="t"), {"onprem-0": "k"}).nodes[0].labels
+    lines = _departures(fast["lab.departures"])
+    assert [line.split(" ")[0] for line in lines] == ["DPD", "BFD", "BGP"]
+    azure = plan_deploy(load_plan("active-standby", "azure", lab="t"), {"onprem-0": "k"}).nodes[0].labels
+    assert _departures(azure["lab.departures"]) == []
+    assert _departures(None) == [] and _departures("not json") == []
+    from lab.status import LabStatus
+    console = Console(width=200, record=True)
+    console.print(render_status(LabStatus(lab="t", scenario="s", profile="fast", data_plane="d",
+                                          host_kernel_esp="no", departures=lines)))
+    assert console.export_text().count("departs from Azure") == 3
