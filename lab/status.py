@@ -201,7 +201,9 @@ class LabStatus:
 def _tunnel_rows(c: ContainerInfo, sas) -> list[TunnelRow]:
     rows = []
     for sa in sas:
-        child = sa.children[0] if sa.children else None
+        # While a CHILD_SA is rekeyed the old one lingers a moment beside the new: the tunnel is
+        # up if one of them is installed.
+        child = next((ch for ch in sa.children if ch.state == "INSTALLED"), sa.children[0] if sa.children else None)
         rows.append(TunnelRow(
             node=c.node, tunnel=sa.name, ike_state=sa.state,
             child_state=child.state if child else "none",

@@ -194,3 +194,15 @@ def test_status_says_where_the_running_profile_departs_from_azure():
     console.print(render_status(LabStatus(lab="t", scenario="s", profile="fast", data_plane="d",
                                           host_kernel_esp="no", departures=lines)))
     assert console.export_text().count("departs from Azure") == 3
+
+
+def test_a_tunnel_being_rekeyed_stays_up_in_status():
+    from types import SimpleNamespace
+
+    from lab.ports import ChildSaState, IkeSaState
+    from lab.status import _tunnel_rows
+
+    old = ChildSaState("onprem-0", "REKEYED", 5, 5, 500, 500, [], [], "AES_GCM_16-256")
+    new = ChildSaState("onprem-0", "INSTALLED", 1, 1, 100, 100, [], [], "AES_GCM_16-256/MODP_2048")
+    (row,) = _tunnel_rows(SimpleNamespace(node="onprem-0"), [IkeSaState("onprem-0", "ESTABLISHED", "l", "r", 1, [old, new], "x")])
+    assert (row.child_state, row.esp_algorithms, row.packets_in) == ("INSTALLED", "AES_GCM_16-256/MODP_2048", 6)
