@@ -128,7 +128,8 @@ KERNEL_PATHS = {
     "tun_chr_write_iter": "TUN write: a decrypted packet enters the node, and the emulated network carries it on",
     "udp_sendmsg": "UDP send: an ESP packet crosses veth, bridge and the peer's UDP receive",
     "tun_chr_read_iter": "TUN read: a packet to encrypt leaves the node's stack",
-    "__x64_sys_poll": "poll: waiting for the next packet",
+    "br_handle_frame": "of which the lab's bridges (inside the paths above)",
+    "nft_do_chain": "of which nftables rules, the nodes' and the host's (inside the paths above)",
 }
 
 
