@@ -213,3 +213,24 @@ def test_outputs_are_written_with_a_real_png(tmp_path):
     names = sorted(p.name for p in written)
     assert names == ["junit.xml", "report.json", "run-1.png", "run-2.png", "summary.md"]
     assert (tmp_path / "out" / "run-1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_other_documented_figures_are_shown_with_the_runs_that_met_them_but_not_judged():
+    r = mixed()
+    r.also_documented = [(15.0, "another page")]
+    r.departures = ["DPD timeout 2 s (Azure: 9 to 3600 s)"]
+    # Runs 1-4 converged within 15 s; run 5 never did; run 6 is invalid and doesn't count.
+    assert r.within(15.0) == 4 and r.within(2.0) == 3
+    line = "also documented: 15 s (another page): 4/5 valid runs within it"
+    assert line in failover_markdown(r, [])
+    assert "departs from Azure: DPD timeout 2 s" in failover_markdown(r, [])
+    suite = ET.fromstring(failover_junit(r))
+    properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert properties["also documented"] == line.removeprefix("also documented: ")
+    assert properties["departs from Azure"].startswith("DPD timeout 2 s")
+    # The verdict is the target's alone: a run that met 15 s but not 2 s still fails.
+    assert r.verdict == "FAIL"
+    console = Console(width=200, record=True)
+    console.print(render_failover(r))
+    assert line in console.export_text()
+    assert json.loads(failover_json(r))["also_documented"] == [[15.0, "another page"]]
