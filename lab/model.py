@@ -92,6 +92,9 @@ class Tunnel(Strict):
     gateway: str
     # None: Azure's default policy (its documented offer and acceptance lists).
     ipsec_policy: IpsecPolicy | None = None
+    # Azure's UsePolicyBasedTrafficSelectors: the connection's selectors are every on-premises
+    # prefix with every VNet prefix, not any-to-any, and the device must propose exactly those.
+    policy_based_selectors: bool = False
 
 
 class Scenario(Strict):
@@ -223,6 +226,10 @@ class TunnelPlan(Strict):
     interface: str
     # The connection's custom IPsec/IKE policy; None: Azure's default policy.
     ipsec_policy: IpsecPolicy | None = None
+    # Policy-based selectors: the prefixes each side's CHILD_SA carries beyond the /32 pair
+    # (the VNet's address space, the device's), so traffic rides the SA by policy.
+    gateway_prefixes: tuple[IPv4Network, ...] = ()
+    device_prefixes: tuple[IPv4Network, ...] = ()
 
 
 class VrrpGroupPlan(Strict):

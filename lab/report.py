@@ -120,7 +120,8 @@ CONNECTION_FIELDS = [
     ]),
     ("What the lab needs beyond Azure's documents", [
         ("encapsulation", lambda c: c.encapsulation),
-        ("traffic selectors", lambda c: f"device {c.device_ts} <-> gateway {c.gateway_ts} (any-to-any is narrowed to these)"),
+        ("traffic selectors", lambda c: f"device {c.device_ts} <-> gateway {c.gateway_ts} (a proposal of any-to-any, "
+                                        "or of more, is narrowed to these)"),
         ("routed link (VXLAN)", lambda c: f"VNI {c.vxlan_vni}, UDP {c.vxlan_port}, between the two /32s; device "
                                           f"{c.device_link}, gateway {c.gateway_link} (MAC {c.gateway_link_mac}, "
                                           f"static neighbour), MTU {c.link_mtu}"),

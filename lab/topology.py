@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -26,6 +26,7 @@ from .model import (
     Profile,
     Scenario,
     Segment,
+    Tunnel,
     TunnelPlan,
     VrrpGroupPlan,
 )
@@ -227,6 +228,7 @@ def _check_azure_rules(s: Scenario) -> list[str]:
             problems.append(f"nodes.{name}.asn: {node.asn} is the gateway's own ASN; an on-premises device needs another")
     for i, t in enumerate(s.tunnels):
         gw = s.gateways.get(t.gateway)
+        problems += _check_policy_based(s, i, t)
         if t.ipsec_policy is not None and gw is not None:
             field = f"tunnels[{i}].ipsec_policy"
             problems.extend(rules.custom_policy.problems(t.ipsec_policy, field, gw.sku))
@@ -234,6 +236,17 @@ def _check_azure_rules(s: Scenario) -> list[str]:
                 problems.append(f"{field}.dh_group: None is in Azure's list, but an IKEv2 SA always needs a key "
                                 "exchange: the lab's gateway (strongSwan) can't build one without a DH group")
     return problems
+
+
+def _check_policy_based(s: Scenario, i: int, t: Tunnel) -> list[str]:
+    """The lab's userspace ESP picks an SA by selector alone: one device can't carry the same
+    prefixes over two tunnels. (Both sides' prefixes are required fields of their kinds.)"""
+    if not t.policy_based_selectors or t.gateway not in s.gateways:
+        return []
+    if planned_tunnel_count(s.model_copy(update={"tunnels": [x for x in s.tunnels if x.device == t.device]})) < 2:
+        return []
+    return [f"tunnels[{i}].policy_based_selectors: {t.device} has more than one tunnel; the lab's userspace ESP "
+            "picks an SA by traffic selector alone, so two tunnels can't carry the same prefixes (use route-based)"]
 
 
 def _check_node_fields(s: Scenario) -> list[str]:
@@ -355,6 +368,14 @@ def check_scenario(scenario: Scenario) -> list[str]:
 # --- resolution ----------------------------------------------------------------------
 
 
+def _policy_prefixes(s: Scenario, t: Tunnel) -> dict[str, tuple[IPv4Network, ...]]:
+    """A policy-based connection's selectors beyond the /32 pair: the VNet's and the site's prefixes."""
+    if not t.policy_based_selectors:
+        return {}
+    vnet = s.nodes[s.gateways[t.gateway].vnet_router]
+    return dict(gateway_prefixes=tuple(vnet.address_space), device_prefixes=tuple(s.nodes[t.device].address_space))
+
+
 def plan_tunnels(s: Scenario) -> list[TunnelPlan]:
     """One tunnel per device and gateway, or per device and instance when the gateway's
     instances each have their own IP; each gets a /28 of the pool: two /32 selector
@@ -378,6 +399,7 @@ def plan_tunnels(s: Scenario) -> list[TunnelPlan]:
                 gateway_endpoint=IPv4Address(block + 1), device_endpoint=IPv4Address(block + 2),
                 gateway_link_ip=IPv4Address(block + 5), device_link_ip=IPv4Address(block + 6),
                 vni=VXLAN_BASE_VNI + index, interface=f"vti{index}", ipsec_policy=t.ipsec_policy,
+                **_policy_prefixes(s, t),
             ))
     return plans
 

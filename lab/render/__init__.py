@@ -51,14 +51,16 @@ def _is_vnet_router(plan: LabPlan, node: str) -> bool:
 
 
 def _tunnel_ends(plan: LabPlan, node: str, t: TunnelPlan) -> dict[str, object]:
-    """The tunnel seen from one end: local/remote public IP, endpoint and link address."""
+    """The tunnel seen from one end: local/remote public IP, endpoint, link address and policy prefixes."""
     if _is_gateway_side(plan, node):
         return dict(local_public=t.gateway_public_ip, remote_public=t.device_public_ip,
                     local_endpoint=t.gateway_endpoint, remote_endpoint=t.device_endpoint,
-                    local_link=t.gateway_link_ip, remote_link=t.device_link_ip)
+                    local_link=t.gateway_link_ip, remote_link=t.device_link_ip,
+                    local_prefixes=t.gateway_prefixes, remote_prefixes=t.device_prefixes)
     return dict(local_public=t.device_public_ip, remote_public=t.gateway_public_ip,
                 local_endpoint=t.device_endpoint, remote_endpoint=t.gateway_endpoint,
-                local_link=t.device_link_ip, remote_link=t.gateway_link_ip)
+                local_link=t.device_link_ip, remote_link=t.gateway_link_ip,
+                local_prefixes=t.device_prefixes, remote_prefixes=t.gateway_prefixes)
 
 
 def link_mac(address: IPv4Address) -> str:

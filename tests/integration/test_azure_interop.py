@@ -58,12 +58,11 @@ def container(plan, node):
     return plan.nodes[node].container
 
 
-def device_conf(plan, ike: str, esp: str, any_to_any: bool = False) -> str:
+def device_conf(plan, ike: str, esp: str, selectors: tuple[str, str] | None = None) -> str:
     """swanctl.conf for onprem-0 as a person would write it from Azure's pages, plus what the lab
     needs beyond them: UDP encapsulation (userspace ESP) and the tunnel's /32 selectors."""
     tunnel = plan.tunnels[0]
-    local_ts, remote_ts = ("0.0.0.0/0", "0.0.0.0/0") if any_to_any else (
-        f"{tunnel.device_endpoint}/32", f"{tunnel.gateway_endpoint}/32")
+    local_ts, remote_ts = selectors or (f"{tunnel.device_endpoint}/32", f"{tunnel.gateway_endpoint}/32")
     return f"""connections {{
   {tunnel.name} {{
     version = 2
@@ -97,9 +96,9 @@ def swanctl(adapters, plan, node, *args, timeout_s=20):
     return adapters.runtime.exec(container(plan, node), ["swanctl", *args], timeout_s=timeout_s)
 
 
-def configure_device(adapters, plan, ike: str, esp: str, any_to_any: bool = False) -> None:
+def configure_device(adapters, plan, ike: str, esp: str, selectors: tuple[str, str] | None = None) -> None:
     """Replaces the device's connection and takes the tunnel down, ready to be initiated."""
-    script = f"cat > /etc/swanctl/interop.conf <<'EOF'\n{device_conf(plan, ike, esp, any_to_any)}EOF\n"
+    script = f"cat > /etc/swanctl/interop.conf <<'EOF'\n{device_conf(plan, ike, esp, selectors)}EOF\n"
     code, output = adapters.runtime.exec(container(plan, DEVICE), ["bash", "-c", script])
     assert code == 0, output
     swanctl(adapters, plan, DEVICE, "--terminate", "--ike", plan.tunnels[0].name, "--timeout", "5")
@@ -131,10 +130,11 @@ def rekey_child(adapters, plan, node=DEVICE):
     """Rekeys the CHILD_SA from `node`; the device's installed CHILD_SA afterwards."""
     code, output = swanctl(adapters, plan, node, "--rekey", "--child", plan.tunnels[0].name)
     assert code == 0, output
-    # The old SA is deleted right after the new one is installed: wait for it to go.
-    settled = lifecycle.poll_until(lambda: [c.state for c in device_sa(adapters, plan).children] == ["INSTALLED"],
+    # The new SA is installed before the rekey returns; the old one stops being installed once its
+    # DELETE is through (and lingers, rekeyed, for strongSwan's delete_rekeyed_delay: not waited for).
+    settled = lifecycle.poll_until(lambda: len(installed_children(device_sa(adapters, plan))) == 1,
                                    within_s=10, interval_s=0.2)
-    assert settled, f"no single CHILD_SA after the rekey: {device_sa(adapters, plan)}"
+    assert settled, f"no single installed CHILD_SA after the rekey: {device_sa(adapters, plan)}"
     return installed_children(device_sa(adapters, plan))[0]
 
 
@@ -202,7 +202,7 @@ def test_the_recommended_set_carries_traffic_and_bgp_through_rekeys_from_both_en
 
 def test_any_to_any_selectors_are_accepted_and_narrowed_to_the_tunnel(adapters, azure_lab):
     plan = azure_lab
-    configure_device(adapters, plan, *RECOMMENDED, any_to_any=True)
+    configure_device(adapters, plan, *RECOMMENDED, selectors=("0.0.0.0/0", "0.0.0.0/0"))
     child = installed_children(initiate(adapters, plan))[0]
     tunnel = plan.tunnels[0]
     assert (child.local_ts, child.remote_ts) == ([f"{tunnel.device_endpoint}/32"], [f"{tunnel.gateway_endpoint}/32"])
@@ -257,3 +257,33 @@ def test_a_disallowed_custom_policy_is_refused_in_one_line_before_anything_is_ma
     assert result.returncode == 2 and len(lines) == 1, lines
     assert "tunnels[0].ipsec_policy.ipsec_integrity: SHA256 with GCMAES256" in lines[0]
     assert adapters.runtime.lab_objects({"lab.name": name}) == []
+
+
+def test_policy_based_selectors_carry_the_sites_prefixes_by_policy_beside_the_tunnel_link(adapters, state_dir,
+                                                                                          tmp_path):
+    from lab.topology import load_plan
+    _, scenario = load_scenario("active-standby")
+    raw = scenario.model_dump(mode="json")
+    raw["tunnels"][0]["policy_based_selectors"] = True
+    path = tmp_path / "policy-based.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    plan, status, _ = start_lab(adapters, plan=load_plan(str(path), "azure", lab=f"it-{uuid.uuid4().hex[:6]}"))
+    try:
+        assert status.converged, status.unconverged_reasons()
+        tunnel = plan.tunnels[0]
+        # A device written from Azure's page: every on-prem prefix with every VNet prefix (and the
+        # tunnel's /32 pair, which the lab needs for its link).
+        configure_device(adapters, plan, *RECOMMENDED, selectors=(
+            f"{tunnel.device_endpoint}/32,192.168.10.0/24", f"{tunnel.gateway_endpoint}/32,10.1.0.0/16"))
+        child = installed_children(initiate(adapters, plan))[0]
+        assert (sorted(child.local_ts), sorted(child.remote_ts)) == (
+            sorted([f"{tunnel.device_endpoint}/32", "192.168.10.0/24"]), sorted([f"{tunnel.gateway_endpoint}/32", "10.1.0.0/16"]))
+        rekey_child(adapters, plan)
+        converge(adapters, plan)
+        # The VNet's prefix rides the SA by policy (strongSwan's table 220), not the BGP route.
+        code, routes = adapters.runtime.exec(container(plan, DEVICE), ["ip", "route", "show", "table", "220"])
+        assert code == 0 and "10.1.0.0/16 dev ipsec0" in routes, routes
+        assert ping(adapters, plan) == 0
+        assert forwarded_out(adapters, plan) == 0
+    finally:
+        lifecycle.down(plan.lab, adapters)

@@ -206,3 +206,35 @@ def test_a_tunnel_being_rekeyed_stays_up_in_status():
     new = ChildSaState("onprem-0", "INSTALLED", 1, 1, 100, 100, [], [], "AES_GCM_16-256/MODP_2048")
     (row,) = _tunnel_rows(SimpleNamespace(node="onprem-0"), [IkeSaState("onprem-0", "ESTABLISHED", "l", "r", 1, [old, new], "x")])
     assert (row.child_state, row.esp_algorithms, row.packets_in) == ("INSTALLED", "AES_GCM_16-256/MODP_2048", 6)
+
+
+def _policy_based(base: str = "active-standby"):
+    plan = load_plan(base, "azure", lab="t")
+    tunnels = [t.model_copy(update={"policy_based_selectors": True}) for t in plan.scenario.tunnels]
+    return plan.scenario.model_copy(update={"tunnels": tunnels})
+
+
+def test_policy_based_selectors_add_the_prefix_pairs_to_both_ends():
+    from lab.render import render_network
+    plan = resolve(_policy_based(), load_profile("azure"), lab="t")
+    (tunnel,) = plan.tunnels
+    assert [str(p) for p in tunnel.gateway_prefixes + tunnel.device_prefixes] == ["10.1.0.0/16", "192.168.10.0/24"]
+    gateway = render_strongswan(plan, "azure-gw-0")["strongswan/swanctl.conf"]
+    assert "local_ts = 100.64.0.1/32,10.1.0.0/16" in gateway and "remote_ts = 100.64.0.2/32,192.168.10.0/24" in gateway
+    device = render_strongswan(plan, "onprem-0")["strongswan/swanctl.conf"]
+    assert "local_ts = 100.64.0.2/32,192.168.10.0/24" in device and "remote_ts = 100.64.0.1/32,10.1.0.0/16" in device
+    # The gateway's BGP address lies inside the VNet's prefix: the session keeps to the tunnel link.
+    assert "ip rule add to 10.1.255.30/32 lookup main priority 210" in render_network(plan, "onprem-0")["network.sh"]
+    assert "ip rule add to 10.10.255.1/32 lookup main priority 210" in render_network(plan, "azure-gw-0")["network.sh"]
+    # Route-based (the default): the /32 pair alone, no rule.
+    default = load_plan("active-standby", "azure", lab="t")
+    assert "ip rule" not in render_network(default, "onprem-0")["network.sh"]
+    assert "remote_ts = 100.64.0.1/32\n" in render_strongswan(default, "onprem-0")["strongswan/swanctl.conf"]
+
+
+def test_policy_based_selectors_on_a_device_with_two_tunnels_are_refused():
+    from lab.topology import check_scenario
+    problems = check_scenario(_policy_based("active-active"))
+    assert problems == ["tunnels[0].policy_based_selectors: onprem-0 has more than one tunnel; the lab's userspace "
+                        "ESP picks an SA by traffic selector alone, so two tunnels can't carry the same prefixes "
+                        "(use route-based)"]
