@@ -172,11 +172,16 @@ def save_plan_source(state_dir: Path, plan: LabPlan) -> None:
 
 
 def load_plan_source(state_dir: Path) -> tuple[Scenario, Profile] | None:
+    """What save_plan_source kept; None when there is none, or none this version can read."""
     path = state_dir / PLAN_SOURCE
     if not path.exists():
         return None
-    source = json.loads(path.read_text())
-    return Scenario.model_validate(source["scenario"]), Profile.model_validate(source["profile"])
+    try:
+        source = json.loads(path.read_text())
+        return Scenario.model_validate(source["scenario"]), Profile.model_validate(source["profile"])
+    except (ValueError, KeyError, TypeError):
+        # Written by another version of the lab (pydantic's errors are ValueErrors): use the labels.
+        return None
 
 
 def load_or_create_psks(state_dir: Path, tunnels: list[str]) -> dict[str, str]:

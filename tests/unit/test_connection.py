@@ -101,3 +101,10 @@ def test_a_lab_that_is_not_running_has_no_plan(tmp_path):
     adapters = SimpleNamespace(runtime=SimpleNamespace(containers=lambda labels: []))
     with pytest.raises(LabError, match="lab gone is not running"):
         lifecycle.running_plan("gone", adapters, "active-standby")
+
+
+def test_a_saved_source_this_version_cant_read_falls_back_to_the_labels(tmp_path):
+    (tmp_path / "plan-source.json").write_text(json.dumps({"scenario": {"name": "x"}, "profile": {}}))
+    assert load_plan_source(tmp_path) is None
+    (tmp_path / "plan-source.json").write_text("not json")
+    assert load_plan_source(tmp_path) is None
