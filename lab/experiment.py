@@ -142,9 +142,8 @@ class FailoverReport:
     runs: list[RunResult] = field(default_factory=list)
 
     def within(self, limit_s: float) -> int:
-        """How many valid runs converged, in every direction, within `limit_s` (rate-derived)."""
-        return sum(r.invalid is None and all(d.rate_derived_s is not None and d.rate_derived_s <= limit_s
-                                             for d in r.directions) for r in self.runs)
+        """How many valid runs the verdict's own checks pass against `limit_s` instead of the target."""
+        return sum(r.invalid is None and all(c.passed for c in checks(r.directions, limit_s)) for r in self.runs)
 
     @property
     def passed(self) -> bool:

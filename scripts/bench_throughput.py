@@ -86,7 +86,12 @@ def iperf(adapters, plan, client: str, server: str, address: str, seconds: int, 
     """Mbit/s received by `server` from one TCP stream of `client`; `during` runs while it streams."""
     server_c, client_c = plan.nodes[server].container, plan.nodes[client].container
     adapters.runtime.exec(server_c, ["sh", "-c", f"pkill -x iperf3; iperf3 -s -D -1 -p {PORT}"])
-    time.sleep(0.5)   # iperf3 -D returns before it listens
+    # iperf3 -D returns before it listens: wait (bounded) until the port is open.
+    listening = lifecycle.poll_until(
+        lambda: f":{PORT} " in adapters.runtime.exec(server_c, ["ss", "-Hltn", f"sport = :{PORT}"])[1],
+        within_s=10, interval_s=0.1)
+    if not listening:
+        raise RuntimeError(f"{server}: iperf3 is not listening on port {PORT} after 10 s")
     sampled = {}
     if during is not None:
         before = during()
