@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-NAME_PATTERN = r"^[a-z][a-z0-9-]*[a-z0-9]$"
+from .names import Key, LabName, NetworkName, NodeName, ShortName, Text
 
 
 class Strict(BaseModel):
@@ -28,7 +28,7 @@ class Network(Strict):
 
 
 class AddressOn(Strict):
-    network: str
+    network: NetworkName
     # A shared address (active-standby's VIP); None: each instance uses its own on `network`.
     address: IPv4Address | None = None
 
@@ -40,28 +40,28 @@ GatewayMode = Literal["active-standby", "active-active"]
 class Gateway(Strict):
     mode: GatewayMode
     asn: int = Field(ge=1, le=4294967295)
-    instances: list[str] = Field(min_length=2)
+    instances: list[NodeName] = Field(min_length=2)
     public_ip: AddressOn
     bgp_peer_ip: AddressOn
     # Azure's custom APIPA BGP addresses, one per instance (active-active only);
     # with them the gateway never opens a BGP session: the device must.
     apipa_bgp_ips: list[IPv4Address] = []
-    vnet_router: str
+    vnet_router: NodeName
     # Azure's gateway SKU: how many site-to-site tunnels it takes (lab/azure.yaml).
-    sku: str = "VpnGw1"
+    sku: Key = "VpnGw1"
 
 
 class FirstHop(Strict):
     """A LAN's first-hop redundancy: routers sharing one gateway address by VRRP."""
-    network: str
+    network: NetworkName
     address: IPv4Address
     # The first router listed holds the address first; no pre-emption.
-    routers: list[str] = Field(min_length=2)
+    routers: list[NodeName] = Field(min_length=2)
 
 
 class Node(Strict):
-    kind: str
-    links: dict[str, IPv4Address] = Field(min_length=1)
+    kind: NodeName
+    links: dict[NetworkName, IPv4Address] = Field(min_length=1)
     zone: int | None = None
     asn: int | None = Field(default=None, ge=1, le=4294967295)
     bgp_peer_ip: IPv4Address | None = None
@@ -75,21 +75,21 @@ class IpsecPolicy(Strict):
     Every algorithm is required, as Azure allows no partial policy; the allowed
     values (and the rules between them) are Azure's, in lab/azure.yaml.
     """
-    ike_encryption: str
-    ike_integrity: str
-    dh_group: str
-    ipsec_encryption: str
-    ipsec_integrity: str
-    pfs_group: str
+    ike_encryption: Key
+    ike_integrity: Key
+    dh_group: Key
+    ipsec_encryption: Key
+    ipsec_integrity: Key
+    pfs_group: Key
     sa_lifetime_s: int = 27000
     sa_data_kb: int = 102400000
 
 
 class Tunnel(Strict):
     """An Azure connection: one on-premises device to one gateway."""
-    name: str = Field(pattern=NAME_PATTERN, max_length=24)
-    device: str
-    gateway: str
+    name: ShortName
+    device: NodeName
+    gateway: NodeName
     # None: Azure's default policy (its documented offer and acceptance lists).
     ipsec_policy: IpsecPolicy | None = None
     # Azure's UsePolicyBasedTrafficSelectors: the connection's selectors are every on-premises
@@ -98,17 +98,18 @@ class Tunnel(Strict):
 
 
 class Scenario(Strict):
-    name: str = Field(pattern=NAME_PATTERN, max_length=24)
-    description: str
-    profile: str = "azure"
-    networks: dict[str, Network] = Field(min_length=1)
+    name: ShortName
+    description: Text
+    # A built-in profile's name or a profile file's path (resolved by topology.py).
+    profile: Text = "azure"
+    networks: dict[NetworkName, Network] = Field(min_length=1)
     tunnel_pool: IPv4Network = IPv4Network("100.64.0.0/22")
-    gateways: dict[str, Gateway] = {}
-    nodes: dict[str, Node] = Field(min_length=1)
+    gateways: dict[NodeName, Gateway] = {}
+    nodes: dict[NodeName, Node] = Field(min_length=1)
     tunnels: list[Tunnel] = []
-    first_hop: dict[str, FirstHop] = {}
+    first_hop: dict[NodeName, FirstHop] = {}
     # Workload host pairs that exchange probe traffic during a failover run.
-    probes: list[tuple[str, str]] = []
+    probes: list[tuple[NodeName, NodeName]] = []
     # UDP flows (source ports) the probes spread over, so ECMP hashes them onto every path.
     probe_flows: int = Field(default=1, ge=1, le=64)
 
@@ -143,7 +144,7 @@ class BfdTimers(Strict):
 
 class DocumentedFigure(Strict):
     value: float = Field(gt=0)
-    source: str
+    source: Text
 
 
 class Target(Strict):
@@ -153,7 +154,7 @@ class Target(Strict):
     verdict takes the strictest, reports show them all.
     """
     value: float = Field(gt=0)
-    source: str
+    source: Text
     also: list[DocumentedFigure] = []
 
     @model_validator(mode="after")
@@ -168,7 +169,7 @@ class Targets(Strict):
     planned_s: Target
     unplanned_s: Target
     # A fault whose target differs from its class's (planned/unplanned), by fault name.
-    per_fault: dict[str, Target] = {}
+    per_fault: dict[Key, Target] = {}
 
 
 class Convergence(Strict):
@@ -179,18 +180,19 @@ class Convergence(Strict):
 
 
 class Profile(Strict):
-    name: str
-    description: str
+    # Reaches container labels and the default results folder.
+    name: NodeName
+    description: Text
     ike: IkeTimers
     bgp: BgpTimers
     vrrp: VrrpTimers
     bfd: BfdTimers | None = None
     targets: Targets
     convergence: Convergence = Convergence()
-    sources: dict[str, str] = {}
+    sources: dict[Key, Text] = {}
     # Azure's rules this profile breaks on purpose (keys of lab/azure.py's DEPARTURES);
     # a departure not declared here is refused when the profile is loaded.
-    departs_from_azure: list[str] = []
+    departs_from_azure: list[Key] = []
 
 
 # --- resolved plan (what gets built) -----------------------------------------------
@@ -290,7 +292,7 @@ class NodePlan(Strict):
 class LabPlan(Strict):
     """A scenario resolved for one lab instance: names, addresses, timers."""
 
-    lab: str
+    lab: LabName
     scenario: Scenario
     profile: Profile
     nodes: dict[str, NodePlan]

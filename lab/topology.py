@@ -5,7 +5,6 @@ of problems, so a user sees all of them at once, each naming its field.
 """
 from __future__ import annotations
 
-import re
 from importlib import resources
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -16,10 +15,10 @@ from pydantic import BaseModel, ValidationError
 
 from .azure import azure_rules
 from .ipsec import NO_GROUP
+from . import names
 from .errors import TopologyError
 from .kinds import KINDS, Role, has_role, kind_name_of
 from .model import (
-    NAME_PATTERN,
     BgpSessionPlan,
     LabPlan,
     NodePlan,
@@ -34,8 +33,6 @@ from .redundancy import strategy_for
 from .segments import bridge_prefix, plan_segments
 
 M = TypeVar("M", bound=BaseModel)
-LAB_NAME_PATTERN = r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"
-MAX_IFNAME = 15  # Linux interface names; links are named after their network
 VXLAN_BASE_VNI = 100
 
 
@@ -76,16 +73,28 @@ def _parse(label: str, text: str, model: type[M]) -> M:
         raise TopologyError(label, [_describe(err) for err in exc.errors()]) from None
 
 
+def _field_part(part: object) -> str:
+    text = str(part)
+    return text if names.KEY.problem(text) is None else repr(text)
+
+
 def _describe(err: dict) -> str:
-    field = ".".join(str(part) for part in err["loc"]) or "(top level)"
-    message = err["msg"]
+    """One line per pydantic error; a name a user typed is shown escaped (it may hold a newline)."""
+    loc = list(err["loc"])
+    is_key = bool(loc) and loc[-1] == "[key]"
+    if is_key:
+        loc.pop()
+    field = ".".join(_field_part(part) for part in loc) or "(top level)"
+    message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "unknown field"
     elif err["type"] == "missing":
         message = "required field is missing"
     value = err.get("input")
-    shown = f" (got {value!r})" if err["type"] not in ("missing", "extra_forbidden") and isinstance(value, (str, int, float)) else ""
-    return f"{field}: {message}{shown}"
+    shown = ""
+    if err["type"] not in ("missing", "extra_forbidden", "value_error") and isinstance(value, (str, int, float)):
+        shown = f" (got {value!r})"
+    return f"{field}{' (name)' if is_key else ''}: {message}{shown}"
 
 
 def load_scenario(name_or_path: str) -> tuple[str, Scenario]:
@@ -107,18 +116,6 @@ def load_profile(name_or_path: str) -> Profile:
 
 
 # --- cross-field checks: each returns a list of problems ---------------------------
-
-
-def _check_names(s: Scenario) -> list[str]:
-    problems = []
-    pattern = re.compile(NAME_PATTERN)
-    for net in s.networks:
-        if not pattern.match(net) or len(net) > MAX_IFNAME:
-            problems.append(f"networks.{net}: name must be lower-case letters, digits and '-', at most {MAX_IFNAME} characters")
-    for node in s.nodes:
-        if not pattern.match(node) or len(node) > 40:
-            problems.append(f"nodes.{node}: name must be lower-case letters, digits and '-', at most 40 characters")
-    return problems
 
 
 def _check_kinds(s: Scenario) -> list[str]:
@@ -338,7 +335,6 @@ def _check_probes(s: Scenario) -> list[str]:
 
 
 SCENARIO_CHECKS: list[Callable[[Scenario], list[str]]] = [
-    _check_names,
     _check_kinds,
     _check_links,
     _check_overlaps,
@@ -487,8 +483,16 @@ def resolve(scenario: Scenario, profile: Profile, lab: str | None = None,
                    bridge_prefix=bridge_prefix(lab_name))
 
 
+def check_lab_name(lab: object, where: str) -> str:
+    """The one check of a lab name, wherever it enters (an option, the environment, saved state)."""
+    problem = names.LAB.problem(lab)
+    if problem:
+        raise TopologyError(where, [problem])
+    return lab  # type: ignore[return-value]
+
+
 def load_plan(scenario: str, profile: str | None = None, lab: str | None = None) -> LabPlan:
-    if lab is not None and (not re.fullmatch(LAB_NAME_PATTERN, lab) or len(lab) > 40):
-        raise TopologyError("--lab", [f"{lab!r}: a lab name is lower-case letters, digits and '-', at most 40 characters"])
+    if lab is not None:
+        check_lab_name(lab, "--lab")
     _, model = load_scenario(scenario)
     return resolve(model, load_profile(profile or model.profile), lab)

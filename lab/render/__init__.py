@@ -5,21 +5,50 @@ I/O besides reading the packaged templates; secrets are passed in.
 """
 from __future__ import annotations
 
+import re
+import shlex
 from ipaddress import IPv4Address, IPv4Network
+from typing import Callable
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from ..errors import LabError
 from ..ipsec import device_proposals, gateway_proposals
 from ..model import LabPlan, Profile, TunnelPlan
 from ..redundancy import strategy_for
 
-_env = Environment(
-    loader=PackageLoader("lab", "render/templates"),
-    undefined=StrictUndefined,
-    keep_trailing_newline=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+class UnsafeValue(LabError):
+    """A value that would change a rendered config's meaning (a newline, a quote): never rendered."""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Characters that end a token, a string or a line in strongSwan, FRR, keepalived or nft configs.
+_CONFIG_UNSAFE = re.compile(r"[\x00-\x1f\x7f\"'\\{};#!$`]")
+
+
+def _refuse(pattern: re.Pattern[str], value: object) -> str:
+    text = str(value)
+    if pattern.search(text):
+        raise UnsafeValue(f"refusing to render {text[:60]!r} into a node's config")
+    return text
+
+
+def _shell_word(value: object) -> str:
+    """Every value in a shell template is one word, whatever it holds (the shell's autoescape)."""
+    return shlex.quote(_refuse(_CONTROL, value))
+
+
+def _environment(finalize: Callable[[object], str]) -> Environment:
+    # `finalize` sees every {{ value }}: the checks hold even where a model check was missed.
+    return Environment(loader=PackageLoader("lab", "render/templates"), undefined=StrictUndefined,
+                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, finalize=finalize)
+
+
+_SHELL = _environment(_shell_word)
+_CONFIG = _environment(lambda value: _refuse(_CONFIG_UNSAFE, value))
+# The key file escapes its one quoted value itself; a key may hold any printable character.
+_SECRETS = _environment(lambda value: _refuse(_CONTROL, value))
+
 
 VXLAN_PORT = 4789
 # ESP-in-UDP plus VXLAN overhead, rounded down: keeps probes and BGP unfragmented.
@@ -27,7 +56,8 @@ TUNNEL_MTU = 1300
 
 
 def _template(name: str, **context: object) -> str:
-    return _env.get_template(name).render(**context)
+    env = _SHELL if name.endswith(".sh.j2") else _SECRETS if name == "psk.conf.j2" else _CONFIG
+    return env.get_template(name).render(**context)
 
 
 def retransmit_schedule(dpd_timeout_s: float) -> tuple[float, int]:

@@ -15,7 +15,7 @@ case "$state" in
     ;;
   backup|fault|stop)
     swanctl --terminate --ike onprem-0 --force >/dev/null 2>&1 &
-    vtysh -c "clear bgp ipv4 unicast 10.10.255.1" >/dev/null 2>&1 &
+    vtysh -c 'clear bgp ipv4 unicast '10.10.255.1 >/dev/null 2>&1 &
     ;;
 esac
 exit 0
