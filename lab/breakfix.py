@@ -13,7 +13,10 @@ from pathlib import Path
 from .errors import LabError
 from .experiment import fail_back, fault_target, holders
 from .faults import check_target, get_fault, resolve_target
+from .lifecycle import ensure_guard
+from .locks import hold_lab
 from .model import LabPlan
+from .state import read_private, write_private
 from .wiring import Adapters
 
 RECORD = "injected-faults.json"
@@ -21,17 +24,22 @@ RECORD = "injected-faults.json"
 
 def _read(state_dir: Path) -> dict:
     path = state_dir / RECORD
-    if not path.exists():
+    text = read_private(path)
+    if text is None:
         return {"initial": {}, "faults": []}
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
+        record = json.loads(text)
+        if not (isinstance(record.get("initial"), dict) and isinstance(record.get("faults"), list)
+                and all(isinstance(f.get("fault"), str) and isinstance(f.get("target"), str)
+                        for f in record["faults"])):
+            raise ValueError("unexpected shape")
+        return record
+    except (ValueError, AttributeError, RecursionError):
         raise LabError(f"{path} is damaged: `lab down` and `lab up` start afresh") from None
 
 
 def _write(state_dir: Path, record: dict) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / RECORD).write_text(json.dumps(record, indent=1))
+    write_private(state_dir / RECORD, json.dumps(record, indent=1))
 
 
 def faults_in_place(state_dir: Path) -> list[str]:
@@ -40,6 +48,13 @@ def faults_in_place(state_dir: Path) -> list[str]:
 
 def break_lab(plan: LabPlan, adapters: Adapters, fault_name: str, target: str, state_dir: Path) -> str:
     """Injects one fault and records it; returns what was done."""
+    with hold_lab(plan.lab, "break"):
+        repaired = ensure_guard(plan.lab, adapters)
+        done = _break(plan, adapters, fault_name, target, state_dir)
+    return f"{done} ({repaired})" if repaired else done
+
+
+def _break(plan: LabPlan, adapters: Adapters, fault_name: str, target: str, state_dir: Path) -> str:
     fault = get_fault(fault_name)
     spec = check_target(plan, fault, target)
     record = _read(state_dir)
@@ -56,6 +71,12 @@ def break_lab(plan: LabPlan, adapters: Adapters, fault_name: str, target: str, s
 
 def repair_lab(plan: LabPlan, adapters: Adapters, state_dir: Path) -> list[str]:
     """Restores every recorded fault, newest first, then fails back; returns what was done."""
+    with hold_lab(plan.lab, "repair"):
+        repaired = ensure_guard(plan.lab, adapters)
+        return ([repaired] if repaired else []) + _repair(plan, adapters, state_dir)
+
+
+def _repair(plan: LabPlan, adapters: Adapters, state_dir: Path) -> list[str]:
     record = _read(state_dir)
     done = []
     for entry in reversed(record["faults"]):

@@ -6,19 +6,23 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import lifecycle
 from .breakfix import break_lab, faults_in_place, repair_lab
-from .deploy import IMAGE, state_root
+from . import names
+from .deploy import IMAGE
 from .errors import LabError
 from .image import prepare_context
 from .report import print_status, status_json
 from .model import LabPlan
+from .locks import LabBusy, hold_lab, try_hold_lab
 from .render import guard_table
+from .state import lab_dir, make_lab_dir
 from .topology import builtin_profiles, builtin_scenarios, load_plan
 from .wiring import real_adapters
 
@@ -30,16 +34,34 @@ out = Console()
 err = Console(stderr=True)
 
 
+# A busy lab (another command holds it) is worth retrying: EX_TEMPFAIL, as sysexits.h has it.
+BUSY_EXIT = 75
+
+
 def _fail(exc: Exception, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+    # Escaped: the message may quote what a user typed, brackets included.
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(BUSY_EXIT if isinstance(exc, LabBusy) else code)
+
+
+def _checked(rule: names.NameRule, option: str) -> Callable[[Optional[str]], Optional[str]]:
+    """A typer callback: the name is checked where it enters, before any command runs."""
+    def check(value: Optional[str]) -> Optional[str]:
+        if value is not None and rule.problem(value):
+            _fail(LabError(f"{option}: {rule.problem(value)}"))
+        return value
+    return check
+
+
+def _lab_option(help: str = "lab name (default: the running one)"):
+    return typer.Option(None, "--lab", help=help, callback=_checked(names.LAB, "--lab"))
 
 
 @app.command()
 def up(
     scenario: str = typer.Argument(DEFAULT_SCENARIO, help=f"built-in scenario ({', '.join(builtin_scenarios())}) or a YAML file"),
     profile: Optional[str] = typer.Option(None, help=f"timer profile ({', '.join(builtin_profiles())}); default: the scenario's"),
-    lab: Optional[str] = typer.Option(None, help="lab name (default: the scenario's name)"),
+    lab: Optional[str] = _lab_option("lab name (default: the scenario's name)"),
     json_out: bool = typer.Option(False, "--json", help="print the final status as JSON"),
 ) -> None:
     """Build and start a lab; returns once IKE and BGP have converged."""
@@ -68,7 +90,7 @@ def up(
 
 
 @app.command()
-def down(lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)")) -> None:
+def down(lab: Optional[str] = _lab_option()) -> None:
     """Remove every container, network and file of a lab."""
     try:
         adapters = real_adapters()
@@ -81,7 +103,7 @@ def down(lab: Optional[str] = typer.Option(None, help="lab name (default: the ru
 
 @app.command()
 def status(
-    lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)"),
+    lab: Optional[str] = _lab_option(),
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
     window: float = typer.Option(1.0, min=0.0, max=30.0,
                                  help="seconds over which each tunnel's ESP rate is measured (0: totals only)"),
@@ -92,8 +114,9 @@ def status(
         adapters = real_adapters()
         adapters.runtime.ping()
         name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
+        _keep_guard(name, adapters)
         result = lifecycle.read_status(name, adapters, rate_window_s=window)
-        result.faults_in_place = faults_in_place(state_root() / name)
+        result.faults_in_place = faults_in_place(lab_dir(name))
         result.guard = _guard_counters(name, adapters)
     except LabError as exc:
         _fail(exc)
@@ -102,6 +125,17 @@ def status(
     else:
         print_status(result, out)
     raise typer.Exit(0 if result.converged else 1)
+
+
+def _keep_guard(lab: str, adapters) -> None:
+    """Re-applies a running lab's host guard when it is gone, unless another command holds the lab
+    (it checks the guard itself; a `down` is removing it)."""
+    if not adapters.runtime.lab_objects({"lab.name": lab}):
+        return
+    with try_hold_lab(lab, "status") as held:
+        repaired = lifecycle.ensure_guard(lab, adapters) if held else None
+    if repaired:
+        err.print(f"[bold yellow]guard:[/] {escape(repaired)}", highlight=False, soft_wrap=True)
 
 
 def _guard_counters(lab: str, adapters) -> dict[str, int]:
@@ -130,6 +164,9 @@ def _lab_for_failover(scenario: str, profile: Optional[str], lab: Optional[str],
     adapters.runtime.ping()
     running = adapters.runtime.containers({"lab.name": plan.lab})
     running_profile = running[0].labels.get("lab.profile") if running else None
+    if running_profile is not None and names.NODE.problem(running_profile):
+        raise LabError(f"lab {plan.lab}: its containers carry no profile this lab made "
+                       f"({names.NODE.problem(running_profile)}): `lab down --lab {plan.lab}` and `lab up` again")
     if running_profile and profile is None:
         plan = load_plan(scenario, running_profile, lab)
     elif running_profile and running_profile != plan.profile.name:
@@ -150,36 +187,20 @@ def failover(
     runs: int = typer.Option(1, min=1, help="independent runs; the lab goes back to its initial state after each"),
     profile: Optional[str] = typer.Option(None, help=f"timer profile ({', '.join(builtin_profiles())}); default: the running lab's"),
     scenario: str = typer.Option(DEFAULT_SCENARIO, help="built-in scenario or a YAML file"),
-    lab: Optional[str] = typer.Option(None, help="lab name (default: the scenario's name)"),
+    lab: Optional[str] = _lab_option("lab name (default: the scenario's name)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="folder for report.json, junit.xml, summary.md and plots"),
     interval_ms: float = typer.Option(20.0, "--interval-ms", min=1.0, max=1000.0, help="probe interval"),
 ) -> None:
     """Time a real failover against the profile's target; exit 1 when a target is missed."""
-    from rich.live import Live as RichLive
-
-    from .experiment import FailoverRunner, FailoverSettings
-    from .failover_report import render_failover, render_live, write_outputs
+    from .failover_report import render_failover, write_outputs
     from .faults import get_fault
 
     try:
         get_fault(fault)
         adapters = real_adapters()
-        plan = _lab_for_failover(scenario, profile, lab, adapters, lambda m: err.log(m))
-        settings = FailoverSettings(fault=fault, target=target or _active_instance(plan, adapters), runs=runs,
-                                    interval_s=interval_ms / 1000)
-        stages: list[str] = []
-        with RichLive(console=err, refresh_per_second=4, transient=True) as view:
-            def show(live) -> None:
-                if not stages or stages[-1] != f"{live.run}:{live.stage}":
-                    stages.append(f"{live.run}:{live.stage}")
-                    err.log(f"run {live.run}/{live.runs}: {live.stage}")
-                view.update(render_live(live))
-
-            def recreate() -> None:
-                lifecycle.down(plan.lab, adapters)
-                lifecycle.up(plan, adapters, lambda m: err.log(m))
-
-            report = FailoverRunner(plan, adapters, settings, show, recreate).run_all()
+        name = load_plan(scenario, profile, lab).lab
+        with hold_lab(name, "failover"):
+            report, settings, plan = _failover(fault, target, runs, profile, scenario, lab, interval_ms, adapters)
         where = settings.target.replace(":", "-").replace("/", "-")
         folder = out_dir or Path("results") / f"{plan.lab}-{plan.profile.name}-{fault}-{where}"
         written = write_outputs(report, folder)
@@ -193,6 +214,33 @@ def failover(
     raise typer.Exit(0 if report.passed else 1)
 
 
+def _failover(fault: str, target: Optional[str], runs: int, profile: Optional[str], scenario: str,
+              lab: Optional[str], interval_ms: float, adapters):
+    """The timed runs, on the running lab or one brought up for them; the caller holds the lab."""
+    from rich.live import Live as RichLive
+
+    from .experiment import FailoverRunner, FailoverSettings
+    from .failover_report import render_live
+
+    plan = _lab_for_failover(scenario, profile, lab, adapters, lambda m: err.log(m))
+    settings = FailoverSettings(fault=fault, target=target or _active_instance(plan, adapters), runs=runs,
+                                interval_s=interval_ms / 1000)
+    stages: list[str] = []
+    with RichLive(console=err, refresh_per_second=4, transient=True) as view:
+        def show(live) -> None:
+            if not stages or stages[-1] != f"{live.run}:{live.stage}":
+                stages.append(f"{live.run}:{live.stage}")
+                err.log(f"run {live.run}/{live.runs}: {live.stage}")
+            view.update(render_live(live))
+
+        def recreate() -> None:
+            lifecycle.down(plan.lab, adapters)
+            lifecycle.up(plan, adapters, lambda m: err.log(m))
+
+        report = FailoverRunner(plan, adapters, settings, show, recreate, say=lambda m: err.log(m)).run_all()
+    return report, settings, plan
+
+
 def _running_plan(lab: Optional[str], adapters) -> LabPlan:
     adapters.runtime.ping()
     return lifecycle.running_plan(lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO), adapters, DEFAULT_SCENARIO)
@@ -201,7 +249,7 @@ def _running_plan(lab: Optional[str], adapters) -> LabPlan:
 @app.command()
 def connection(
     tunnel: Optional[str] = typer.Argument(None, help="tunnel name (default: every tunnel)"),
-    lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)"),
+    lab: Optional[str] = _lab_option(),
     json_out: bool = typer.Option(False, "--json", help="print as JSON"),
 ) -> None:
     """What your own VPN device needs to connect to the lab's gateway: Azure's side, then the lab's extras."""
@@ -211,7 +259,7 @@ def connection(
     try:
         adapters = real_adapters()
         plan = _running_plan(lab, adapters)
-        views = device_connections(plan, state_root() / plan.lab, tunnel)
+        views = device_connections(plan, lab_dir(plan.lab), tunnel)
     except LabError as exc:
         _fail(exc)
     if json_out:
@@ -225,27 +273,27 @@ def break_(
     fault: str = typer.Argument(..., help="kill, maintenance, pause, link-down or blackhole"),
     target: Optional[str] = typer.Option(None, help="NODE, gateway:NAME, zone:N or link:NODE/NETWORK "
                                                    "(default: the scenario's first instance)"),
-    lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)"),
+    lab: Optional[str] = _lab_option(),
 ) -> None:
     """Inject a fault and leave it in place (training); `lab repair` undoes it."""
     try:
         adapters = real_adapters()
         plan = _running_plan(lab, adapters)
         chosen = target or _first_instance(plan)
-        done = break_lab(plan, adapters, fault, chosen, state_root() / plan.lab)
+        done = break_lab(plan, adapters, fault, chosen, make_lab_dir(plan.lab))
     except LabError as exc:
         _fail(exc)
     out.print(f"{fault} on {chosen}: {done}. Watch it with `lab status`; `lab repair` puts it right.")
 
 
 @app.command()
-def repair(lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)")) -> None:
+def repair(lab: Optional[str] = _lab_option()) -> None:
     """Undo every fault `lab break` left in place and fail back to the initial instances."""
     try:
         adapters = real_adapters()
         plan = _running_plan(lab, adapters)
         with err.status("repairing"):
-            done = repair_lab(plan, adapters, state_root() / plan.lab)
+            done = repair_lab(plan, adapters, lab_dir(plan.lab))
     except LabError as exc:
         _fail(exc)
     for line in done or ["nothing to repair"]:
@@ -255,8 +303,8 @@ def repair(lab: Optional[str] = typer.Option(None, help="lab name (default: the 
 @app.command(name="exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def exec_(
     ctx: typer.Context,
-    node: str = typer.Argument(..., help="node name, e.g. onprem-host"),
-    lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)"),
+    node: str = typer.Argument(..., help="node name, e.g. onprem-host", callback=_checked(names.NODE, "NODE")),
+    lab: Optional[str] = _lab_option(),
 ) -> None:
     """Run a command in a node: lab exec NODE -- CMD ..."""
     argv = list(ctx.args)
@@ -274,8 +322,8 @@ def exec_(
 
 @app.command()
 def logs(
-    node: str = typer.Argument(..., help="node name"),
-    lab: Optional[str] = typer.Option(None, help="lab name (default: the running one)"),
+    node: str = typer.Argument(..., help="node name", callback=_checked(names.NODE, "NODE")),
+    lab: Optional[str] = _lab_option(),
     tail: Optional[int] = typer.Option(None, help="only the last N lines"),
 ) -> None:
     """A node's log: its entrypoint, charon and keepalived."""

@@ -9,7 +9,6 @@ volume the VPN nodes read.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import yaml
@@ -33,19 +32,31 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _Dumper.add_representer(str, _str)
 
 
+def _key_volume(node: str) -> str:
+    return f"{PSK_VOLUME}-{node}"
+
+
 def render_psk_init(plan: LabPlan) -> str:
-    """Shell for the one-shot key service; keys never appear in the compose file."""
-    lines = ["set -eu", "umask 077", "[ -s /secrets/psk.conf ] && exit 0", "{", "echo 'secrets {'"]
+    """Shell for the one-shot key service: one key per tunnel, and each VPN node's volume gets only
+    its own tunnels' keys. Keys never appear in the compose file."""
+    vpn_nodes = sorted({n for t in plan.tunnels for n in (t.device, *t.instances)})
+    # Drawn once: a restart keeps the keys (all of them, or none are kept).
+    done = " && ".join(f"[ -s /secrets/{n}/psk.conf ]" for n in vpn_nodes) or "true"
+    lines = ["set -eu", "umask 077", f"if {done}; then exit 0; fi"]
     for t in plan.tunnels:
-        lines += [
-            f"echo '  ike-{t.name} {{'",
-            f"echo '    id-gateway = {t.gateway_public_ip}'",
-            f"echo '    id-device = {t.device_public_ip}'",
-            # Letters and digits, as `lab up` draws them: a key Azure takes.
-            "echo \"    secret = \\\"$(tr -dc A-Za-z0-9 </dev/urandom | head -c 32)\\\"\"",
-            "echo '  }'",
-        ]
-    lines += ["echo '}'", "} > /secrets/psk.conf"]
+        # Letters and digits, as `lab up` draws them: a key Azure takes.
+        lines.append(f"key_{t.name.replace('-', '_')}=$(tr -dc A-Za-z0-9 </dev/urandom | head -c 32)")
+    for node in vpn_nodes:
+        lines += ["{", "echo 'secrets {'"]
+        for t in plan.tunnels_of(node):
+            lines += [
+                f"echo '  ike-{t.name} {{'",
+                f"echo '    id-gateway = {t.gateway_public_ip}'",
+                f"echo '    id-device = {t.device_public_ip}'",
+                f"echo \"    secret = \\\"$key_{t.name.replace('-', '_')}\\\"\"",
+                "echo '  }'",
+            ]
+        lines += ["echo '}'", f"}} > /secrets/{node}/psk.conf"]
     return "\n".join(lines) + "\n"
 
 
@@ -61,13 +72,14 @@ def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
         for net in deploy.networks
     }
     first_image = deploy.nodes[0].image
+    key_nodes = [spec.hostname for spec in deploy.nodes if spec.needs_tun]
     services: dict[str, dict] = {
         # The host's forwarding guard, as `lab up` installs it; `lab down` removes it.
         "guard": {
             "image": first_image,
             # $$: Compose would otherwise substitute it from the host's environment.
             "entrypoint": ["sh", "-c", 'printf "%s" "$$LAB_GUARD" | nft -f -'],
-            "environment": {"LAB_GUARD": render_guard(plan)},
+            "environment": {"LAB_GUARD": render_guard(plan.lab)},
             "network_mode": "host",
             "cap_drop": ["ALL"],
             "cap_add": ["NET_ADMIN"],
@@ -77,7 +89,7 @@ def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
             "image": first_image,
             "entrypoint": ["bash", "-c", render_psk_init(plan)],
             "network_mode": "none",
-            "volumes": [f"{PSK_VOLUME}:/secrets"],
+            "volumes": [f"{_key_volume(n)}:/secrets/{n}" for n in key_nodes],
             "labels": {"lab.name": plan.lab, "lab.node": "psk-init"},
         }
     }
@@ -99,14 +111,14 @@ def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
         }
         if spec.needs_tun:
             service["devices"] = ["/dev/net/tun:/dev/net/tun"]
-            service["volumes"].append(f"{PSK_VOLUME}:/lab-secrets:ro")
+            service["volumes"].append(f"{_key_volume(spec.hostname)}:/lab-secrets:ro")
             service["depends_on"]["psk-init"] = {"condition": "service_completed_successfully"}
         services[spec.hostname] = service
     document = {
         "name": f"lab-{plan.lab}",
         "services": services,
         "networks": networks,
-        "volumes": {PSK_VOLUME: {"labels": {"lab.name": plan.lab}}},
+        "volumes": {_key_volume(n): {"labels": {"lab.name": plan.lab}} for n in key_nodes},
     }
     header = (
         "# The default lab (scenario active-standby) as a Compose project.\n"
@@ -127,10 +139,22 @@ def compose_files(plan: LabPlan, config_root: str, image: str = IMAGE) -> dict[s
 
 
 def write_compose(plan: LabPlan, output: Path, config_root: Path) -> None:
-    if config_root.exists():
-        shutil.rmtree(config_root)
-    for rel, text in compose_files(plan, str(config_root)).items():
+    """Writes the project; of what config_root held, only the files of node folders this plan
+    renders are replaced or removed (never a whole tree: the folder is the user's choice)."""
+    files = compose_files(plan, str(config_root))
+    for node in plan.nodes:
+        folder = config_root / node
+        if folder.is_dir() and not folder.is_symlink():
+            for path in sorted(folder.rglob("*"), reverse=True):
+                if path.is_symlink() or path.is_file():
+                    if str(path) not in files:
+                        path.unlink()
+                elif path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
+    for rel, text in files.items():
         path = output if rel == "docker-compose.yml" else Path(rel)
+        if path.is_symlink():
+            path.unlink()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         if rel.endswith(".sh"):

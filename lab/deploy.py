@@ -8,6 +8,7 @@ down again, so nothing is left half-made.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import __version__
+from . import __version__, names
 from .azure import azure_rules
 from .errors import DeployError, LabError
 from .kinds import KINDS
@@ -24,6 +25,7 @@ from .model import LabPlan, Profile, Scenario
 from .redundancy import strategy_for
 from .ports import ConfigFile, ContainerRuntime, ContainerSpec, NetworkSpec
 from .render import render_node, render_psk_secrets
+from .state import read_private, write_private
 
 IMAGE = os.environ.get("LAB_IMAGE", f"azlab-node:{__version__}")
 SYSCTLS = {
@@ -52,14 +54,6 @@ BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 # The image's lab-agent (images/node/agent.py) speaks this version of its commands.
 AGENT_PROTOCOL_LABEL = "azlab.agent-protocol"
 AGENT_PROTOCOL = "2"
-
-def state_root() -> Path:
-    if "LAB_STATE_DIR" in os.environ:
-        return Path(os.environ["LAB_STATE_DIR"])
-    if os.geteuid() == 0:
-        return Path("/var/lib/azlab")
-    return Path.home() / ".local" / "state" / "azlab"
-
 
 def lab_labels(lab: str) -> dict[str, str]:
     return {"lab.name": lab}
@@ -110,9 +104,17 @@ def plan_deploy(
     image: str = IMAGE,
     extra_labels: dict[str, str] | None = None,
     image_id: str = "",
+    config_key: bytes | None = None,
 ) -> DeployPlan:
-    """Everything `up` will create, as values; no side effects."""
+    """Everything `up` will create, as values; no side effects.
+
+    Each node's config hash (a label anyone with the engine can read) is an
+    HMAC under the lab's own key: without the state folder it tells nothing
+    about the node's pre-shared keys, which may be short ones set by hand.
+    Without the lab's key, a throwaway one: such hashes match no running node.
+    """
     extra = extra_labels or {}
+    key = config_key or secrets.token_bytes(32)
     networks = [
         NetworkSpec(
             name=plan.network_name(name),
@@ -128,8 +130,8 @@ def plan_deploy(
         kind = KINDS[node.kind]
         files = render_node(plan, name, kind.renderers)
         secret_files = render_psk_secrets(plan, name, psks) if kind.needs_tun else {}
-        digest = hashlib.sha256(
-            json.dumps([image, image_id, sorted(files.items()), sorted(secret_files.items())]).encode()
+        digest = hmac.new(key, json.dumps(
+            [image, image_id, sorted(files.items()), sorted(secret_files.items())]).encode(), hashlib.sha256
         ).hexdigest()[:16]
         labels = {**node_labels(plan, name), "lab.config-hash": digest, **extra}
         nodes.append(ContainerSpec(
@@ -161,25 +163,27 @@ def new_psk() -> str:
 
 
 PLAN_SOURCE = "plan-source.json"
+PSK_FILE = "psk.json"
+CONFIG_KEY_FILE = "config.key"
 
 
 def save_plan_source(state_dir: Path, plan: LabPlan) -> None:
     """The validated scenario and profile a lab was built from: a lab from a YAML file is
     rebuilt from these, not from a built-in of the same name."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     source = {"scenario": plan.scenario.model_dump(mode="json"), "profile": plan.profile.model_dump(mode="json")}
-    _write(state_dir / PLAN_SOURCE, json.dumps(source), 0o600)
+    write_private(state_dir / PLAN_SOURCE, json.dumps(source))
 
 
 def load_plan_source(state_dir: Path) -> tuple[Scenario, Profile] | None:
-    """What save_plan_source kept; None when there is none, or none this version can read."""
-    path = state_dir / PLAN_SOURCE
-    if not path.exists():
+    """What save_plan_source kept, checked as a scenario file is; None when there is none, or none
+    this version can read."""
+    text = read_private(state_dir / PLAN_SOURCE)
+    if text is None:
         return None
     try:
-        source = json.loads(path.read_text())
+        source = json.loads(text)
         return Scenario.model_validate(source["scenario"]), Profile.model_validate(source["profile"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         # Written by another version of the lab (pydantic's errors are ValueErrors): use the labels.
         return None
 
@@ -187,32 +191,50 @@ def load_plan_source(state_dir: Path) -> tuple[Scenario, Profile] | None:
 def load_or_create_psks(state_dir: Path, tunnels: list[str]) -> dict[str, str]:
     """One CSPRNG key per tunnel, kept 0600 so a repeated `up` keeps the same keys. A key put
     in psk.json by hand (to match an Azure connection's) is kept if Azure would take it."""
-    path = state_dir / "psk.json"
-    keys: dict[str, str] = {}
-    if path.exists():
-        keys = json.loads(path.read_text())
-    rule = azure_rules().psk
-    for tunnel, key in keys.items():
-        problem = rule.problem(key)
-        if problem:
-            raise LabError(f"{path}: the key of tunnel {tunnel} is not one Azure takes ({problem})")
+    path = state_dir / PSK_FILE
+    text = read_private(path)
+    keys = _parse_psks(path, text) if text is not None else {}
     changed = False
     for tunnel in tunnels:
         if tunnel not in keys:
             keys[tunnel] = new_psk()
             changed = True
-    if changed or not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write(path, json.dumps(keys), 0o600)
+    if changed or text is None:
+        write_private(path, json.dumps(keys))
     return keys
 
 
-def _write(path: Path, text: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
+def _parse_psks(path: Path, text: str) -> dict[str, str]:
+    """psk.json as a user may have edited it: one line naming what is wrong, never a traceback."""
+    try:
+        keys = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise LabError(f"{path}: not valid JSON ({exc.__class__.__name__}): fix it or remove it "
+                       "(new keys are drawn)") from None
+    if not isinstance(keys, dict):
+        raise LabError(f"{path}: expected an object of tunnel name to key")
+    rule = azure_rules().psk
+    for tunnel, key in keys.items():
+        if names.SHORT.problem(tunnel):
+            raise LabError(f"{path}: {names.SHORT.problem(tunnel)}")
+        problem = rule.problem(key) if isinstance(key, str) else "not a string"
+        if problem:
+            raise LabError(f"{path}: the key of tunnel {tunnel} is not one Azure takes ({problem})")
+    return keys
+
+
+def load_or_create_config_key(state_dir: Path) -> bytes:
+    """The lab's own HMAC key for config hashes (plan_deploy), drawn once and kept 0600."""
+    path = state_dir / CONFIG_KEY_FILE
+    text = read_private(path)
+    if text is not None and len(text.strip()) == 64:
+        try:
+            return bytes.fromhex(text.strip())
+        except ValueError:
+            pass
+    key = secrets.token_bytes(32)
+    write_private(path, key.hex())
+    return key
 
 
 def create_networks(deploy: DeployPlan, runtime: ContainerRuntime, progress: Progress) -> None:

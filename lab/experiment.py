@@ -19,13 +19,13 @@ from .azure import azure_rules
 from .errors import LabError
 from .events import FAULT, RESTORE, Event
 from .faults import FaultTarget, TargetSpec, check_target, get_fault
-from .lifecycle import detach_stale_ports, poll_until, read_status, wait_for, wait_healthy
+from .lifecycle import detach_stale_ports, ensure_guard, poll_until, read_status, wait_for, wait_healthy
+from .locks import hold_lab
 from .model import LabPlan, VrrpGroupPlan
 from .status import LabStatus
 from .clock import LabClock
 from .observe import Observation, measure_clock
 from .redundancy import strategy_for
-from .render import guard_table
 from .timeline import (
     DELAY_LIMIT_INTERVALS,
     INTERRUPTION_INTERVALS,
@@ -315,8 +315,9 @@ class FailoverRunner:
     """Runs one fault against one instance, `runs` times, on a converged lab."""
 
     def __init__(self, plan: LabPlan, adapters: Adapters, settings: FailoverSettings,
-                 live: LiveView, recreate: Callable[[], None]):
+                 live: LiveView, recreate: Callable[[], None], say: Callable[[str], None] = lambda line: None):
         self.plan = plan
+        self.say = say
         self.adapters = adapters
         self.settings = settings
         self.live = live
@@ -341,14 +342,19 @@ class FailoverRunner:
         self.clock: LabClock | None = None
 
     def run_all(self) -> FailoverReport:
+        """Every run, holding the lab: no `down` or second failover can cut in."""
+        with hold_lab(self.plan.lab, "failover"):
+            return self._run_all()
+
+    def _run_all(self) -> FailoverReport:
         status = read_status(self.plan.lab, self.adapters)
         if not status.converged:
             raise LabError(f"lab {self.plan.lab} is not converged ({'; '.join(status.unconverged_reasons()[:3])}): "
                            "check `lab status`; `lab repair` undoes faults left by `lab break`")
         self.initial = holders(self.plan, self.adapters)
-        if guard_table(self.plan.lab) not in self.adapters.host.guards():
-            raise LabError(f"the host's forwarding guard of lab {self.plan.lab} is missing "
-                           "(an nftables restart flushes it): `lab up` puts it back")
+        repaired = ensure_guard(self.plan.lab, self.adapters)
+        if repaired:
+            self.say(repaired)
         actives = status.active_instances
         standbys = [n for g in status.gateways if strategy_for(g.mode).has_standbys
                     for n in g.instances if n not in g.active]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
-import shutil
 import threading
 import time
 import weakref
@@ -21,19 +20,23 @@ from .deploy import (
     create_nodes,
     ensure_image,
     lab_labels,
+    load_or_create_config_key,
     load_or_create_psks,
     load_plan_source,
     plan_deploy,
     raise_if_dead,
     save_plan_source,
-    state_root,
 )
+from . import names
 from .errors import LabError, WaitTimeout
+from .locks import hold_lab
+from .names import check_lab_name
 from .model import LabPlan
 from .topology import load_plan, resolve
-from .render import guard_table, render_guard
+from .render import GUARD_RULES, guard_table, render_guard
 from .segments import plan_segments, split_host_subnets
 from .ports import ContainerInfo, ContainerRuntime
+from .state import lab_dir, make_lab_dir, remove_lab_files, removable_files, state_root
 from .status import LabStatus, collect_status, not_ready
 from .wiring import Adapters
 
@@ -116,26 +119,34 @@ def up(
     extra_labels: dict[str, str] | None = None,
     converge_within_s: float = CONVERGED_WITHIN_S,
 ) -> LabStatus:
+    """Builds the lab (or completes a running one) and waits until it has converged; holds the lab."""
+    with hold_lab(plan.lab, "up"):
+        return _up(plan, adapters, progress, image, extra_labels, converge_within_s)
+
+
+def _up(plan: LabPlan, adapters: Adapters, progress: Progress, image: str, extra_labels: dict[str, str] | None,
+        converge_within_s: float) -> LabStatus:
     runtime = adapters.runtime
     progress("checking the Docker engine")
     runtime.ping()
     image_id = ensure_image(runtime, image)
     # A repeated `up` that fails or is interrupted leaves the running lab as it was.
     existed = bool(runtime.lab_objects(lab_labels(plan.lab)))
-    state_dir = state_root() / plan.lab
+    state_dir = make_lab_dir(plan.lab)
     try:
         # Two `up`s at once must not pick the same free subnets.
         with _placement_lock():
             progress("placing the lab's networks on free transport subnets")
             plan = place_segments(plan, adapters)
             psks = load_or_create_psks(state_dir, [t.name for t in plan.tunnels])
-            deploy: DeployPlan = plan_deploy(plan, psks, image=image, extra_labels=extra_labels, image_id=image_id)
+            deploy: DeployPlan = plan_deploy(plan, psks, image=image, extra_labels=extra_labels, image_id=image_id,
+                                             config_key=load_or_create_config_key(state_dir))
             # Before the first bridge exists, so no lab packet can ever be forwarded off the lab;
-            # kept when present, so its counters cover the lab's whole life.
-            table = guard_table(plan.lab)
-            progress(f"installing the host's forwarding guard (nftables table inet {table})")
-            if table not in adapters.host.guards():
-                adapters.host.apply_guard(table, render_guard(plan))
+            # kept when whole, so its counters cover the lab's whole life.
+            progress(f"installing the host's forwarding guard (nftables table inet {guard_table(plan.lab)})")
+            repaired = ensure_guard(plan.lab, adapters)
+            if repaired and existed:
+                progress(repaired)
             create_networks(deploy, runtime, progress)
         create_nodes(deploy, runtime, progress)
 
@@ -157,6 +168,21 @@ def up(
             raise LabError(f"{str(exc) or exc.__class__.__name__}; and these are left: "
                            f"{', '.join(left)} (`lab down --lab {plan.lab}` removes them)") from exc
         raise
+
+
+def ensure_guard(lab: str, adapters: Adapters) -> str | None:
+    """Puts the lab's host guard back when it is missing or incomplete (`nft flush ruleset`, a
+    restart of the nftables service); returns the one line that says so, or None when it was whole."""
+    table = guard_table(lab)
+    try:
+        present = set(adapters.host.counters(table))
+    except LabError:
+        present = set()   # no such table
+    if set(GUARD_RULES) <= present:
+        return None
+    adapters.host.apply_guard(table, render_guard(lab))
+    return (f"the host's forwarding guard of lab {lab} was {'incomplete' if present else 'missing'}: "
+            f"re-applied (nftables table inet {table}; its counters start again from 0)")
 
 
 def detach_stale_ports(plan: LabPlan, adapters: Adapters) -> list[str]:
@@ -239,6 +265,7 @@ def teardown(lab: str, adapters: Adapters) -> tuple[list[str], list[str]]:
     """
     runtime, labels = adapters.runtime, lab_labels(lab)
     removed: list[str] = []
+    removable_files(lab)   # refuses a state folder the lab didn't make before anything is removed
     with _uninterruptible():
         gone_since: float | None = None
 
@@ -258,17 +285,16 @@ def teardown(lab: str, adapters: Adapters) -> tuple[list[str], list[str]]:
             table = guard_table(lab)
             adapters.host.remove_guard(table)
             removed.append(f"nftables table inet {table}")
-            state_dir = state_root() / lab
-            if state_dir.exists():
-                shutil.rmtree(state_dir)
-                removed.append(str(state_dir))
+            removed.extend(remove_lab_files(lab))
         return removed, left
 
 
 def down(lab: str, adapters: Adapters) -> list[str]:
-    """Removes the lab and returns what was removed; raises naming what is left."""
+    """Removes the lab and returns what was removed; raises naming what is left. Holds the lab."""
+    check_lab_name(lab, "lab")
     adapters.runtime.ping()
-    removed, left = teardown(lab, adapters)
+    with hold_lab(lab, "down"):
+        removed, left = teardown(lab, adapters)
     if left:
         raise LabError(f"lab {lab}: could not remove {', '.join(left)}; run `lab down --lab {lab}` again")
     return removed
@@ -280,7 +306,7 @@ def running_plan(lab: str, adapters: Adapters, default_scenario: str) -> LabPlan
     running = adapters.runtime.containers({"lab.name": lab})
     if not running:
         raise LabError(f"lab {lab} is not running: `lab up` first")
-    source = load_plan_source(state_root() / lab)
+    source = load_plan_source(lab_dir(lab))
     if source is not None:
         return resolve(*source, lab)
     labels = running[0].labels
@@ -288,12 +314,14 @@ def running_plan(lab: str, adapters: Adapters, default_scenario: str) -> LabPlan
 
 
 def running_labs(adapters: Adapters) -> list[str]:
-    return sorted({c.labels.get("lab.name", "") for c in adapters.runtime.containers({"lab.name": ""})} - {""})
+    """The labs on the engine; a label that is no valid lab name is someone else's container, never a path."""
+    found = {c.labels.get("lab.name", "") for c in adapters.runtime.containers({"lab.name": ""})}
+    return sorted(name for name in found if names.LAB.problem(name) is None)
 
 
 def pick_lab(requested: str | None, adapters: Adapters, default: str) -> str:
     if requested:
-        return requested
+        return check_lab_name(requested, "--lab")
     labs = running_labs(adapters)
     if len(labs) == 1:
         return labs[0]

@@ -4,7 +4,7 @@ Names end up in container and network names, folder names under the state
 root, Linux interface names, nftables tables and configs that root runs in
 the nodes. So a name is a plain token, matched whole (`fullmatch`: `$`
 would let a trailing newline through), and its rule lives in one place.
-Pure: imports nothing from the lab.
+Pure: imports nothing from the lab but its errors.
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import AfterValidator
+
+from .errors import TopologyError
 
 
 class BadName(ValueError):
@@ -82,3 +84,11 @@ def _one_line(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_one_line)]
+
+
+def check_lab_name(lab: object, where: str) -> str:
+    """The one check of a lab name, wherever it enters: an option, the environment, saved state."""
+    problem = LAB.problem(lab)
+    if problem:
+        raise TopologyError(where, [problem])
+    return lab  # type: ignore[return-value]

@@ -17,6 +17,7 @@ from .azure import azure_rules
 from .ipsec import NO_GROUP
 from . import names
 from .errors import TopologyError
+from .names import check_lab_name
 from .kinds import KINDS, Role, has_role, kind_name_of
 from .model import (
     BgpSessionPlan,
@@ -481,14 +482,6 @@ def resolve(scenario: Scenario, profile: Profile, lab: str | None = None,
                    multipath_nodes=plan_multipath(scenario, tunnels, sessions),
                    segments=segments or plan_segments(scenario, lab_name, taken=[]),
                    bridge_prefix=bridge_prefix(lab_name))
-
-
-def check_lab_name(lab: object, where: str) -> str:
-    """The one check of a lab name, wherever it enters (an option, the environment, saved state)."""
-    problem = names.LAB.problem(lab)
-    if problem:
-        raise TopologyError(where, [problem])
-    return lab  # type: ignore[return-value]
 
 
 def load_plan(scenario: str, profile: str | None = None, lab: str | None = None) -> LabPlan:

@@ -16,6 +16,7 @@ from ..errors import LabError
 from ..ipsec import device_proposals, gateway_proposals
 from ..model import LabPlan, Profile, TunnelPlan
 from ..redundancy import strategy_for
+from ..segments import bridge_prefix
 
 class UnsafeValue(LabError):
     """A value that would change a rendered config's meaning (a newline, a quote): never rendered."""
@@ -199,9 +200,13 @@ def guard_table(lab: str) -> str:
     return f"azlab-{lab}"
 
 
-def render_guard(plan: LabPlan) -> str:
+# The commented rules of guard.nft.j2: a table without all of them is no guard.
+GUARD_RULES = ("out of the lab", "into the lab", "to the host", "forwarded out of the lab")
+
+
+def render_guard(lab: str) -> str:
     """The host's forwarding guard for one lab, as an nft script (idempotent: it replaces the table)."""
-    return _template("guard.nft.j2", lab=plan.lab, table=guard_table(plan.lab), prefix=plan.bridge_prefix)
+    return _template("guard.nft.j2", lab=lab, table=guard_table(lab), prefix=bridge_prefix(lab))
 
 
 def render_psk_secrets(plan: LabPlan, node: str, psks: dict[str, str]) -> dict[str, str]:

@@ -1,0 +1,155 @@
+"""One exclusive lock per lab: `up`, `down`, `failover`, `break` and `repair` never overlap.
+
+An flock on a file in the lab's folder. The holder writes its PID and verb
+into it, so a command that waits in vain says who holds the lab. The lock
+is taken again within one process (a failover that re-creates its lab),
+and `lab down` may remove the file while holding it: a waiter that then
+gets the lock on the removed file sees that it is gone and starts over.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from .errors import LabError
+from .state import lab_dir, make_lab_dir
+
+LOCK_FILE = ".lock"
+WAIT_ENV = "LAB_LOCK_WAIT_S"
+DEFAULT_WAIT_S = 30.0
+MAX_WAIT_S = 3600.0
+POLL_S = 0.2
+
+
+class LabBusy(LabError):
+    """Another command holds the lab."""
+
+
+_held: dict[str, list[int]] = {}   # lab -> [fd, depth]
+_guard = threading.Lock()
+
+
+def lock_wait_s() -> float:
+    value = os.environ.get(WAIT_ENV)
+    if value is None:
+        return DEFAULT_WAIT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_WAIT_S:
+        raise LabError(f"{WAIT_ENV}={value!r}: seconds to wait for a busy lab, from 0 to {MAX_WAIT_S:.0f}")
+    return seconds
+
+
+def holder_of(lab: str) -> str:
+    """Who holds the lab, as its lock file says ('' when unknown)."""
+    try:
+        with open(lab_dir(lab) / LOCK_FILE) as handle:
+            record = json.loads(handle.read() or "{}")
+        return f"`lab {record['verb']}` (pid {int(record['pid'])})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def _try_lock(lab: str) -> int | None:
+    """An fd holding the lab's lock, or None if another process holds it."""
+    path = make_lab_dir(lab) / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    try:
+        same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        same = False
+    if not same:   # removed by the `down` that held it: lock the new one
+        os.close(fd)
+        return _try_lock(lab)
+    return fd
+
+
+def _record(fd: int, verb: str) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({"pid": os.getpid(), "verb": verb, "since": time.time()}).encode(), 0)
+
+
+def _acquire(lab: str, wait_s: float) -> int:
+    deadline = time.monotonic() + wait_s
+    while (fd := _try_lock(lab)) is None:
+        if time.monotonic() >= deadline:
+            who = holder_of(lab) or "another command"
+            raise LabBusy(f"lab {lab} is busy: {who} holds it; waited {wait_s:g} s "
+                          f"(try again when it ends, or set {WAIT_ENV})")
+        time.sleep(POLL_S)
+    return fd
+
+
+def _enter_again(lab: str) -> bool:
+    """True if this process holds the lab already (a failover re-creating its lab): counted, not locked."""
+    with _guard:
+        if lab in _held:
+            _held[lab][1] += 1
+            return True
+    return False
+
+
+@contextmanager
+def _holding(lab: str, fd: int | None, verb: str) -> Iterator[None]:
+    """`fd`: the lock just taken; None: this process held it already (counted in _held)."""
+    if fd is not None:
+        _record(fd, verb)
+        with _guard:
+            _held[lab] = [fd, 1]
+    try:
+        yield
+    finally:
+        with _guard:
+            entry = _held[lab]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _held[lab]
+        if entry[1] == 0:
+            _release(lab, entry[0])
+
+
+@contextmanager
+def hold_lab(lab: str, verb: str, wait_s: float | None = None) -> Iterator[None]:
+    """Holds the lab for one command; waits a bounded time for another to finish, then says who holds it."""
+    fd = None if _enter_again(lab) else _acquire(lab, lock_wait_s() if wait_s is None else wait_s)
+    with _holding(lab, fd, verb):
+        yield
+
+
+@contextmanager
+def try_hold_lab(lab: str, verb: str) -> Iterator[bool]:
+    """Holds the lab if it is free now (True), else goes on without it (False): for read-mostly commands."""
+    fd = None
+    if not _enter_again(lab):
+        try:
+            fd = _acquire(lab, 0)
+        except LabBusy:
+            yield False
+            return
+    with _holding(lab, fd, verb):
+        yield True
+
+
+def _release(lab: str, fd: int) -> None:
+    """Unlocks; a folder left holding nothing but the lock (no lab) goes with it."""
+    try:
+        folder = lab_dir(lab)
+        if [p.name for p in folder.iterdir()] == [LOCK_FILE]:
+            (folder / LOCK_FILE).unlink()
+            folder.rmdir()
+    except (OSError, LabError):
+        pass   # another command is using the folder now
+    finally:
+        os.close(fd)
