@@ -15,7 +15,7 @@ from rich.markup import escape
 from . import lifecycle
 from .breakfix import break_lab, faults_in_place, repair_lab
 from . import names
-from .deploy import IMAGE
+from .deploy import IMAGE, check_image
 from .errors import LabError
 from .image import prepare_context
 from .report import print_status, status_json
@@ -342,6 +342,7 @@ def build_image(
 ) -> None:
     """Build the node image (run scripts/build-base-image.sh first where no registry is reachable)."""
     try:
+        check_image(tag)
         runtime = real_adapters().runtime
         runtime.ping()
         with err.status("building") as spinner, tempfile.TemporaryDirectory(prefix="lab-image-") as scratch:

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import string
 from dataclasses import dataclass
@@ -262,9 +263,20 @@ def create_nodes(deploy: DeployPlan, runtime: ContainerRuntime, progress: Progre
         runtime.start(spec.name)
 
 
+# A Docker image reference: [registry/]name[:tag][@digest], nothing a shell or a log could misread.
+IMAGE_REFERENCE = re.compile(r"[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_.-]{1,128})?(@sha256:[0-9a-f]{64})?")
+
+
+def check_image(image: str) -> str:
+    """The image to run (LAB_IMAGE or an option), checked where it enters."""
+    if len(image) > 255 or not IMAGE_REFERENCE.fullmatch(image):
+        raise LabError(f"image {image!r} (LAB_IMAGE or --tag): not a Docker image reference")
+    return image
+
+
 def ensure_image(runtime: ContainerRuntime, image: str) -> str:
     """The image's ID; a lab's containers are re-created when it changes."""
-    image_id = runtime.image_id(image)
+    image_id = runtime.image_id(check_image(image))
     if image_id is None:
         raise DeployError("image", f"{image} is not built: run `make images`")
     found = runtime.image_labels(image).get(AGENT_PROTOCOL_LABEL)

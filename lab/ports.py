@@ -53,6 +53,9 @@ class ContainerSpec:
     capabilities: tuple[str, ...]
     needs_tun: bool
     sysctls: dict[str, str] = field(default_factory=dict)
+    # Limits sized from measured use (lab/kinds.py); 0: none.
+    memory_bytes: int = 0
+    pids: int = 0
 
 
 class ContainerRuntime(Protocol):
