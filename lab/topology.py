@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -242,14 +243,24 @@ def _check_links(s: Scenario) -> list[str]:
 
 
 def _check_overlaps(s: Scenario) -> list[str]:
-    problems = []
+    """Each address space inside another, named from the later of the two in the file.
+
+    CIDR blocks overlap only by nesting, so one sweep in address order, with a stack of the
+    blocks that hold the current address, finds each block's innermost holder: n log n, not
+    every pair (and a block inside several is said once, with the innermost).
+    """
     spaces = [(f"networks.{n}.subnet", net.subnet) for n, net in s.networks.items()]
     spaces.append(("tunnel_pool", s.tunnel_pool))
-    for i, (field_a, a) in enumerate(spaces):
-        for field_b, b in spaces[i + 1:]:
-            if a.overlaps(b):
-                problems.append(f"{field_b}: {b} overlaps {field_a} ({a})")
-    return problems
+    pairs: list[tuple[int, int]] = []
+    holders: list[int] = []
+    for i in sorted(range(len(spaces)), key=lambda i: (spaces[i][1].network_address, spaces[i][1].prefixlen, i)):
+        block = spaces[i][1]
+        while holders and spaces[holders[-1]][1].broadcast_address < block.network_address:
+            holders.pop()
+        if holders:
+            pairs.append((min(holders[-1], i), max(holders[-1], i)))
+        holders.append(i)
+    return [f"{spaces[b][0]}: {spaces[b][1]} overlaps {spaces[a][0]} ({spaces[a][1]})" for a, b in sorted(pairs)]
 
 
 def _check_gateways(s: Scenario) -> list[str]:
@@ -433,9 +444,9 @@ SCENARIO_CHECKS: list[Callable[[Scenario], list[str]]] = [
 
 def _check_planned_names(s: Scenario) -> list[str]:
     """Names the plan derives must stay unique (only checked on an otherwise valid scenario)."""
-    names = [t.name for t in plan_tunnels(s)]
+    names = Counter(t.name for t in plan_tunnels(s))
     return [f"tunnels: two tunnels would be named {name!r} (an active-active gateway's tunnels are named "
-            "NAME-0, NAME-1, ...): rename one" for name in sorted({n for n in names if names.count(n) > 1})]
+            "NAME-0, NAME-1, ...): rename one" for name in sorted(n for n, count in names.items() if count > 1)]
 
 
 def _check_counts(s: Scenario) -> list[str]:
@@ -554,9 +565,8 @@ def plan_multipath(s: Scenario, tunnels: list[TunnelPlan], sessions: list[BgpSes
     for name, gw in s.gateways.items():
         if strategy_for(gw.mode).multipath:
             nodes.add(gw.vnet_router)
-    for node in {b.node for b in sessions}:
-        if sum(1 for b in sessions if b.node == node and b.tunnel is not None) > 1:
-            nodes.add(node)
+    tunnel_sessions = Counter(b.node for b in sessions if b.tunnel is not None)
+    nodes.update(node for node, count in tunnel_sessions.items() if count > 1)
     return frozenset(nodes)
 
 
