@@ -465,7 +465,7 @@ def check_scenario(scenario: Scenario) -> list[str]:
     problems: list[str] = []
     for check in SCENARIO_CHECKS:
         problems.extend(check(scenario))
-    return problems or _check_planned_names(scenario)
+    return problems or _check_planned_names(scenario) + _check_planned_vrids(scenario)
 
 
 # --- resolution ----------------------------------------------------------------------
@@ -541,6 +541,16 @@ def plan_bgp_sessions(s: Scenario, tunnels: list[TunnelPlan]) -> list[BgpSession
 
 # VRRP router IDs: gateways first, then LAN first-hop groups, each its own.
 FIRST_VRID = 51
+LAST_VRID = 255  # RFC 5798: a virtual router ID is 1 to 255
+
+
+def _check_planned_vrids(s: Scenario) -> list[str]:
+    """Every VRRP group needs its own router ID (only checked on an otherwise valid scenario)."""
+    groups = plan_vrrp_groups(s)
+    if not groups or groups[-1].vrid <= LAST_VRID:
+        return []
+    return [f"first_hop: {len(groups)} VRRP groups (first-hop groups and active-standby gateways) would need "
+            f"router IDs {FIRST_VRID} to {groups[-1].vrid}; VRRP's end at {LAST_VRID} (RFC 5798)"]
 
 
 def plan_vrrp_groups(s: Scenario) -> list[VrrpGroupPlan]:

@@ -67,6 +67,21 @@ def more_tunnels() -> bytes:
     return dumped(scenario)
 
 
+def more_vrrp_groups() -> bytes:
+    """One LAN with a first-hop group per 255th router ID and beyond: the gateway's group is ID 51."""
+    scenario = default_scenario()
+    scenario["nodes"]["onprem-1"] = dict(scenario["nodes"]["onprem-0"], asn=65020, bgp_peer_ip="10.20.255.1",
+                                         links={"internet": "198.51.100.21"})
+    for i in range(205):
+        lan = f"lan-{i}"
+        scenario["networks"][lan] = {"subnet": f"10.{100 + i // 256}.{i % 256}.0/24"}
+        for device, address in (("onprem-0", 2), ("onprem-1", 3)):
+            scenario["nodes"][device]["links"][lan] = f"10.{100 + i // 256}.{i % 256}.{address}"
+        scenario["first_hop"] = {**scenario.get("first_hop", {}), lan: {
+            "network": lan, "address": f"10.{100 + i // 256}.{i % 256}.1", "routers": ["onprem-0", "onprem-1"]}}
+    return dumped(scenario)
+
+
 # name -> (file bytes, the one line's text)
 CASES = {
     "file-too-large": (too_large, f"bytes; the lab takes at most {LIMITS.file_bytes.value:,} (limits.yaml file_bytes:"),
@@ -88,6 +103,8 @@ CASES = {
                           f"{LIMITS.networks.value} (limits.yaml networks:"),
     "too-many-tunnels": (more_tunnels, f"tunnels: {LIMITS.tunnels.value + 1} planned tunnels; the lab takes at most "
                          f"{LIMITS.tunnels.value} (limits.yaml tunnels:"),
+    "too-many-vrrp-groups": (more_vrrp_groups, "first_hop: 206 VRRP groups (first-hop groups and active-standby "
+                             "gateways) would need router IDs 51 to 256; VRRP's end at 255 (RFC 5798)"),
 }
 
 
