@@ -1,5 +1,6 @@
 """Bad or huge input gets one line, never a traceback or a stall: each case is written to a file here
 (some are too large, or not even text, to keep in tests/errors/), then loaded and given to `lab up`."""
+import copy
 import importlib.util
 import time
 from importlib import resources
@@ -15,14 +16,20 @@ from lab.limits import Limits, lab_limits
 from lab.topology import load_profile, load_scenario
 
 LIMITS = lab_limits()
+DEPTH = LIMITS.yaml_depth.value
+# The benchmark's branch sites, to show that 100 of them fit.
 _spec = importlib.util.spec_from_file_location("bench_plan", Path(__file__).parents[2] / "scripts" / "bench_plan.py")
 BENCH = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(BENCH)
-DEPTH = LIMITS.yaml_depth.value
 
 
 def default_scenario() -> dict:
     return yaml.safe_load((resources.files("lab") / "scenarios" / "active-standby.yaml").read_text())
+
+
+def lan(i: int) -> str:
+    """The first three octets of extra LAN i: a /24 clear of the default scenario's networks."""
+    return f"10.{100 + i // 256}.{i % 256}"
 
 
 def dumped(scenario: dict) -> bytes:
@@ -49,14 +56,14 @@ def alias_bomb() -> bytes:
 def more_nodes() -> bytes:
     scenario = default_scenario()
     for i in range(LIMITS.nodes.value + 1 - len(scenario["nodes"])):
-        scenario["nodes"][f"extra-host-{i}"] = scenario["nodes"]["onprem-host"]
+        scenario["nodes"][f"extra-host-{i}"] = copy.deepcopy(scenario["nodes"]["onprem-host"])  # no YAML aliases
     return dumped(scenario)
 
 
 def more_networks() -> bytes:
     scenario = default_scenario()
     for i in range(LIMITS.networks.value + 1 - len(scenario["networks"])):
-        scenario["networks"][f"extra-{i}"] = {"subnet": f"10.{100 + i // 256}.{i % 256}.0/24"}
+        scenario["networks"][f"extra-{i}"] = {"subnet": f"{lan(i)}.0/24"}
     return dumped(scenario)
 
 
@@ -68,17 +75,17 @@ def more_tunnels() -> bytes:
 
 
 def more_vrrp_groups() -> bytes:
-    """One LAN with a first-hop group per 255th router ID and beyond: the gateway's group is ID 51."""
+    """Two devices sharing the first hop of 205 LANs: with the gateway's group (ID 51), IDs run to 256."""
     scenario = default_scenario()
     scenario["nodes"]["onprem-1"] = dict(scenario["nodes"]["onprem-0"], asn=65020, bgp_peer_ip="10.20.255.1",
                                          links={"internet": "198.51.100.21"})
     for i in range(205):
-        lan = f"lan-{i}"
-        scenario["networks"][lan] = {"subnet": f"10.{100 + i // 256}.{i % 256}.0/24"}
+        name = f"lan-{i}"
+        scenario["networks"][name] = {"subnet": f"{lan(i)}.0/24"}
         for device, address in (("onprem-0", 2), ("onprem-1", 3)):
-            scenario["nodes"][device]["links"][lan] = f"10.{100 + i // 256}.{i % 256}.{address}"
-        scenario["first_hop"] = {**scenario.get("first_hop", {}), lan: {
-            "network": lan, "address": f"10.{100 + i // 256}.{i % 256}.1", "routers": ["onprem-0", "onprem-1"]}}
+            scenario["nodes"][device]["links"][name] = f"{lan(i)}.{address}"
+        scenario.setdefault("first_hop", {})[name] = {"network": name, "address": f"{lan(i)}.1",
+                                                      "routers": ["onprem-0", "onprem-1"]}
     return dumped(scenario)
 
 
@@ -156,9 +163,9 @@ def test_100_branch_sites_fit(devices, tmp_path):
 def test_a_scenario_just_inside_the_limits_loads(tmp_path):
     scenario = default_scenario()
     for i in range(LIMITS.networks.value - len(scenario["networks"])):
-        scenario["networks"][f"extra-{i}"] = {"subnet": f"10.{100 + i // 256}.{i % 256}.0/24"}
-        scenario["nodes"][f"extra-host-{i}"] = {"kind": "workload-host", "links": {f"extra-{i}": f"10.{100 + i // 256}.{i % 256}.10"},
-                                                  "router": f"10.{100 + i // 256}.{i % 256}.1"}
+        scenario["networks"][f"extra-{i}"] = {"subnet": f"{lan(i)}.0/24"}
+        scenario["nodes"][f"extra-host-{i}"] = {"kind": "workload-host", "links": {f"extra-{i}": f"{lan(i)}.10"},
+                                                "router": f"{lan(i)}.1"}
     path = tmp_path / "inside.yaml"
     path.write_bytes(dumped(scenario))
     _, loaded = load_scenario(str(path))
