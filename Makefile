@@ -13,7 +13,7 @@ RESULTS ?= results
 UP_ARGS ?=
 FAULTS := kill maintenance pause link-down blackhole
 
-.PHONY: lab-up lab-down lab-status test test-unit test-integration images engine venv bench bench-throughput clean failover failover-all
+.PHONY: lab-up lab-down lab-status test test-unit test-integration images engine venv bench bench-throughput bench-plan clean failover failover-all
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -71,6 +71,11 @@ bench: images
 # and VpnGw1's 650 Mbit/s, with where the CPU goes.
 bench-throughput: images
 	$(VENV)/bin/python scripts/bench_throughput.py
+
+# Planning time (load, check, resolve, transport subnets) of 25 to the most branch
+# sites the limits take, and the ratio when the sites double; no Docker.
+bench-plan: venv
+	$(VENV)/bin/python scripts/bench_plan.py
 
 clean:
 	-$(LAB) down

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from bisect import bisect_left
 from ipaddress import IPv4Network
 
 from .errors import HostConflictError
@@ -36,8 +37,13 @@ def _prefixlen_for(members: int) -> int:
     return min(SMALLEST_SEGMENT, 32 - math.ceil(math.log2(members + 3)))
 
 
-def _members(scenario: Scenario, network: str) -> list[str]:
-    return [name for name, node in scenario.nodes.items() if network in node.links]
+def _members(scenario: Scenario) -> dict[str, list[str]]:
+    """Each network's nodes, in the scenario's order (one pass, not one per network)."""
+    members: dict[str, list[str]] = {network: [] for network in scenario.networks}
+    for name, node in scenario.nodes.items():
+        for network in node.links:
+            members.setdefault(network, []).append(name)
+    return members
 
 
 def plan_segments(
@@ -56,14 +62,14 @@ def plan_segments(
     reuse = reuse or {}
     pool = pool or transport_pool()
     prefix = bridge_prefix(lab)
-    used = list(taken) + list(reuse.values())
+    free = _FreeSpace(pool, list(taken) + list(reuse.values()))
+    members_of = _members(scenario)
     segments: dict[str, Segment] = {}
     for index, network in enumerate(scenario.networks):
-        members = _members(scenario, network)
+        members = members_of[network]
         subnet = reuse.get(network)
         if subnet is None or subnet.num_addresses < len(members) + 3:
-            subnet = _first_free(pool, _prefixlen_for(len(members)), used, network)
-            used.append(subnet)
+            subnet = free.take_first(_prefixlen_for(len(members)), network)
         hosts = subnet.hosts()
         next(hosts)  # the bridge's own
         segments[network] = Segment(
@@ -75,14 +81,56 @@ def plan_segments(
     return segments
 
 
-def _first_free(pool: IPv4Network, prefixlen: int, used: list[IPv4Network], network: str) -> IPv4Network:
-    for candidate in pool.subnets(new_prefix=max(prefixlen, pool.prefixlen)):
-        if not any(candidate.overlaps(u) for u in used):
-            return candidate
-    raise HostConflictError(
-        f"networks.{network}: no free /{prefixlen} left in the transport pool {pool} "
-        "(host routes and Docker networks use it): set LAB_TRANSPORT_POOL to a free range"
-    )
+class _FreeSpace:
+    """First-fit placement of aligned blocks in a pool, around used address ranges.
+
+    Used space is kept as sorted, merged [first, last] ranges; a block that
+    meets one jumps past its end (bisect), not block by block. Used space only
+    grows while planning, so the first fit of a size never moves backwards:
+    each size's search resumes where its last one ended. Placing n blocks
+    costs O(n log n), and each block is the one a scan of every candidate
+    against every used subnet would pick.
+    """
+
+    def __init__(self, pool: IPv4Network, used: list[IPv4Network]):
+        self.pool = pool
+        self.firsts: list[int] = []
+        self.lasts: list[int] = []
+        for first, last in sorted((int(u.network_address), int(u.broadcast_address)) for u in used):
+            if self.lasts and first <= self.lasts[-1] + 1:
+                self.lasts[-1] = max(self.lasts[-1], last)
+            else:
+                self.firsts.append(first)
+                self.lasts.append(last)
+        self.resume_at: dict[int, int] = {}   # block size -> where its next search starts
+
+    def take_first(self, prefixlen: int, network: str) -> IPv4Network:
+        size = 2 ** (32 - prefixlen)
+        start, end = int(self.pool.network_address), int(self.pool.broadcast_address)
+        candidate = self.resume_at.get(size, start)
+        # A pool smaller than the block holds none (it used to crash on the missing host addresses).
+        while prefixlen >= self.pool.prefixlen and candidate + size - 1 <= end:
+            i = bisect_left(self.lasts, candidate)  # the first used range that doesn't end before it
+            if i == len(self.lasts) or self.firsts[i] > candidate + size - 1:
+                self.resume_at[size] = candidate + size
+                self._add(i, candidate, candidate + size - 1)
+                return IPv4Network((candidate, prefixlen))
+            candidate = start + -(-(self.lasts[i] + 1 - start) // size) * size  # the first block past it
+        raise HostConflictError(
+            f"networks.{network}: no free /{prefixlen} left in the transport pool {self.pool} "
+            "(host routes and Docker networks use it): set LAB_TRANSPORT_POOL to a free range"
+        )
+
+    def _add(self, i: int, first: int, last: int) -> None:
+        """Marks a free block used: range i is the first after it; neighbours that touch it merge."""
+        if i < len(self.firsts) and self.firsts[i] == last + 1:
+            self.firsts[i] = first
+        else:
+            self.firsts.insert(i, first)
+            self.lasts.insert(i, last)
+        if i > 0 and self.lasts[i - 1] + 1 == self.firsts[i]:
+            self.lasts[i - 1] = self.lasts.pop(i)
+            self.firsts.pop(i)
 
 
 def split_host_subnets(

@@ -5,7 +5,11 @@ of problems, so a user sees all of them at once, each naming its field.
 """
 from __future__ import annotations
 
+import io
+from collections import Counter
+from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -19,6 +23,7 @@ from . import names
 from .errors import TopologyError
 from .names import check_lab_name
 from .kinds import KINDS, Role, has_role, kind_name_of
+from .limits import lab_limits
 from .model import (
     BgpSessionPlan,
     LabPlan,
@@ -53,19 +58,95 @@ def _locate(name_or_path: str, folder: str, known: list[str]) -> tuple[str, str]
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise TopologyError(str(path), ["no such file"])
-        return path.name, path.read_text()
+        return path.name, _read_text(path.name, path)
     if name_or_path not in known:
         raise TopologyError(name_or_path, [f"unknown {folder[:-1]} (known: {', '.join(known)})"])
-    return f"{name_or_path}.yaml", (resources.files("lab") / folder / f"{name_or_path}.yaml").read_text()
+    label = f"{name_or_path}.yaml"
+    return label, _read_text(label, resources.files("lab") / folder / label)
+
+
+def _read_text(label: str, source: Path | Traversable) -> str:
+    """The file's text; refused in one line when it is too large or not UTF-8."""
+    limits = lab_limits()
+    most = limits.file_bytes.value
+    try:
+        with source.open("rb") as file:
+            data = file.read(most + 1)  # no more: a huge file is never read whole
+            size = file.seek(0, io.SEEK_END)
+    except OSError as exc:
+        raise TopologyError(label, [f"can't read it ({exc.strerror or exc})"]) from None
+    if len(data) > most:
+        raise TopologyError(label, [limits.refusal("file_bytes", f"{size:,} bytes")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise TopologyError(label, [f"line {line}, byte {exc.start} (0x{data[exc.start]:02x}): not UTF-8 text "
+                                    f"({exc.reason}); scenarios and profiles are UTF-8"]) from None
+
+
+@dataclass
+class _OpenCollection:
+    anchor: str | None
+    level: int
+    nodes_before: int  # the document's expanded node count when it opened
+    deepest: int       # the deepest level inside it so far
+
+
+def _check_yaml_bounds(label: str, text: str) -> None:
+    """Refuses YAML nested deeper, or larger once aliases are expanded, than the limits: before
+    it is composed, by walking the parser's events (no recursion). PyYAML composes recursively
+    (a RecursionError near 500 levels), and an alias is one node to safe_load but its whole
+    anchor to whatever walks the data: a few lines of aliases (a billion laughs) stand for 10^9."""
+    limits = lab_limits()
+    expanded = 0
+    anchored: dict[str, tuple[int, int]] = {}  # anchor -> its nodes, and the levels it spans
+    opened: list[_OpenCollection] = []
+
+    def refuse(limit: str, found: str) -> TopologyError:
+        return TopologyError(label, [limits.refusal(limit, f"line {event.start_mark.line + 1}: {found}")])
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionEndEvent):
+            done = opened.pop()
+            if done.anchor is not None:
+                anchored[done.anchor] = (expanded - done.nodes_before, done.deepest - done.level + 1)
+            if opened:
+                opened[-1].deepest = max(opened[-1].deepest, done.deepest)
+            continue
+        if isinstance(event, yaml.AliasEvent):
+            if any(c.anchor == event.anchor for c in opened):
+                raise refuse("yaml_nodes", f"*{event.anchor} lies inside its own anchor, so it expands without end")
+            nodes, levels = anchored.get(event.anchor, (1, 0))  # an unknown one: the composer says so
+        elif isinstance(event, yaml.CollectionStartEvent):
+            opened.append(_OpenCollection(event.anchor, len(opened) + 1, expanded, len(opened) + 1))
+            nodes, levels = 1, 0
+        elif isinstance(event, yaml.ScalarEvent):
+            nodes, levels = 1, 0
+            if event.anchor is not None:
+                anchored[event.anchor] = (1, 0)
+        else:
+            continue  # stream and document boundaries
+        expanded += nodes
+        reached = len(opened) + levels
+        if reached > limits.yaml_depth.value:
+            raise refuse("yaml_depth", f"nested {reached} levels deep")
+        if expanded > limits.yaml_nodes.value:
+            raise refuse("yaml_nodes", f"{expanded:,} YAML nodes so far, aliases expanded")
+        if opened:
+            opened[-1].deepest = max(opened[-1].deepest, reached)
 
 
 def _parse(label: str, text: str, model: type[M]) -> M:
     try:
+        _check_yaml_bounds(label, text)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
         raise TopologyError(label, [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    except ValueError as exc:  # a constructor's: a date like 2024-13-01, an integer of over 4,300 digits
+        raise TopologyError(label, [f"not valid YAML ({exc})"]) from None
     if not isinstance(raw, dict):
         raise TopologyError(label, ["expected a mapping at the top level"])
     try:
@@ -160,14 +241,24 @@ def _check_links(s: Scenario) -> list[str]:
 
 
 def _check_overlaps(s: Scenario) -> list[str]:
-    problems = []
+    """Each address space inside another, named from the later of the two in the file.
+
+    CIDR blocks overlap only by nesting, so one sweep in address order, with a stack of the
+    blocks that hold the current address, finds each block's innermost holder: n log n, not
+    every pair (and a block inside several is said once, with the innermost).
+    """
     spaces = [(f"networks.{n}.subnet", net.subnet) for n, net in s.networks.items()]
     spaces.append(("tunnel_pool", s.tunnel_pool))
-    for i, (field_a, a) in enumerate(spaces):
-        for field_b, b in spaces[i + 1:]:
-            if a.overlaps(b):
-                problems.append(f"{field_b}: {b} overlaps {field_a} ({a})")
-    return problems
+    pairs: list[tuple[int, int]] = []
+    holders: list[int] = []
+    for i in sorted(range(len(spaces)), key=lambda i: (spaces[i][1].network_address, spaces[i][1].prefixlen, i)):
+        block = spaces[i][1]
+        while holders and spaces[holders[-1]][1].broadcast_address < block.network_address:
+            holders.pop()
+        if holders:
+            pairs.append((min(holders[-1], i), max(holders[-1], i)))
+        holders.append(i)
+    return [f"{spaces[b][0]}: {spaces[b][1]} overlaps {spaces[a][0]} ({spaces[a][1]})" for a, b in sorted(pairs)]
 
 
 def _check_gateways(s: Scenario) -> list[str]:
@@ -350,16 +441,28 @@ SCENARIO_CHECKS: list[Callable[[Scenario], list[str]]] = [
 
 def _check_planned_names(s: Scenario) -> list[str]:
     """Names the plan derives must stay unique (only checked on an otherwise valid scenario)."""
-    names = [t.name for t in plan_tunnels(s)]
+    names = Counter(t.name for t in plan_tunnels(s))
     return [f"tunnels: two tunnels would be named {name!r} (an active-active gateway's tunnels are named "
-            "NAME-0, NAME-1, ...): rename one" for name in sorted({n for n in names if names.count(n) > 1})]
+            "NAME-0, NAME-1, ...): rename one" for name in sorted(n for n, count in names.items() if count > 1)]
+
+
+def _check_counts(s: Scenario) -> list[str]:
+    """Nodes, networks and planned tunnels past the lab's limits (lab/limits.yaml)."""
+    limits = lab_limits()
+    counts = {"nodes": (len(s.nodes), "nodes"), "networks": (len(s.networks), "networks"),
+              "tunnels": (planned_tunnel_count(s), "planned tunnels")}
+    return [limits.refusal(name, f"{name}: {count:,} {what}") for name, (count, what) in counts.items()
+            if count > getattr(limits, name).value]
 
 
 def check_scenario(scenario: Scenario) -> list[str]:
+    too_large = _check_counts(scenario)
+    if too_large:
+        return too_large  # refused at once: the checks below grow with the scenario
     problems: list[str] = []
     for check in SCENARIO_CHECKS:
         problems.extend(check(scenario))
-    return problems or _check_planned_names(scenario)
+    return problems or _check_planned_names(scenario) + _check_planned_vrids(scenario)
 
 
 # --- resolution ----------------------------------------------------------------------
@@ -435,6 +538,16 @@ def plan_bgp_sessions(s: Scenario, tunnels: list[TunnelPlan]) -> list[BgpSession
 
 # VRRP router IDs: gateways first, then LAN first-hop groups, each its own.
 FIRST_VRID = 51
+LAST_VRID = 255  # RFC 5798: a virtual router ID is 1 to 255
+
+
+def _check_planned_vrids(s: Scenario) -> list[str]:
+    """Every VRRP group needs its own router ID (only checked on an otherwise valid scenario)."""
+    groups = plan_vrrp_groups(s)
+    if not groups or groups[-1].vrid <= LAST_VRID:
+        return []
+    return [f"first_hop: {len(groups)} VRRP groups (first-hop groups and active-standby gateways) would need "
+            f"router IDs {FIRST_VRID} to {groups[-1].vrid}; VRRP's end at {LAST_VRID} (RFC 5798)"]
 
 
 def plan_vrrp_groups(s: Scenario) -> list[VrrpGroupPlan]:
@@ -459,9 +572,8 @@ def plan_multipath(s: Scenario, tunnels: list[TunnelPlan], sessions: list[BgpSes
     for name, gw in s.gateways.items():
         if strategy_for(gw.mode).multipath:
             nodes.add(gw.vnet_router)
-    for node in {b.node for b in sessions}:
-        if sum(1 for b in sessions if b.node == node and b.tunnel is not None) > 1:
-            nodes.add(node)
+    tunnel_sessions = Counter(b.node for b in sessions if b.tunnel is not None)
+    nodes.update(node for node, count in tunnel_sessions.items() if count > 1)
     return frozenset(nodes)
 
 

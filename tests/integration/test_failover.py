@@ -3,13 +3,17 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 
 from lab import lifecycle
 from lab.deploy import plan_deploy
 
+from lab.topology import load_plan
+
 from .conftest import forwarded_out, start_lab
+from .outside import OutsideCapture
 from .failover_checks import assert_back_to_initial, assert_restored_in_order, kinds, phase_times, run_fault
 
 
@@ -20,12 +24,21 @@ def run_cli(*args, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def fast_lab(adapters, state_dir):
+def outside(adapters):
+    """A capture beyond the guard, started before the lab exists: it sees every state of the lab."""
+    capture = OutsideCapture(adapters, load_plan("active-standby", "fast", lab=f"it-{uuid.uuid4().hex[:6]}")).start()
+    yield capture
+    capture.stop()
+
+
+@pytest.fixture(scope="module")
+def fast_lab(adapters, state_dir, outside):
     """The fast-profile lab, brought up twice (as users do): every failover below runs after a repeated `up`.
 
-    The host's forwarded-packet counter is read after every test: nothing may leave, whatever the fault.
+    After every test, nothing may have been seen beyond the lab (the capture), and the host's
+    forwarded-packet counter, a second check behind the guard's drop, must read 0.
     """
-    plan, _, _ = start_lab(adapters, "fast")
+    plan, _, _ = start_lab(adapters, plan=outside.plan)
     start_lab(adapters, plan=plan)
     yield plan
     lifecycle.down(plan.lab, adapters)
@@ -36,6 +49,7 @@ def nothing_leaves(request, adapters):
     yield
     if "fast_lab" in request.fixturenames:
         plan = request.getfixturevalue("fast_lab")
+        assert request.getfixturevalue("outside").seen() == []
         assert forwarded_out(adapters, plan) == 0
 
 

@@ -2,6 +2,8 @@
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lab.errors import HostConflictError
 from lab.hostcheck import kernel_esp_support
@@ -235,3 +237,30 @@ def test_generated_keys_are_ones_azure_takes_and_a_hand_set_key_azure_refuses_is
     (tmp_path / "psk.json").write_text(json.dumps({"onprem-0": "my key-with~"}))
     with pytest.raises(LabError, match=r"the key of tunnel onprem-0 is not one Azure takes \(contains ' ', '-', '~'"):
         load_or_create_psks(tmp_path, ["onprem-0"])
+
+
+def all_pairs_overlaps(s) -> list[str]:
+    """The overlap check as it was first written: every pair, in file order."""
+    spaces = [(f"networks.{n}.subnet", net.subnet) for n, net in s.networks.items()] + [("tunnel_pool", s.tunnel_pool)]
+    return [f"{fb}: {b} overlaps {fa} ({a})" for i, (fa, a) in enumerate(spaces) for fb, b in spaces[i + 1:]
+            if a.overlaps(b)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 255), st.integers(20, 26)), min_size=1, max_size=12),
+       st.tuples(st.integers(0, 255), st.integers(20, 26)))
+def test_the_overlap_sweep_says_what_every_pair_said(networks, pool):
+    def subnet(third_octet, prefixlen):
+        return str(IPv4Network(f"10.0.{third_octet}.0/{prefixlen}", strict=False))
+    from lab.model import Scenario
+    from lab.topology import _check_overlaps
+    s = Scenario.model_validate({"name": "prop", "description": "-", "tunnel_pool": subnet(*pool),
+                                 "networks": {f"n{i}": {"subnet": subnet(*n)} for i, n in enumerate(networks)},
+                                 "nodes": {"host": {"kind": "workload-host", "links": {"n0": "10.0.0.1"}}}})
+    every_pair, swept = all_pairs_overlaps(s), _check_overlaps(s)
+    # Each block inside others is said once, with the innermost: a subset, in the same order, naming the same spaces.
+    assert [m for m in every_pair if m in swept] == swept
+    assert {m.split(":")[0] for m in swept} | {m.split("overlaps ")[1].split(" ")[0] for m in swept} == \
+        {m.split(":")[0] for m in every_pair} | {m.split("overlaps ")[1].split(" ")[0] for m in every_pair}
+    if len(every_pair) <= 1:
+        assert swept == every_pair
