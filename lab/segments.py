@@ -24,7 +24,17 @@ SMALLEST_SEGMENT = 29
 
 
 def transport_pool() -> IPv4Network:
-    return IPv4Network(os.environ.get("LAB_TRANSPORT_POOL", str(DEFAULT_TRANSPORT_POOL)))
+    """LAB_TRANSPORT_POOL (checked where it enters: a private IPv4 block of /8 to /24), else the default."""
+    value = os.environ.get("LAB_TRANSPORT_POOL")
+    if value is None:
+        return DEFAULT_TRANSPORT_POOL
+    try:
+        pool = IPv4Network(value)
+    except ValueError:
+        raise HostConflictError(f"LAB_TRANSPORT_POOL={value!r}: not an IPv4 network such as 172.28.0.0/14") from None
+    if not pool.is_private or not 8 <= pool.prefixlen <= 24:
+        raise HostConflictError(f"LAB_TRANSPORT_POOL={value!r}: must be a private IPv4 block from /8 to /24")
+    return pool
 
 
 def bridge_prefix(lab: str) -> str:

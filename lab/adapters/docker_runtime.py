@@ -33,6 +33,8 @@ STOP_EVERY_S = 0.5
 CLOCK_ANSWER_WITHIN_S = 5.0
 CLOCK_SESSION_WITHIN_S = 30
 NO_NAME_SERVICE = ("127.0.0.1",)
+SSH_SOCKET = "$XDG_RUNTIME_DIR/azlab-docker.sock"
+SSH_FORWARD = f"ssh -NL {SSH_SOCKET}:/var/run/docker.sock"
 # Long-lived streams (probes, event watches) and a status read of every node at once share the pool.
 CONNECTIONS = 32
 
@@ -450,9 +452,11 @@ def engine_client() -> docker.DockerClient:
         # Tried: docker-py 7.1.0's SSH transport broke when an exec session closed (BrokenPipeError,
         # running the system's ssh), or failed to open channels partway through `lab up` (paramiko).
         # A forwarded socket is plain TCP, the path the tests cover.
-        raise EngineError(f"{address}: ssh:// engines are not supported; forward the engine's socket instead "
-                          "(ssh -NL 127.0.0.1:2375:/var/run/docker.sock USER@HOST) and set "
-                          "DOCKER_HOST=tcp://127.0.0.1:2375")
+        # To a unix socket, not a TCP port: ssh makes it 0600 (StreamLocalBindMask), where a
+        # port on 127.0.0.1 would open a root-equivalent engine to every local user.
+        raise EngineError(f"{address}: ssh:// engines are not supported; forward the engine's socket to one "
+                          f"only you can open instead ({SSH_FORWARD} USER@HOST) and set "
+                          f"DOCKER_HOST=unix://{SSH_SOCKET}")
     if os.environ.get("DOCKER_HOST"):
         # from_env honours DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
         return docker.from_env(timeout=30, max_pool_size=CONNECTIONS)

@@ -217,6 +217,7 @@ def test_an_ssh_engine_is_refused_with_the_tunnel_that_works(monkeypatch):
     from lab.errors import EngineError
 
     monkeypatch.setenv("DOCKER_HOST", "ssh://lab@engine.example")
-    with pytest.raises(EngineError, match="ssh -NL 127.0.0.1:2375:/var/run/docker.sock") as raised:
+    with pytest.raises(EngineError, match=r"ssh -NL \$XDG_RUNTIME_DIR/azlab-docker.sock:/var/run/docker.sock") as raised:
         DockerRuntime().ping()
-    assert "\n" not in str(raised.value)
+    # Never a TCP port: one on 127.0.0.1 is a root-equivalent engine for every local user.
+    assert "\n" not in str(raised.value) and "tcp://" not in str(raised.value)

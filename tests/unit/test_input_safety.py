@@ -302,3 +302,12 @@ def test_compose_gives_each_vpn_node_only_its_own_tunnels_keys():
         block = script.split(f"> /secrets/{node}/psk.conf")[0].rsplit("{\necho 'secrets {'", 1)[1]
         written = {line.split("ike-")[1].split(" ")[0] for line in block.splitlines() if "ike-" in line}
         assert written == {t.name for t in plan.tunnels_of(node)}
+
+
+@pytest.mark.parametrize("value", ["nonsense", "8.8.0.0/16", "10.0.0.0/30", "10.0.0.1/8"])
+def test_the_transport_pool_from_the_environment_is_checked(monkeypatch, value):
+    from lab.segments import transport_pool
+
+    monkeypatch.setenv("LAB_TRANSPORT_POOL", value)
+    with pytest.raises(LabError, match="LAB_TRANSPORT_POOL"):
+        transport_pool()
