@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ CONVERGED_WITHIN_S = 120.0
 # while: a create that was in flight when the user pressed Ctrl-C lands late.
 GONE_FOR_S = 2.0
 TEARDOWN_WITHIN_S = 60.0
+UP_RUN_LABEL = "lab.up-run"
 
 
 # The engine's kernel doesn't change while a process polls status: read it once.
@@ -133,6 +135,10 @@ def _up(plan: LabPlan, adapters: Adapters, progress: Progress, image: str, extra
     # A repeated `up` that fails or is interrupted leaves the running lab as it was.
     existed = bool(runtime.lab_objects(lab_labels(plan.lab)))
     state_dir = make_lab_dir(plan.lab)
+    # What this `up` makes carries its own mark: if it fails, it removes only that, never a lab of
+    # the same name that another user (another state root, so another lock) brought up meanwhile.
+    run = uuid.uuid4().hex[:12]
+    extra_labels = {**(extra_labels or {}), UP_RUN_LABEL: run}
     try:
         # Two `up`s at once must not pick the same free subnets.
         with _placement_lock():
@@ -163,7 +169,7 @@ def _up(plan: LabPlan, adapters: Adapters, progress: Progress, image: str, extra
             raise
         with _uninterruptible():
             progress("start-up failed: removing what was created")
-            _, left = teardown(plan.lab, adapters)
+            _, left = teardown(plan.lab, adapters, run=run)
         if left:
             raise LabError(f"{str(exc) or exc.__class__.__name__}; and these are left: "
                            f"{', '.join(left)} (`lab down --lab {plan.lab}` removes them)") from exc
@@ -257,13 +263,15 @@ def _uninterruptible() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def teardown(lab: str, adapters: Adapters) -> tuple[list[str], list[str]]:
-    """Removes every container and network of the lab, then its guard and its files.
+def teardown(lab: str, adapters: Adapters, run: str | None = None) -> tuple[list[str], list[str]]:
+    """Removes every container and network of the lab (with `run`: only those one `up` made), then,
+    once nothing of the lab is left, its guard and its files.
 
     Returns (removed, left): `left` names what could not be removed. The
     guard goes last, once no lab bridge is left for it to protect.
     """
-    runtime, labels = adapters.runtime, lab_labels(lab)
+    runtime = adapters.runtime
+    labels = {**lab_labels(lab), UP_RUN_LABEL: run} if run else lab_labels(lab)
     removed: list[str] = []
     removable_files(lab)   # refuses a state folder the lab didn't make before anything is removed
     with _uninterruptible():
@@ -281,7 +289,7 @@ def teardown(lab: str, adapters: Adapters) -> tuple[list[str], list[str]]:
 
         poll_until(gone_for_a_while, TEARDOWN_WITHIN_S, 0.25)
         left = runtime.lab_objects(labels)
-        if not left:
+        if not left and not runtime.lab_objects(lab_labels(lab)):
             table = guard_table(lab)
             adapters.host.remove_guard(table)
             removed.append(f"nftables table inet {table}")
