@@ -16,7 +16,7 @@ from .faults import check_target, get_fault, resolve_target
 from .lifecycle import ensure_guard
 from .locks import hold_lab
 from .model import LabPlan
-from .state import read_private, write_private
+from .state import make_lab_dir, read_private, write_private
 from .wiring import Adapters
 
 RECORD = "injected-faults.json"
@@ -49,9 +49,17 @@ def faults_in_place(state_dir: Path) -> list[str]:
 def break_lab(plan: LabPlan, adapters: Adapters, fault_name: str, target: str, state_dir: Path) -> str:
     """Injects one fault and records it; returns what was done."""
     with hold_lab(plan.lab, "break"):
+        _still_running(plan, adapters)
+        make_lab_dir(plan.lab)
         repaired = ensure_guard(plan.lab, adapters)
         done = _break(plan, adapters, fault_name, target, state_dir)
     return f"{done} ({repaired})" if repaired else done
+
+
+def _still_running(plan: LabPlan, adapters: Adapters) -> None:
+    """Looked at once the lab is held: a `down` that held it before may have removed it."""
+    if not adapters.runtime.lab_objects({"lab.name": plan.lab}):
+        raise LabError(f"lab {plan.lab} is not running: `lab up` first")
 
 
 def _break(plan: LabPlan, adapters: Adapters, fault_name: str, target: str, state_dir: Path) -> str:
@@ -72,6 +80,7 @@ def _break(plan: LabPlan, adapters: Adapters, fault_name: str, target: str, stat
 def repair_lab(plan: LabPlan, adapters: Adapters, state_dir: Path) -> list[str]:
     """Restores every recorded fault, newest first, then fails back; returns what was done."""
     with hold_lab(plan.lab, "repair"):
+        _still_running(plan, adapters)
         repaired = ensure_guard(plan.lab, adapters)
         return ([repaired] if repaired else []) + _repair(plan, adapters, state_dir)
 

@@ -22,7 +22,7 @@ from .report import print_status, status_json
 from .model import LabPlan
 from .locks import LabBusy, hold_lab, try_hold_lab
 from .render import guard_table
-from .state import lab_dir, make_lab_dir
+from .state import lab_dir
 from .topology import builtin_profiles, builtin_scenarios, load_plan
 from .wiring import real_adapters
 
@@ -98,7 +98,10 @@ def down(lab: Optional[str] = _lab_option()) -> None:
         removed = lifecycle.down(name, adapters)
     except LabError as exc:
         _fail(exc)
-    out.print(f"lab {name}: removed {len(removed)} object(s)")
+    kept = [line.removeprefix(lifecycle.KEPT) for line in removed if line.startswith(lifecycle.KEPT)]
+    out.print(f"lab {name}: removed {len(removed) - len(kept)} object(s)")
+    for line in kept:
+        err.print(f"[bold yellow]note:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -133,7 +136,9 @@ def _keep_guard(lab: str, adapters) -> None:
     if not adapters.runtime.lab_objects({"lab.name": lab}):
         return
     with try_hold_lab(lab, "status") as held:
-        repaired = lifecycle.ensure_guard(lab, adapters) if held else None
+        # Looked at again once held: a `down` may have finished in between.
+        running = held and bool(adapters.runtime.lab_objects({"lab.name": lab}))
+        repaired = lifecycle.ensure_guard(lab, adapters) if running else None
     if repaired:
         err.print(f"[bold yellow]guard:[/] {escape(repaired)}", highlight=False, soft_wrap=True)
 
@@ -280,7 +285,7 @@ def break_(
         adapters = real_adapters()
         plan = _running_plan(lab, adapters)
         chosen = target or _first_instance(plan)
-        done = break_lab(plan, adapters, fault, chosen, make_lab_dir(plan.lab))
+        done = break_lab(plan, adapters, fault, chosen, lab_dir(plan.lab))
     except LabError as exc:
         _fail(exc)
     out.print(f"{fault} on {chosen}: {done}. Watch it with `lab status`; `lab repair` puts it right.")

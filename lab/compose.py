@@ -9,6 +9,7 @@ volume the VPN nodes read.
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 import yaml
@@ -36,27 +37,32 @@ def _key_volume(node: str) -> str:
     return f"{PSK_VOLUME}-{node}"
 
 
+def _key_variable(tunnel: str) -> str:
+    return "key_" + "".join(c if c.isalnum() else "_" for c in tunnel)
+
+
 def render_psk_init(plan: LabPlan) -> str:
     """Shell for the one-shot key service: one key per tunnel, and each VPN node's volume gets only
-    its own tunnels' keys. Keys never appear in the compose file."""
+    its own tunnels' keys. Keys never appear in the compose file; every name is one shell word."""
+    q = shlex.quote
     vpn_nodes = sorted({n for t in plan.tunnels for n in (t.device, *t.instances)})
     # Drawn once: a restart keeps the keys (all of them, or none are kept).
-    done = " && ".join(f"[ -s /secrets/{n}/psk.conf ]" for n in vpn_nodes) or "true"
+    done = " && ".join(f"[ -s {q(f'/secrets/{n}/psk.conf')} ]" for n in vpn_nodes) or "true"
     lines = ["set -eu", "umask 077", f"if {done}; then exit 0; fi"]
     for t in plan.tunnels:
         # Letters and digits, as `lab up` draws them: a key Azure takes.
-        lines.append(f"key_{t.name.replace('-', '_')}=$(tr -dc A-Za-z0-9 </dev/urandom | head -c 32)")
+        lines.append(f"{_key_variable(t.name)}=$(tr -dc A-Za-z0-9 </dev/urandom | head -c 32)")
     for node in vpn_nodes:
         lines += ["{", "echo 'secrets {'"]
         for t in plan.tunnels_of(node):
             lines += [
-                f"echo '  ike-{t.name} {{'",
-                f"echo '    id-gateway = {t.gateway_public_ip}'",
-                f"echo '    id-device = {t.device_public_ip}'",
-                f"echo \"    secret = \\\"$key_{t.name.replace('-', '_')}\\\"\"",
+                f"echo {q(f'  ike-{t.name} {{')}",
+                f"echo {q(f'    id-gateway = {t.gateway_public_ip}')}",
+                f"echo {q(f'    id-device = {t.device_public_ip}')}",
+                f"echo \"    secret = \\\"${_key_variable(t.name)}\\\"\"",
                 "echo '  }'",
             ]
-        lines += ["echo '}'", f"}} > /secrets/{node}/psk.conf"]
+        lines += ["echo '}'", f"}} > {q(f'/secrets/{node}/psk.conf')}"]
     return "\n".join(lines) + "\n"
 
 

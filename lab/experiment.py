@@ -347,14 +347,14 @@ class FailoverRunner:
             return self._run_all()
 
     def _run_all(self) -> FailoverReport:
+        repaired = ensure_guard(self.plan.lab, self.adapters)
+        if repaired:
+            self.say(repaired)
         status = read_status(self.plan.lab, self.adapters)
         if not status.converged:
             raise LabError(f"lab {self.plan.lab} is not converged ({'; '.join(status.unconverged_reasons()[:3])}): "
                            "check `lab status`; `lab repair` undoes faults left by `lab break`")
         self.initial = holders(self.plan, self.adapters)
-        repaired = ensure_guard(self.plan.lab, self.adapters)
-        if repaired:
-            self.say(repaired)
         actives = status.active_instances
         standbys = [n for g in status.gateways if strategy_for(g.mode).has_standbys
                     for n in g.instances if n not in g.active]

@@ -33,11 +33,11 @@ from .errors import LabError, WaitTimeout
 from .locks import hold_lab
 from .names import check_lab_name
 from .model import LabPlan
-from .topology import load_plan, resolve
+from .topology import check_scenario, load_plan, resolve
 from .render import GUARD_RULES, guard_table, render_guard
 from .segments import plan_segments, split_host_subnets
 from .ports import ContainerInfo, ContainerRuntime
-from .state import lab_dir, make_lab_dir, remove_lab_files, removable_files, state_root
+from .state import check_state_root, lab_dir, lab_files, make_lab_dir, remove_lab_files, state_root
 from .status import LabStatus, collect_status, not_ready
 from .wiring import Adapters
 
@@ -134,6 +134,8 @@ def _up(plan: LabPlan, adapters: Adapters, progress: Progress, image: str, extra
     image_id = ensure_image(runtime, image)
     # A repeated `up` that fails or is interrupted leaves the running lab as it was.
     existed = bool(runtime.lab_objects(lab_labels(plan.lab)))
+    # A first `up` that fails removes only the files it wrote (not a psk.json filled in by hand).
+    had_files = frozenset(f.name for f in lab_files(plan.lab).files)
     state_dir = make_lab_dir(plan.lab)
     # What this `up` makes carries its own mark: if it fails, it removes only that, never a lab of
     # the same name that another user (another state root, so another lock) brought up meanwhile.
@@ -167,11 +169,15 @@ def _up(plan: LabPlan, adapters: Adapters, progress: Progress, image: str, extra
     except BaseException as exc:
         if existed or os.environ.get("LAB_KEEP_ON_FAILURE"):
             raise
+        cause = str(exc) or exc.__class__.__name__
         with _uninterruptible():
             progress("start-up failed: removing what was created")
-            _, left = teardown(plan.lab, adapters, run=run)
+            try:
+                _, left = teardown(plan.lab, adapters, run=run, keep_files=had_files)
+            except LabError as cleanup:
+                raise LabError(f"{cause}; and removing what was made failed: {cleanup}") from exc
         if left:
-            raise LabError(f"{str(exc) or exc.__class__.__name__}; and these are left: "
+            raise LabError(f"{cause}; and these are left: "
                            f"{', '.join(left)} (`lab down --lab {plan.lab}` removes them)") from exc
         raise
 
@@ -232,9 +238,12 @@ def _link_indexes(adapters: Adapters) -> Callable[[ContainerInfo], dict[str, int
 @contextmanager
 def _placement_lock() -> Iterator[None]:
     """Serialises subnet placement between `lab` processes of this machine (bounded wait)."""
-    root = state_root()
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(root / ".placement.lock", "w") as handle:
+    root = check_state_root(create=True)
+    try:
+        fd = os.open(root / ".placement.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise LabError(f"{root / '.placement.lock'}: {exc.strerror}") from None
+    with os.fdopen(fd, "r+") as handle:
         def locked() -> bool:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -263,17 +272,23 @@ def _uninterruptible() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def teardown(lab: str, adapters: Adapters, run: str | None = None) -> tuple[list[str], list[str]]:
+KEPT = "kept: "
+
+
+def teardown(lab: str, adapters: Adapters, run: str | None = None,
+             keep_files: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
     """Removes every container and network of the lab (with `run`: only those one `up` made), then,
     once nothing of the lab is left, its guard and its files.
 
-    Returns (removed, left): `left` names what could not be removed. The
-    guard goes last, once no lab bridge is left for it to protect.
+    Returns (removed, left): `left` names what could not be removed; an
+    entry of `removed` starting with KEPT says what of the state folder was
+    left and why. The guard goes last, once no lab bridge is left for it to
+    protect. The state folder is checked before anything is removed.
     """
     runtime = adapters.runtime
     labels = {**lab_labels(lab), UP_RUN_LABEL: run} if run else lab_labels(lab)
     removed: list[str] = []
-    removable_files(lab)   # refuses a state folder the lab didn't make before anything is removed
+    files = lab_files(lab)   # refuses a state folder the lab didn't make before anything is removed
     with _uninterruptible():
         gone_since: float | None = None
 
@@ -293,7 +308,8 @@ def teardown(lab: str, adapters: Adapters, run: str | None = None) -> tuple[list
             table = guard_table(lab)
             adapters.host.remove_guard(table)
             removed.append(f"nftables table inet {table}")
-            removed.extend(remove_lab_files(lab))
+            gone, kept = remove_lab_files(files, keep_files)
+            removed.extend(gone + ([KEPT + kept] if kept else []))
         return removed, left
 
 
@@ -315,10 +331,16 @@ def running_plan(lab: str, adapters: Adapters, default_scenario: str) -> LabPlan
     if not running:
         raise LabError(f"lab {lab} is not running: `lab up` first")
     source = load_plan_source(lab_dir(lab))
-    if source is not None:
+    # Saved state is checked as a scenario file is: a damaged one falls back to the labels.
+    if source is not None and not check_scenario(source[0]):
         return resolve(*source, lab)
     labels = running[0].labels
-    return load_plan(labels.get("lab.scenario", default_scenario), labels.get("lab.profile"), lab)
+    scenario, profile = labels.get("lab.scenario", default_scenario), labels.get("lab.profile")
+    for label, rule, value in (("lab.scenario", names.SHORT, scenario), ("lab.profile", names.NODE, profile)):
+        if value is not None and rule.problem(value):
+            raise LabError(f"lab {lab}: its {label} label is none this lab writes ({rule.problem(value)}): "
+                           f"`lab down --lab {lab}` and `lab up` again")
+    return load_plan(scenario, profile, lab)
 
 
 def running_labs(adapters: Adapters) -> list[str]:

@@ -1,10 +1,12 @@
 """One exclusive lock per lab: `up`, `down`, `failover`, `break` and `repair` never overlap.
 
-An flock on a file in the lab's folder. The holder writes its PID and verb
-into it, so a command that waits in vain says who holds the lab. The lock
-is taken again within one process (a failover that re-creates its lab),
-and `lab down` may remove the file while holding it: a waiter that then
-gets the lock on the removed file sees that it is gone and starts over.
+An flock on `<state root>/.locks/<lab>.lock`, beside the lab's folder so
+that `lab down` removing the folder leaves the lock alone. The holder
+writes its PID and verb into it, so a command that waits in vain says who
+holds the lab. The lock is taken again within one process (a failover that
+re-creates its lab). The last holder of a lab that is gone removes the
+file while still holding it, and only if it is still its own; a waiter
+that then gets the lock on the removed file sees that and starts over.
 """
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from .errors import LabError
-from .state import lab_dir, make_lab_dir
+from .names import check_lab_name
+from .state import check_state_root, lab_dir, state_root
 
-LOCK_FILE = ".lock"
+LOCKS = ".locks"
 WAIT_ENV = "LAB_LOCK_WAIT_S"
 DEFAULT_WAIT_S = 30.0
 MAX_WAIT_S = 3600.0
@@ -47,10 +50,14 @@ def lock_wait_s() -> float:
     return seconds
 
 
+def lock_path(lab: str):
+    return state_root() / LOCKS / f"{check_lab_name(lab, 'lab')}.lock"
+
+
 def holder_of(lab: str) -> str:
     """Who holds the lab, as its lock file says ('' when unknown)."""
     try:
-        with open(lab_dir(lab) / LOCK_FILE) as handle:
+        with open(lock_path(lab)) as handle:
             record = json.loads(handle.read() or "{}")
         return f"`lab {record['verb']}` (pid {int(record['pid'])})"
     except (OSError, ValueError, KeyError, TypeError):
@@ -59,8 +66,13 @@ def holder_of(lab: str) -> str:
 
 def _try_lock(lab: str) -> int | None:
     """An fd holding the lab's lock, or None if another process holds it."""
-    path = make_lab_dir(lab) / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    path = lock_path(lab)
+    try:
+        check_state_root(create=True)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise LabError(f"{path}: can't take the lab's lock ({exc.strerror})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -143,13 +155,13 @@ def try_hold_lab(lab: str, verb: str) -> Iterator[bool]:
 
 
 def _release(lab: str, fd: int) -> None:
-    """Unlocks; a folder left holding nothing but the lock (no lab) goes with it."""
+    """Unlocks; the lock of a lab that is gone goes with it, if the file is still this one."""
+    path = lock_path(lab)
     try:
-        folder = lab_dir(lab)
-        if [p.name for p in folder.iterdir()] == [LOCK_FILE]:
-            (folder / LOCK_FILE).unlink()
-            folder.rmdir()
+        if not lab_dir(lab).exists() and os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+            path.unlink()
+            path.parent.rmdir()   # only when no other lab has a lock file
     except (OSError, LabError):
-        pass   # another command is using the folder now
+        pass
     finally:
         os.close(fd)

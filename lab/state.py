@@ -1,23 +1,28 @@
 """The lab's files on this machine: one folder per lab under the state root.
 
 The lab removes only what it made: the files it names below, in a folder
-that is a real directory directly under the state root, never through a
-symlink. A name is checked before it becomes a path, and every check runs
-before anything is removed, so a refused `lab down` has touched nothing.
+that carries its marker and is a real directory directly under the state
+root, never through a symlink. A name is checked before it becomes a path,
+and every check runs before anything is removed, so a refused `lab down`
+has touched nothing.
 """
 from __future__ import annotations
 
 import errno
 import os
 import stat
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LabError
 from .names import check_lab_name
 
 STATE_ENV = "LAB_STATE_DIR"
-# Every file the lab writes in a lab's folder; `lab down` removes these and the folder, nothing else.
-LAB_FILES = ("psk.json", "plan-source.json", "injected-faults.json", "config.key", ".lock")
+# Written first into every folder the lab makes, holding the lab's name: the lab's proof of its own.
+MARKER = ".azlab"
+# Every file the lab writes in a lab's folder; `lab down` removes these, the marker and the folder.
+LAB_FILES = ("psk.json", "plan-source.json", "injected-faults.json", "config.key")
 
 
 def state_root() -> Path:
@@ -37,6 +42,26 @@ def state_root() -> Path:
     return Path.home() / ".local" / "state" / "azlab"
 
 
+def check_state_root(create: bool = False) -> Path:
+    """The state root, made 0700 if asked; refuses one another user owns or others may write
+    (anyone who could write there could point the lab's keys or removals elsewhere)."""
+    root = state_root()
+    try:
+        if create:
+            root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        info = root.stat()
+    except FileNotFoundError:
+        return root
+    except OSError as exc:
+        raise LabError(f"state root {root}: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise LabError(f"state root {root} is not a folder")
+    if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise LabError(f"state root {root} must be yours and writable by you alone "
+                       f"(owner uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):o})")
+    return root
+
+
 def lab_dir(lab: str) -> Path:
     """The lab's folder (made or not); refuses a bad name, or a folder that is not the lab's own."""
     check_lab_name(lab, "lab")
@@ -53,64 +78,108 @@ def lab_dir(lab: str) -> Path:
 
 
 def make_lab_dir(lab: str) -> Path:
+    """The lab's folder, made 0700 with its marker if it isn't there."""
     path = lab_dir(lab)
-    root = state_root()
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_state_root(create=True)
     try:
         os.mkdir(path, 0o700)
+        made = True
     except FileExistsError:
-        pass
-    return lab_dir(lab)   # checked again: made by someone else in between?
+        made = False
+    except OSError as exc:
+        raise LabError(f"{path}: {exc.strerror}") from None
+    path = lab_dir(lab)   # checked again: made by someone else in between?
+    if made or not os.path.lexists(path / MARKER):
+        write_private(path / MARKER, lab)
+    return path
 
 
-def removable_files(lab: str) -> tuple[Path, list[Path]]:
-    """(the lab's folder, the files in it the lab made); checked, nothing removed."""
+@dataclass(frozen=True)
+class LabFiles:
+    folder: Path
+    files: tuple[Path, ...]       # what the lab made and removes
+    foreign: tuple[str, ...]      # what it didn't make: left in place, with the folder
+
+    @property
+    def exists(self) -> bool:
+        return self.folder.exists()
+
+
+def lab_files(lab: str) -> LabFiles:
+    """What `lab down` would remove, and what it would leave; checked, nothing removed."""
     path = lab_dir(lab)
     if not path.exists():
-        return path, []
-    return path, [path / name for name in LAB_FILES if os.path.lexists(path / name)]
-
-
-def remove_lab_files(lab: str) -> list[str]:
-    """Removes the lab's own files and its folder; anything else in it stays (and the folder with it)."""
-    path, files = removable_files(lab)
-    for file in files:
-        file.unlink(missing_ok=True)   # a symlink is removed itself, never followed
+        return LabFiles(path, (), ())
     try:
-        path.rmdir()
-    except FileNotFoundError:
-        return [str(f) for f in files]
+        entries = {p.name: p.lstat() for p in path.iterdir()}
     except OSError as exc:
-        if exc.errno != errno.ENOTEMPTY:
-            raise LabError(f"{path}: {exc.strerror}") from None
-        raise LabError(f"{path} holds files the lab didn't make: left in place (remove it by hand)") from None
-    return [str(path)]
+        raise LabError(f"{path}: {exc.strerror}") from None
+    marker = entries.get(MARKER)
+    ours = marker is not None and stat.S_ISREG(marker.st_mode) and read_private(path / MARKER) == lab
+    known = set(LAB_FILES) | {MARKER}
+    # A folder of an earlier version (no marker) counts as the lab's if it holds only the lab's files.
+    legacy = marker is None and set(entries) <= set(LAB_FILES)
+    files, foreign = [], []
+    for name, info in sorted(entries.items()):
+        mine = (ours or legacy) and name in known and (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode))
+        (files if mine else foreign).append(path / name if mine else name)
+    return LabFiles(path, tuple(files), tuple(foreign))
+
+
+def remove_lab_files(found: LabFiles, keep: frozenset[str] = frozenset()) -> tuple[list[str], str | None]:
+    """Removes the lab's own files (but `keep`) and its folder once empty; returns (removed, the
+    one line saying what was left and why, or None)."""
+    removed = []
+    for file in found.files:
+        if file.name in keep:
+            continue
+        try:
+            file.unlink(missing_ok=True)   # a symlink is removed itself, never followed
+        except OSError as exc:
+            raise LabError(f"{file}: {exc.strerror}") from None
+        removed.append(str(file))
+    if found.foreign:
+        return removed, (f"{found.folder} kept: it holds {', '.join(found.foreign[:3])}"
+                         f"{' …' if len(found.foreign) > 3 else ''}, which the lab didn't make")
+    if keep:
+        return removed, None
+    try:
+        found.folder.rmdir()
+        removed.append(str(found.folder))
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        return removed, f"{found.folder} kept: {exc.strerror}"
+    return removed, None
 
 
 def write_private(path: Path, text: str) -> None:
     """Writes a file only its owner can read, 0600 from the moment it exists; never through a symlink.
 
-    Written beside the target and renamed over it, so a reader sees the old
-    file or the new one, never half of one.
+    Written to a fresh file beside it and renamed over it, so a reader sees
+    the old file or the new one, never half of one.
     """
     if path.is_symlink():
-        raise LabError(f"{path} is a symlink: refusing to write a key through it")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        raise LabError(f"{path} is a symlink: refusing to write through it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")   # 0600, O_EXCL
+    except OSError as exc:
+        raise LabError(f"{path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
         os.replace(scratch, path)
     except BaseException:
-        scratch.unlink(missing_ok=True)
+        Path(scratch).unlink(missing_ok=True)
         raise
 
 
 def read_private(path: Path) -> str | None:
     """A file the lab wrote, or None when there is none; refuses symlinks and what isn't a regular file."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO put there must not hang the command.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -332,7 +332,7 @@ def collect_status(
         if reading.problem:
             status.problems.append(reading.problem)
         if (has_role(c.kind, Role.GATEWAY_INSTANCE) and reading.addresses is not None
-                and strategy_for(gw.mode).is_active(c.labels["lab.public-ip"], reading.addresses)):
+                and strategy_for(gw.mode).is_active(c.labels.get("lab.public-ip", ""), reading.addresses)):
             gw.active.append(c.node)
             status.active_addresses.extend(reading.addresses)
     status.gateways = sorted(gateways.values(), key=lambda g: g.gateway)
@@ -343,11 +343,11 @@ def collect_status(
 
 def _gateway_row(gateways: dict[str, GatewayRow], c: ContainerInfo) -> GatewayRow:
     """The row of the gateway an instance belongs to, with the instance added."""
-    name = c.labels["lab.gateway"]
+    name = c.labels.get("lab.gateway", "?")
     row = gateways.setdefault(name, GatewayRow(name, c.labels.get("lab.redundancy", "active-standby"), {}, [], [],
                                                c.labels.get("lab.sku", "")))
     row.instances.append(c.node)
-    row.public_ips[c.node] = c.labels["lab.public-ip"]
+    row.public_ips[c.node] = c.labels.get("lab.public-ip", "")
     return row
 
 

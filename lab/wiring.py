@@ -8,7 +8,7 @@ from .adapters.docker_host import DockerHost
 from .adapters.docker_runtime import DockerRuntime
 from .adapters.frr_route import FrrRoute
 from .adapters.node_agent import AgentIke, AgentLink, NodeAgent
-from .deploy import IMAGE
+from .deploy import IMAGE, check_image
 from .ports import ContainerInfo, HostNet, IkeControl, LinkControl, RouteControl
 
 
@@ -28,5 +28,5 @@ def real_adapters() -> Adapters:
         ike_for=lambda c: AgentIke(NodeAgent(c.node, c.name, runtime)),
         routes_for=lambda c: FrrRoute(c.node, c.name, runtime),
         links_for=lambda c: AgentLink(NodeAgent(c.node, c.name, runtime)),
-        host=DockerHost(runtime, IMAGE),
+        host=DockerHost(runtime, check_image(IMAGE)),
     )

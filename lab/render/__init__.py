@@ -12,6 +12,7 @@ from typing import Callable
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from .. import names
 from ..errors import LabError
 from ..ipsec import device_proposals, gateway_proposals
 from ..model import LabPlan, Profile, TunnelPlan
@@ -25,6 +26,7 @@ class UnsafeValue(LabError):
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Characters that end a token, a string or a line in strongSwan, FRR, keepalived or nft configs.
 _CONFIG_UNSAFE = re.compile(r"[\x00-\x1f\x7f\"'\\{};#!$`]")
+_NOT_A_TOKEN = re.compile(r"[^A-Za-z0-9._:/-]")
 
 
 def _refuse(pattern: re.Pattern[str], value: object) -> str:
@@ -47,6 +49,9 @@ def _environment(finalize: Callable[[object], str]) -> Environment:
 
 _SHELL = _environment(_shell_word)
 _CONFIG = _environment(lambda value: _refuse(_CONFIG_UNSAFE, value))
+# keepalived and nft configs hold only names, addresses and numbers: each value one token.
+_TOKENS = _environment(lambda value: _refuse(_NOT_A_TOKEN, value))
+_TOKEN_TEMPLATES = ("keepalived.conf.j2", "guard.nft.j2")
 # The key file escapes its one quoted value itself; a key may hold any printable character.
 _SECRETS = _environment(lambda value: _refuse(_CONTROL, value))
 
@@ -57,7 +62,8 @@ TUNNEL_MTU = 1300
 
 
 def _template(name: str, **context: object) -> str:
-    env = _SHELL if name.endswith(".sh.j2") else _SECRETS if name == "psk.conf.j2" else _CONFIG
+    env = (_SHELL if name.endswith(".sh.j2") else _SECRETS if name == "psk.conf.j2"
+           else _TOKENS if name in _TOKEN_TEMPLATES else _CONFIG)
     return env.get_template(name).render(**context)
 
 
@@ -197,7 +203,7 @@ def _tunnel_bgp_peer(plan: LabPlan, node: str, t: TunnelPlan) -> IPv4Address:
 
 def guard_table(lab: str) -> str:
     """The nftables table that keeps a lab's packets in the lab, named so a person can find it."""
-    return f"azlab-{lab}"
+    return f"azlab-{names.LAB.check(lab)}"
 
 
 # The commented rules of guard.nft.j2: a table without all of them is no guard.

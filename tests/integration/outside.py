@@ -3,9 +3,13 @@
 The guard's own "forwarded out of the lab" counter sits behind its drop
 rule, so it can only read 0 while that rule exists. This capture doesn't
 depend on the guard (or on nftables at all): tcpdump, in the engine host's
-network namespace, on every interface that is not one of the lab's own
-(any lab's bridges and their ports), for any packet to or from the lab's
-addresses. The uplink is among them, and so are docker0 and other labs.
+network namespace, on every interface that is no lab's (not a lab bridge
+or one of its ports), for any packet to or from the lab's addresses: the
+uplink, docker0, other Docker networks. Other labs' bridges are left out,
+because a lab of the same scenario uses the same addresses; a packet from
+this lab into another would cross the guard's counted "into the lab" drop.
+Before it is trusted, it must see a canary: an ARP who-has for an address
+of the transport pool, sent on docker0 (it stays on that local bridge).
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ def lab_prefixes(plan: LabPlan) -> list[IPv4Network]:
 
 # Every lab's bridges (segments.bridge_prefix): inside one lab or another, not "outside".
 LAB_BRIDGE = re.compile(r"az[0-9a-f]{7}-[0-9]+")
+# The pool's last host address: no lab segment takes it before the pool is full.
+CANARY = str(transport_pool().broadcast_address - 1)
 
 
 class OutsideCapture:
@@ -45,19 +51,38 @@ class OutsideCapture:
         self.interfaces = sorted(p["ifname"] for p in ports if p["ifname"] != "lo"
                                  and not LAB_BRIDGE.fullmatch(p["ifname"]) and not LAB_BRIDGE.fullmatch(p.get("master", "")))
         bpf = " or ".join(f"net {net}" for net in lab_prefixes(self.plan))
-        script = "; ".join(f"tcpdump -n -l -i {shlex.quote(i)} {shlex.quote(bpf)} 2>/dev/null "
+        script = "; ".join(f"tcpdump -n -l -i {shlex.quote(i)} {shlex.quote(bpf)} 2>>/tmp/listening "
                            f"| sed -u 's/^/{i} /' >> /tmp/seen &" for i in self.interfaces)
         self.container = self.client.containers.run(
             IMAGE, ["sh", "-c", f": > /tmp/seen; {script} wait"], entrypoint=[], network_mode="host",
             cap_drop=["ALL"], cap_add=["NET_RAW", "NET_ADMIN"], detach=True, labels={"lab.helper": "capture"})
-        time.sleep(1.0)   # tcpdump needs a moment to open its sockets
+        deadline = time.monotonic() + 20
+        while self._read("/tmp/listening").count("listening on") < len(self.interfaces):
+            assert time.monotonic() < deadline, f"tcpdump did not start on {self.interfaces}"
+            time.sleep(0.2)
+        self._canary()
         return self
 
+    def _canary(self) -> None:
+        """One ARP request on docker0 for an address of the pool: the capture must see it."""
+        assert "docker0" in self.interfaces, self.interfaces
+        code, output = self.container.exec_run(["arping", "-c", "1", "-w", "1", "-I", "docker0", CANARY])
+        deadline = time.monotonic() + 10
+        while not any(CANARY in line for line in self._lines()):
+            assert time.monotonic() < deadline, f"the capture missed its canary ({output.decode()[-200:]})"
+            time.sleep(0.2)
+
+    def _read(self, path: str) -> str:
+        code, output = self.container.exec_run(["cat", path])
+        return output.decode(errors="replace") if code == 0 else ""
+
+    def _lines(self) -> list[str]:
+        return [line for line in self._read("/tmp/seen").splitlines() if line.strip()]
+
     def seen(self) -> list[str]:
-        """Every lab packet seen outside so far, as 'interface tcpdump-line'."""
-        code, output = self.container.exec_run(["cat", "/tmp/seen"])
-        assert code == 0, output
-        return [line for line in output.decode(errors="replace").splitlines() if line.strip()]
+        """Every lab packet seen outside so far but the canary, as 'interface tcpdump-line'."""
+        assert self.container is not None and self._read("/tmp/listening"), "the capture is not running"
+        return [line for line in self._lines() if CANARY not in line]
 
     def stop(self) -> None:
         if self.container is not None:

@@ -18,6 +18,7 @@ import uuid
 import pytest
 
 from lab import lifecycle
+from lab.locks import holder_of
 from lab.render import GUARD_RULES, guard_table
 from lab.topology import load_plan
 
@@ -98,7 +99,6 @@ def test_two_ups_of_one_lab_at_once_one_is_refused_in_one_line_and_the_lab_conve
     lab = f"it-{uuid.uuid4().hex[:6]}"
     try:
         first = lab_cli("up", "--lab", lab, wait_s=3)
-        time.sleep(1.0)
         second = lab_cli("up", "--lab", lab, wait_s=3)
         results = [finish(first), finish(second)]
         codes = sorted(code for code, _, _ in results)
@@ -111,26 +111,35 @@ def test_two_ups_of_one_lab_at_once_one_is_refused_in_one_line_and_the_lab_conve
     assert_gone(adapters, state_dir, lab)
 
 
+def held_by_up(proc: subprocess.Popen, lab: str) -> None:
+    """Waits (bounded) until the `up` in `proc` holds the lab: the race starts from there."""
+    deadline = time.monotonic() + 60
+    while holder_of(lab) != f"`lab up` (pid {proc.pid})":
+        assert proc.poll() is None and time.monotonic() < deadline, "`lab up` never held the lab"
+        time.sleep(0.1)
+
+
 def test_a_down_racing_an_up_waits_for_it_and_the_lab_ends_gone(adapters, state_dir):
     lab = f"it-{uuid.uuid4().hex[:6]}"
     try:
         up = lab_cli("up", "--lab", lab)
-        time.sleep(3.0)   # well inside `up`: networks and nodes are being made
+        held_by_up(up, lab)
+        time.sleep(2.0)   # inside `up`: its guard, networks and nodes are being made
         down = lab_cli("down", "--lab", lab, wait_s=300)
         up_code, _, up_err = finish(up)
         down_code, down_out, down_err = finish(down)
-        assert up_code == 0, up_err
+        assert up_code == 0, up_err           # `down` did not cut in: `up` converged
         assert down_code == 0 and f"lab {lab}: removed" in down_out, down_err
+        assert_gone(adapters, state_dir, lab)   # then `down` removed all of it
     finally:
         lifecycle.teardown(lab, adapters)
-    assert_gone(adapters, state_dir, lab)
 
 
 def test_a_down_that_can_not_wait_is_refused_and_leaves_the_lab_whole(adapters, state_dir):
     lab = f"it-{uuid.uuid4().hex[:6]}"
     try:
         up = lab_cli("up", "--lab", lab)
-        time.sleep(3.0)
+        held_by_up(up, lab)
         down_code, _, down_err = finish(lab_cli("down", "--lab", lab, wait_s=1))
         up_code, _, up_err = finish(up)
         assert down_code == 75 and len(error_lines(down_err)) == 1 and "busy" in down_err, down_err

@@ -33,6 +33,7 @@ def wired(monkeypatch):
     monkeypatch.setattr(breakfix, "holders", lambda plan, adapters: {"azure-gw": ["azure-gw-0"]})
     monkeypatch.setattr(breakfix, "fail_back", lambda plan, adapters, initial: failed_back.append(initial))
     monkeypatch.setattr(breakfix, "ensure_guard", lambda lab, adapters: None)
+    monkeypatch.setattr(breakfix, "_still_running", lambda plan, adapters: None)
     return fault, failed_back
 
 

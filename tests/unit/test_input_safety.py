@@ -26,8 +26,9 @@ from lab.compose import render_psk_init
 from lab.deploy import load_or_create_psks, plan_deploy
 from lab.errors import LabError, TopologyError
 from lab.locks import LabBusy, hold_lab, try_hold_lab
-from lab.render import UnsafeValue, _shell_word, _template
-from lab.state import lab_dir, remove_lab_files, write_private
+from lab.lifecycle import ensure_guard
+from lab.render import GUARD_RULES, UnsafeValue, _shell_word, _template, render_guard
+from lab.state import lab_dir, lab_files, make_lab_dir, remove_lab_files, write_private
 from lab.topology import load_plan, load_scenario, resolve
 
 runner = CliRunner()
@@ -67,15 +68,24 @@ def test_every_command_refuses_a_bad_lab_name_in_one_line_before_touching_anythi
     assert list(state_root.iterdir()) == []
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.text(max_size=50))
-def test_random_lab_names_never_raise_a_traceback_or_leave_the_state_root(state_root, name):
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(max_size=50), command=st.sampled_from(LAB_COMMANDS))
+def test_random_lab_names_never_raise_a_traceback_or_leave_the_state_root(state_root, name, command):
     assume(names.LAB.problem(name) is not None and "\x00" not in name)
-    result = runner.invoke(app, ["down", "--lab", name])
+    result = runner.invoke(app, [*command[:1], "--lab", name, *command[1:]])
     assert result.exit_code == 2
     _one_line_error(result)
     assert (state_root.parent / "precious.txt").read_text() == "mine"
     assert list(state_root.iterdir()) == []
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(node=st.text(max_size=50), command=st.sampled_from([["exec", "--lab", "mine"], ["logs", "--lab", "mine"]]))
+def test_random_node_names_never_raise_a_traceback(state_root, node, command):
+    assume(names.NODE.problem(node) is not None and "\x00" not in node and not node.startswith("-"))
+    result = runner.invoke(app, [command[0], node, *command[1:], *(["--", "true"] if command[0] == "exec" else [])])
+    assert result.exit_code == 2
+    assert "NODE" in _one_line_error(result)
 
 
 @pytest.mark.parametrize("bad", BAD_LABS, ids=repr)
@@ -83,7 +93,7 @@ def test_a_bad_name_never_becomes_a_path(state_root, bad):
     with pytest.raises(LabError):
         lab_dir(bad)
     with pytest.raises(LabError):
-        remove_lab_files(bad)
+        lab_files(bad)
     assert (state_root.parent / "precious.txt").exists()
 
 
@@ -95,13 +105,47 @@ def test_the_state_root_from_the_environment_is_checked(monkeypatch):
 
 
 def test_down_removes_only_the_files_the_lab_made(state_root):
-    folder = state_root / "mine"
-    folder.mkdir()
+    folder = make_lab_dir("mine")
     write_private(folder / "psk.json", "{}")
     (folder / "notes.txt").write_text("the user's")
-    with pytest.raises(LabError, match="didn't make"):
-        remove_lab_files("mine")
+    (folder / "config.key").mkdir()     # a folder where the lab writes a file: not the lab's
+    removed, kept = remove_lab_files(lab_files("mine"))
+    assert "didn't make" in kept and "notes.txt" in kept and "config.key" in kept
     assert not (folder / "psk.json").exists() and (folder / "notes.txt").read_text() == "the user's"
+    assert (folder / "config.key").is_dir()
+
+
+def test_a_folder_without_the_labs_marker_keeps_its_files(state_root):
+    """With LAB_STATE_DIR=$HOME, `lab down --lab projects` must not empty ~/projects."""
+    folder = state_root / "projects"
+    folder.mkdir()
+    (folder / "psk.json").write_text("the user's own")
+    (folder / "report.txt").write_text("the user's")
+    removed, kept = remove_lab_files(lab_files("projects"))
+    assert removed == [] and kept and (folder / "psk.json").read_text() == "the user's own"
+
+
+def test_the_labs_own_folder_goes_whole(state_root):
+    folder = make_lab_dir("mine")
+    write_private(folder / "psk.json", "{}")
+    removed, kept = remove_lab_files(lab_files("mine"))
+    assert kept is None and not folder.exists() and str(folder) in removed
+
+
+def test_a_state_root_others_may_write_is_refused(state_root):
+    state_root.chmod(0o777)
+    try:
+        with pytest.raises(LabError, match="writable by you alone"):
+            make_lab_dir("mine")
+    finally:
+        state_root.chmod(0o700)
+
+
+def test_a_fifo_in_the_state_folder_does_not_hang_a_command(state_root):
+    folder = make_lab_dir("mine")
+    os.mkfifo(folder / "psk.json")
+    with pytest.raises(LabError, match="not a regular file"):
+        load_or_create_psks(folder, ["onprem-0"])
 
 
 def test_a_symlinked_lab_folder_is_refused_and_nothing_behind_it_is_removed(state_root, tmp_path):
@@ -110,7 +154,7 @@ def test_a_symlinked_lab_folder_is_refused_and_nothing_behind_it_is_removed(stat
     (elsewhere / "psk.json").write_text("someone else's")
     (state_root / "mine").symlink_to(elsewhere)
     with pytest.raises(LabError, match="symlink"):
-        remove_lab_files("mine")
+        lab_files("mine")
     assert (elsewhere / "psk.json").read_text() == "someone else's"
 
 
@@ -311,3 +355,121 @@ def test_the_transport_pool_from_the_environment_is_checked(monkeypatch, value):
     monkeypatch.setenv("LAB_TRANSPORT_POOL", value)
     with pytest.raises(LabError, match="LAB_TRANSPORT_POOL"):
         transport_pool()
+
+
+def test_a_failover_that_re_creates_its_lab_keeps_holding_it(state_root):
+    """down then up inside a failover's hold: the lab stays held throughout, on disk too."""
+    probe = ("from lab.locks import hold_lab\n"
+             "with hold_lab('mine', 'down', wait_s=0.2): pass")
+    with hold_lab("mine", "failover"):
+        folder = make_lab_dir("mine")
+        write_private(folder / "psk.json", "{}")
+        with hold_lab("mine", "down"):
+            remove_lab_files(lab_files("mine"))       # what teardown does
+        assert subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                              env=os.environ.copy()).returncode != 0
+        with hold_lab("mine", "up"):
+            make_lab_dir("mine")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=os.environ.copy())
+        assert done.returncode != 0 and "`lab failover`" in done.stderr
+    remove_lab_files(lab_files("mine"))
+
+
+def test_a_lock_is_removed_only_by_its_own_holder(state_root):
+    from lab.locks import _release, _try_lock, lock_path
+
+    first = _try_lock("mine")
+    lock_path("mine").unlink()            # as if an old holder had removed it
+    second = _try_lock("mine")            # a new command locks a new file
+    _release("mine", first)               # the old fd's release must not remove the new file
+    assert lock_path("mine").exists()
+    with pytest.raises(LabBusy):
+        with hold_lab("mine", "down", wait_s=0.2):
+            pass
+    _release("mine", second)
+    assert not lock_path("mine").exists()
+
+
+# --- the guard, as every command that checks it sees it ----------------------------------
+
+
+class FakeHost:
+    """The engine host's nftables as the guard's port sees it: tables and their commented rules."""
+
+    def __init__(self, rules: set[str] | None):
+        self.rules = rules          # None: no table at all
+        self.applied: list[str] = []
+
+    def counters(self, table):
+        if self.rules is None:
+            raise LabError(f"engine host: nft failed: no such table {table}")
+        return {name: 0 for name in self.rules}
+
+    def apply_guard(self, table, script):
+        self.applied.append(script)
+        self.rules = set(GUARD_RULES)
+
+
+@pytest.mark.parametrize("rules, said", [(None, "missing"), ({"into the lab", "to the host"}, "incomplete"),
+                                         (set(GUARD_RULES), None)], ids=["gone", "incomplete", "whole"])
+def test_the_guard_is_put_back_when_it_is_gone_or_incomplete(rules, said):
+    host = FakeHost(rules)
+    line = ensure_guard("mine", SimpleNamespace(host=host))
+    if said is None:
+        assert line is None and host.applied == []
+    else:
+        assert f"guard of lab mine was {said}: re-applied" in line
+        assert host.applied == [render_guard("mine")] and set(GUARD_RULES) <= host.rules
+
+
+def test_break_and_repair_check_the_guard_while_they_hold_the_lab(state_root, monkeypatch):
+    from lab import breakfix
+
+    host = FakeHost(None)
+    adapters = SimpleNamespace(host=host, runtime=SimpleNamespace(lab_objects=lambda labels: ["lab-mine-x"]))
+    monkeypatch.setattr(breakfix, "_break", lambda *args: "done")
+    monkeypatch.setattr(breakfix, "_repair", lambda *args: ["repaired"])
+    plan = load_plan("active-standby", lab="mine")
+    assert "re-applied" in breakfix.break_lab(plan, adapters, "kill", "azure-gw-0", lab_dir("mine"))
+    host.rules = None
+    assert "re-applied" in breakfix.repair_lab(plan, adapters, lab_dir("mine"))[0]
+
+
+# --- a failed first `up` removes only what it made -----------------------------------------
+
+
+class SharedEngine:
+    """Containers with labels, as another user's lab of the same name leaves them on one engine."""
+
+    def __init__(self, objects):
+        self.objects = objects      # name -> labels
+
+    def _match(self, labels):
+        return [n for n, have in self.objects.items() if all(have.get(k) == v for k, v in labels.items())]
+
+    def remove_lab(self, labels):
+        gone = self._match(labels)
+        for name in gone:
+            del self.objects[name]
+        return gone
+
+    def lab_objects(self, labels):
+        return self._match(labels)
+
+
+def test_a_failed_first_up_removes_only_its_own_objects_and_files(state_root, monkeypatch):
+    from lab import lifecycle
+
+    monkeypatch.setattr(lifecycle, "GONE_FOR_S", 0.0)
+    engine = SharedEngine({"lab-mine-a": {"lab.name": "mine", "lab.up-run": "theirs"},
+                           "lab-mine-b": {"lab.name": "mine", "lab.up-run": "ours"}})
+    host = FakeHost(set(GUARD_RULES))
+    host.remove_guard = lambda table: host.applied.append("removed")
+    folder = make_lab_dir("mine")
+    write_private(folder / "psk.json", '{"onprem-0": "set-by-hand"}')
+    removed, left = lifecycle.teardown("mine", SimpleNamespace(runtime=engine, host=host), run="ours",
+                                       keep_files=frozenset({"psk.json"}))
+    assert removed[0] == "lab-mine-b" and left == []
+    assert list(engine.objects) == ["lab-mine-a"]          # the other user's lab is whole
+    assert "removed" not in host.applied                   # and keeps its guard
+    assert (folder / "psk.json").exists()
