@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .deploy import IMAGE, DeployPlan, plan_deploy
+from .deploy import IMAGE, NO_NAME_SERVICE, DeployPlan, plan_deploy
 from .model import LabPlan
 from .render import render_guard
 
@@ -105,7 +105,14 @@ def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
             "container_name": spec.name,
             "hostname": spec.hostname,
             "init": True,
+            "cap_drop": ["ALL"],
             "cap_add": list(spec.capabilities),
+            "security_opt": ["no-new-privileges:true"],
+            "mem_limit": spec.memory_bytes,
+            "memswap_limit": spec.memory_bytes,
+            "pids_limit": spec.pids,
+            "dns": list(NO_NAME_SERVICE),
+            "dns_opt": ["timeout:1", "attempts:1"],
             "sysctls": dict(spec.sysctls),
             "labels": {k: v for k, v in spec.labels.items() if k != "lab.config-hash"},
             "volumes": [f"{config_root}/{spec.hostname}:/lab:ro"],
@@ -115,6 +122,8 @@ def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
             },
             "depends_on": {"guard": {"condition": "service_completed_successfully"}},
         }
+        if spec.groups:
+            service["group_add"] = list(spec.groups)
         if spec.needs_tun:
             service["devices"] = ["/dev/net/tun:/dev/net/tun"]
             service["volumes"].append(f"{_key_volume(spec.hostname)}:/lab-secrets:ro")

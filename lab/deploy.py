@@ -42,6 +42,12 @@ SYSCTLS = {
 
 Progress = Callable[[str], None]
 
+# Docker's embedded DNS forwards a node's lookups to this list from the node's own namespace:
+# its loopback, where nothing answers. Without it, a host whose resolv.conf names a loopback
+# resolver (127.0.0.53) would have dockerd forward them from the host's namespace, off the
+# machine, where no forwarding guard sees them.
+NO_NAME_SERVICE = ("127.0.0.1",)
+
 
 # Not `internal`: Docker's internal-network rules drop every routed packet.
 # No NAT; what keeps packets in the lab is the host's forwarding guard
@@ -146,6 +152,10 @@ def plan_deploy(
             capabilities=kind.capabilities,
             needs_tun=kind.needs_tun,
             sysctls=SYSCTLS,
+            memory_bytes=kind.memory_mib * 2**20,
+            pids=kind.pids,
+            groups=kind.groups,
+            dns=NO_NAME_SERVICE,
         ))
     return DeployPlan(lab=plan.lab, networks=networks, nodes=nodes)
 

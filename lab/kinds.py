@@ -6,7 +6,7 @@ entry, not a new code path in deploy or status.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
 
@@ -33,8 +33,14 @@ class Kind:
     renderers: tuple[Renderer, ...]
     needs_tun: bool = False
     required_fields: tuple[str, ...] = ()
-    # Docker's defaults plus what plumbing and the daemons need; never privileged.
-    capabilities: tuple[str, ...] = field(default=("NET_ADMIN", "NET_RAW"))
+    # Exactly what the kind's daemons need, from none (Docker's defaults are dropped); never
+    # privileged. Why each one: CAPABILITY_REASONS.
+    capabilities: tuple[str, ...] = ("NET_ADMIN", "NET_RAW")
+    # Extra groups of the node's processes (charon's updown hook runs vtysh with no capabilities).
+    groups: tuple[str, ...] = ()
+    # Limits, from measured use (README: memory per kind at idle and at its peak in a failover).
+    memory_mib: int = 64
+    pids: int = 64
 
     @property
     def runs_ike(self) -> bool:
@@ -47,9 +53,27 @@ class Kind:
         return "bgpd" in self.daemons
 
 
-# FRR's daemons refuse to start without SYS_ADMIN in their permitted set
-# (they keep it for network-namespace VRFs).
-FRR_CAPABILITIES = ("NET_ADMIN", "NET_RAW", "SYS_ADMIN")
+# Why each capability a kind is given is needed, as measured from `--cap-drop ALL` (one removed at a time).
+CAPABILITY_REASONS = {
+    "NET_ADMIN": "links, addresses, routes and nft rules; charon's TUN device and routes; keepalived's "
+                 "shared addresses; zebra installing routes",
+    "NET_RAW": "ping, arping and tcpdump; keepalived's VRRP socket; zebra, bgpd and bfdd ask for it at start",
+    "SYS_ADMIN": "zebra, bgpd and bfdd (FRR 8.4) exit at start without it, though they use it only for "
+                 "network-namespace VRFs, which the lab doesn't have",
+    "NET_BIND_SERVICE": "bgpd (179), bfdd (3784) and charon (500, 4500) bind ports below 1024",
+    "SETUID": "FRR's daemons switch to user frr",
+    "SETGID": "FRR's daemons set their groups; keepalived sets groups before every notify script",
+    "CHOWN": "the entrypoint installs FRR's configs owned by frr; FRR makes /run/frr its own",
+    "FOWNER": "setting the mode of FRR's files, which belong to frr",
+    "DAC_OVERRIDE": "root (vtysh, the healthcheck, the entrypoint) reading and writing /etc/frr, frr's 0750",
+}
+# Nodes running FRR: everything above. Docker's other defaults (KILL, MKNOD, AUDIT_WRITE, SETFCAP,
+# SETPCAP, FSETID, SYS_CHROOT) are not needed and not given.
+FRR_CAPABILITIES = ("NET_ADMIN", "NET_RAW", "SYS_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN",
+                    "FOWNER", "DAC_OVERRIDE")
+# charon keeps only NET_ADMIN, and no-new-privileges keeps its updown hook from regaining more:
+# vtysh there reaches FRR's sockets and config as a member of FRR's groups.
+FRR_GROUPS = ("frr", "frrvty")
 
 
 KINDS: dict[str, Kind] = {
@@ -63,6 +87,9 @@ KINDS: dict[str, Kind] = {
             renderers=(render_network, render_strongswan, render_frr, render_keepalived),
             needs_tun=True,
             capabilities=FRR_CAPABILITIES,
+            groups=FRR_GROUPS,
+            memory_mib=192,
+            pids=256,
         ),
         Kind(
             name="onprem-vpn-device",
@@ -73,6 +100,9 @@ KINDS: dict[str, Kind] = {
             needs_tun=True,
             required_fields=("asn", "bgp_peer_ip", "address_space"),
             capabilities=FRR_CAPABILITIES,
+            groups=FRR_GROUPS,
+            memory_mib=192,
+            pids=256,
         ),
         Kind(
             name="vnet-router",
@@ -82,6 +112,8 @@ KINDS: dict[str, Kind] = {
             renderers=(render_network, render_frr),
             required_fields=("asn", "address_space"),
             capabilities=FRR_CAPABILITIES,
+            memory_mib=128,
+            pids=128,
         ),
         Kind(
             name="workload-host",

@@ -56,6 +56,9 @@ class ContainerSpec:
     # Limits sized from measured use (lab/kinds.py); 0: none.
     memory_bytes: int = 0
     pids: int = 0
+    groups: tuple[str, ...] = ()
+    # Resolvers for Docker's embedded DNS to forward to (deploy.NO_NAME_SERVICE).
+    dns: tuple[str, ...] = ()
 
 
 class ContainerRuntime(Protocol):

@@ -32,7 +32,6 @@ STOP_WITHIN_S = 5.0
 STOP_EVERY_S = 0.5
 CLOCK_ANSWER_WITHIN_S = 5.0
 CLOCK_SESSION_WITHIN_S = 30
-NO_NAME_SERVICE = ("127.0.0.1",)
 SSH_SOCKET = "$XDG_RUNTIME_DIR/azlab-docker.sock"
 SSH_FORWARD = f"ssh -NL {SSH_SOCKET}:/var/run/docker.sock"
 # Long-lived streams (probes, event watches) and a status read of every node at once share the pool.
@@ -139,15 +138,12 @@ class DockerRuntime:
                 cap_drop=["ALL"],
                 cap_add=list(spec.capabilities),
                 security_opt=["no-new-privileges"],
+                group_add=list(spec.groups),
                 mem_limit=spec.memory_bytes or None,
                 memswap_limit=spec.memory_bytes or None,
                 pids_limit=spec.pids or None,
-                # Docker's embedded DNS forwards a lookup to this list from the node's own namespace:
-                # its loopback, where nothing answers. Without it, a host whose resolv.conf names a
-                # loopback resolver (127.0.0.53) would have dockerd forward the lookup from the
-                # host's namespace, off the machine, where no guard sees it.
-                dns=list(NO_NAME_SERVICE),
-                dns_opt=["timeout:1", "attempts:1"],
+                dns=list(spec.dns) or None,
+                dns_opt=["timeout:1", "attempts:1"] if spec.dns else None,
                 devices=["/dev/net/tun:/dev/net/tun:rwm"] if spec.needs_tun else [],
                 sysctls=spec.sysctls,
                 network=first_net,

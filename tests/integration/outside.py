@@ -55,7 +55,8 @@ class OutsideCapture:
                            f"| sed -u 's/^/{i} /' >> /tmp/seen &" for i in self.interfaces)
         self.container = self.client.containers.run(
             IMAGE, ["sh", "-c", f": > /tmp/seen; {script} wait"], entrypoint=[], network_mode="host",
-            cap_drop=["ALL"], cap_add=["NET_RAW", "NET_ADMIN"], detach=True, labels={"lab.helper": "capture"})
+            cap_drop=["ALL"], cap_add=["NET_RAW", "NET_ADMIN", "SETUID", "SETGID"], detach=True,
+            labels={"lab.helper": "capture"})
         deadline = time.monotonic() + 20
         while self._read("/tmp/listening").count("listening on") < len(self.interfaces):
             assert time.monotonic() < deadline, f"tcpdump did not start on {self.interfaces}"

@@ -6,6 +6,9 @@
 # Only a session still Established is reset: it ran over the old SA and is
 # stale. One already down (BFD, or never up on a new active instance) is left
 # to FRR's connect retries: a reset would add FRR's 1 s start timer.
+# Its own log: the hook runs with charon's capabilities only (NET_ADMIN, under no-new-privileges),
+# which can't write to PID 1's output.
+log=/var/log/lab-updown.log
 case "$PLUTO_CONNECTION" in
   onprem-0-0) peer=10.10.255.1 ;;
   *) exit 0 ;;
@@ -13,7 +16,7 @@ esac
 case "$PLUTO_VERB" in
   up-client)
     vtysh -c "show bgp neighbors $peer json" 2>/dev/null | grep -q '"bgpState":"Established"' || exit 0
-    echo "lab-updown: $PLUTO_CONNECTION up, restarting BGP with $peer" > /proc/1/fd/1
+    echo "lab-updown: $PLUTO_CONNECTION up, restarting BGP with $peer" >> "$log"
     vtysh -c "clear bgp ipv4 unicast $peer" >/dev/null 2>&1 || true
     ;;
   down-client)
@@ -26,7 +29,7 @@ case "$PLUTO_VERB" in
     (sleep 0.5
      swanctl --list-sas --ike "$PLUTO_CONNECTION" 2>/dev/null | grep -q INSTALLED && exit 0
      vtysh -c "show bgp neighbors $peer json" 2>/dev/null | grep -q '"bgpState":"Established"' || exit 0
-     echo "lab-updown: $PLUTO_CONNECTION down, dropping BGP with $peer" > /proc/1/fd/1
+     echo "lab-updown: $PLUTO_CONNECTION down, dropping BGP with $peer" >> "$log"
      vtysh -c "clear bgp ipv4 unicast $peer") </dev/null >/dev/null 2>&1 &
     ;;
 esac
