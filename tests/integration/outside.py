@@ -8,8 +8,10 @@ or one of its ports), for any packet to or from the lab's addresses: the
 uplink, docker0, other Docker networks. Other labs' bridges are left out,
 because a lab of the same scenario uses the same addresses; a packet from
 this lab into another would cross the guard's counted "into the lab" drop.
-Before it is trusted, it must see a canary: an ARP who-has for an address
-of the transport pool, sent on docker0 (it stays on that local bridge).
+Before it is trusted, every tcpdump must say it listens, and the capture
+must see a canary: an ARP who-has for an address of the transport pool,
+sent into a veth pair of its own in the host's namespace (nothing is sent
+on a real interface).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ def lab_prefixes(plan: LabPlan) -> list[IPv4Network]:
 LAB_BRIDGE = re.compile(r"az[0-9a-f]{7}-[0-9]+")
 # The pool's last host address: no lab segment takes it before the pool is full.
 CANARY = str(transport_pool().broadcast_address - 1)
+CANARY_LINK = "labcanary"
 
 
 class OutsideCapture:
@@ -47,11 +50,15 @@ class OutsideCapture:
         self.interfaces: list[str] = []
 
     def start(self) -> "OutsideCapture":
+        run_on_host(self.client, ["sh", "-c", f"ip link del {CANARY_LINK} 2>/dev/null; "
+                                              f"ip link add {CANARY_LINK} type veth peer name {CANARY_LINK}p && "
+                                              f"ip link set {CANARY_LINK} up && ip link set {CANARY_LINK}p up"])
         ports = json.loads(run_on_host(self.client, ["ip", "-j", "link", "show"]))
-        self.interfaces = sorted(p["ifname"] for p in ports if p["ifname"] != "lo"
+        # An interface that is down carries nothing (and tcpdump can't open it).
+        self.interfaces = sorted(p["ifname"] for p in ports if p["ifname"] != "lo" and "UP" in p.get("flags", [])
                                  and not LAB_BRIDGE.fullmatch(p["ifname"]) and not LAB_BRIDGE.fullmatch(p.get("master", "")))
         bpf = " or ".join(f"net {net}" for net in lab_prefixes(self.plan))
-        script = "; ".join(f"tcpdump -n -l -i {shlex.quote(i)} {shlex.quote(bpf)} 2>>/tmp/listening "
+        script = " ".join(f"tcpdump -n -l -i {shlex.quote(i)} {shlex.quote(bpf)} 2>>/tmp/listening "
                            f"| sed -u 's/^/{i} /' >> /tmp/seen &" for i in self.interfaces)
         self.container = self.client.containers.run(
             IMAGE, ["sh", "-c", f": > /tmp/seen; {script} wait"], entrypoint=[], network_mode="host",
@@ -65,9 +72,8 @@ class OutsideCapture:
         return self
 
     def _canary(self) -> None:
-        """One ARP request on docker0 for an address of the pool: the capture must see it."""
-        assert "docker0" in self.interfaces, self.interfaces
-        code, output = self.container.exec_run(["arping", "-c", "1", "-w", "1", "-I", "docker0", CANARY])
+        """One ARP request into the capture's own veth pair, for an address of the pool: it must be seen."""
+        code, output = self.container.exec_run(["arping", "-c", "1", "-w", "1", "-I", f"{CANARY_LINK}p", CANARY])
         deadline = time.monotonic() + 10
         while not any(CANARY in line for line in self._lines()):
             assert time.monotonic() < deadline, f"the capture missed its canary ({output.decode()[-200:]})"
@@ -89,6 +95,7 @@ class OutsideCapture:
         if self.container is not None:
             self.container.remove(force=True)
             self.container = None
+        run_on_host(self.client, ["sh", "-c", f"ip link del {CANARY_LINK} 2>/dev/null || true"])
 
 
 def run_on_host(client, argv: list[str], stdin_text: str = "") -> str:
