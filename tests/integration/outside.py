@@ -64,11 +64,15 @@ class OutsideCapture:
             IMAGE, ["sh", "-c", f": > /tmp/seen; {script} wait"], entrypoint=[], network_mode="host",
             cap_drop=["ALL"], cap_add=["NET_RAW", "NET_ADMIN", "SETUID", "SETGID"], detach=True,
             labels={"lab.helper": "capture"})
-        deadline = time.monotonic() + 20
-        while self._read("/tmp/listening").count("listening on") < len(self.interfaces):
-            assert time.monotonic() < deadline, f"tcpdump did not start on {self.interfaces}"
-            time.sleep(0.2)
-        self._canary()
+        try:
+            deadline = time.monotonic() + 20
+            while self._read("/tmp/listening").count("listening on") < len(self.interfaces):
+                assert time.monotonic() < deadline, f"tcpdump did not start on {self.interfaces}"
+                time.sleep(0.2)
+            self._canary()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _canary(self) -> None:
