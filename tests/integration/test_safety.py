@@ -18,6 +18,7 @@ import uuid
 import pytest
 
 from lab import lifecycle
+from lab.kinds import KINDS
 from lab.locks import holder_of
 from lab.render import GUARD_RULES, guard_table
 from lab.topology import load_plan
@@ -58,6 +59,19 @@ def assert_converged_and_guarded(adapters, lab: str) -> None:
     status = lifecycle.read_status(lab, adapters)
     assert status.converged, status.unconverged_reasons()
     assert guard_is_whole(adapters, lab)
+
+
+def assert_hardened(adapters, lab: str) -> None:
+    """Each node runs with its kind's capabilities only, no way to gain more, limits and no resolver."""
+    for c in adapters.runtime.containers({"lab.name": lab}):
+        kind = KINDS[c.kind]
+        host = adapters.runtime.client.containers.get(c.name).attrs["HostConfig"]
+        assert host["CapDrop"] == ["ALL"] and sorted(host["CapAdd"]) == sorted(kind.capabilities), c.node
+        assert host["SecurityOpt"] == ["no-new-privileges"] and not host["Privileged"], c.node
+        assert host["Memory"] == kind.memory_mib * 2**20 and host["PidsLimit"] == kind.pids, c.node
+        assert host["Dns"] == ["127.0.0.1"], c.node
+        code, status = adapters.runtime.exec(c.name, ["grep", "-E", "^(CapBnd|NoNewPrivs)", "/proc/self/status"])
+        assert code == 0 and "NoNewPrivs:\t1" in status, (c.node, status)
 
 
 def test_a_flushed_host_ruleset_is_put_back_by_status_and_nothing_leaves(adapters, state_dir):
@@ -106,6 +120,7 @@ def test_two_ups_of_one_lab_at_once_one_is_refused_in_one_line_and_the_lab_conve
         refused = next(err for code, _, err in results if code == 75)
         assert len(error_lines(refused)) == 1 and f"lab {lab} is busy: `lab up` (pid" in refused, refused
         assert_converged_and_guarded(adapters, lab)
+        assert_hardened(adapters, lab)
     finally:
         lifecycle.down(lab, adapters)
     assert_gone(adapters, state_dir, lab)

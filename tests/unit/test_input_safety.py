@@ -473,3 +473,15 @@ def test_a_failed_first_up_removes_only_its_own_objects_and_files(state_root, mo
     assert list(engine.objects) == ["lab-mine-a"]          # the other user's lab is whole
     assert "removed" not in host.applied                   # and keeps its guard
     assert (folder / "psk.json").exists()
+
+
+def test_every_capability_a_kind_gets_has_its_reason_and_every_node_its_limits():
+    from lab.kinds import CAPABILITY_REASONS, KINDS
+
+    plan = load_plan("dual-redundancy")
+    for spec in plan_deploy(plan, {t.name: "k" * 32 for t in plan.tunnels}, config_key=b"1" * 32).nodes:
+        kind = KINDS[spec.labels["lab.kind"]]
+        assert set(spec.capabilities) <= set(CAPABILITY_REASONS), spec.hostname
+        assert "SYS_ADMIN" not in spec.capabilities or "bgpd" in kind.daemons, spec.hostname
+        assert spec.memory_bytes > 0 and spec.pids > 0 and spec.dns == ("127.0.0.1",), spec.hostname
+    assert KINDS["workload-host"].capabilities == ("NET_ADMIN", "NET_RAW")
