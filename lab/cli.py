@@ -117,10 +117,10 @@ def status(
         adapters = real_adapters()
         adapters.runtime.ping()
         name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
-        _keep_guard(name, adapters)
+        guard = _kept_guard(name, adapters)
         result = lifecycle.read_status(name, adapters, rate_window_s=window)
         result.faults_in_place = faults_in_place(lab_dir(name))
-        result.guard = _guard_counters(name, adapters)
+        result.guard = guard
     except LabError as exc:
         _fail(exc)
     if json_out:
@@ -130,17 +130,17 @@ def status(
     raise typer.Exit(0 if result.converged else 1)
 
 
-def _keep_guard(lab: str, adapters) -> None:
-    """Re-applies a running lab's host guard when it is gone, unless another command holds the lab
-    (it checks the guard itself; a `down` is removing it)."""
-    if not adapters.runtime.lab_objects({"lab.name": lab}):
-        return
+def _kept_guard(lab: str, adapters) -> dict[str, int]:
+    """The guard's counters; a running lab's guard re-applied first when it is gone, unless another
+    command holds the lab (it checks the guard itself; a `down` is removing it)."""
     with try_hold_lab(lab, "status") as held:
-        # Looked at again once held: a `down` may have finished in between.
-        running = held and bool(adapters.runtime.lab_objects({"lab.name": lab}))
-        repaired = lifecycle.ensure_guard(lab, adapters) if running else None
-    if repaired:
-        err.print(f"[bold yellow]guard:[/] {escape(repaired)}", highlight=False, soft_wrap=True)
+        # Looked at once held: a `down` may have finished just before.
+        if held and adapters.runtime.lab_objects({"lab.name": lab}):
+            counters, repaired = lifecycle.check_guard(lab, adapters)
+            if repaired:
+                err.print(f"[bold yellow]guard:[/] {escape(repaired)}", highlight=False, soft_wrap=True)
+            return counters
+    return _guard_counters(lab, adapters)
 
 
 def _guard_counters(lab: str, adapters) -> dict[str, int]:
@@ -163,15 +163,12 @@ def _first_instance(plan: LabPlan) -> str:
     return next(iter(plan.gateway_instances()), "")
 
 
-def _lab_for_failover(scenario: str, profile: Optional[str], lab: Optional[str], adapters, progress) -> LabPlan:
-    """The lab to test: the running one, or one brought up now with the asked profile."""
-    plan = load_plan(scenario, profile, lab)
+def _lab_for_failover(plan: LabPlan, scenario: str, profile: Optional[str], lab: Optional[str], adapters,
+                      progress) -> LabPlan:
+    """The lab to test (`plan`, as asked): the running one, or one brought up now with the asked profile."""
     adapters.runtime.ping()
     running = adapters.runtime.containers({"lab.name": plan.lab})
-    running_profile = running[0].labels.get("lab.profile") if running else None
-    if running_profile is not None and names.NODE.problem(running_profile):
-        raise LabError(f"lab {plan.lab}: its containers carry no profile this lab made "
-                       f"({names.NODE.problem(running_profile)}): `lab down --lab {plan.lab}` and `lab up` again")
+    running_profile = lifecycle.label_name(plan.lab, running[0].labels, "lab.profile") if running else None
     if running_profile and profile is None:
         plan = load_plan(scenario, running_profile, lab)
     elif running_profile and running_profile != plan.profile.name:
@@ -203,9 +200,10 @@ def failover(
     try:
         get_fault(fault)
         adapters = real_adapters()
-        name = load_plan(scenario, profile, lab).lab
-        with hold_lab(name, "failover"):
-            report, settings, plan = _failover(fault, target, runs, profile, scenario, lab, interval_ms, adapters)
+        asked = load_plan(scenario, profile, lab)
+        with hold_lab(asked.lab, "failover"):
+            report, settings, plan = _failover(asked, fault, target, runs, profile, scenario, lab, interval_ms,
+                                               adapters)
         where = settings.target.replace(":", "-").replace("/", "-")
         folder = out_dir or Path("results") / f"{plan.lab}-{plan.profile.name}-{fault}-{where}"
         written = write_outputs(report, folder)
@@ -219,7 +217,7 @@ def failover(
     raise typer.Exit(0 if report.passed else 1)
 
 
-def _failover(fault: str, target: Optional[str], runs: int, profile: Optional[str], scenario: str,
+def _failover(asked: LabPlan, fault: str, target: Optional[str], runs: int, profile: Optional[str], scenario: str,
               lab: Optional[str], interval_ms: float, adapters):
     """The timed runs, on the running lab or one brought up for them; the caller holds the lab."""
     from rich.live import Live as RichLive
@@ -227,7 +225,7 @@ def _failover(fault: str, target: Optional[str], runs: int, profile: Optional[st
     from .experiment import FailoverRunner, FailoverSettings
     from .failover_report import render_live
 
-    plan = _lab_for_failover(scenario, profile, lab, adapters, lambda m: err.log(m))
+    plan = _lab_for_failover(asked, scenario, profile, lab, adapters, lambda m: err.log(m))
     settings = FailoverSettings(fault=fault, target=target or _active_instance(plan, adapters), runs=runs,
                                 interval_s=interval_ms / 1000)
     stages: list[str] = []

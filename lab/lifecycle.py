@@ -182,19 +182,25 @@ def _up(plan: LabPlan, adapters: Adapters, progress: Progress, image: str, extra
         raise
 
 
-def ensure_guard(lab: str, adapters: Adapters) -> str | None:
-    """Puts the lab's host guard back when it is missing or incomplete (`nft flush ruleset`, a
-    restart of the nftables service); returns the one line that says so, or None when it was whole."""
+def check_guard(lab: str, adapters: Adapters) -> tuple[dict[str, int], str | None]:
+    """The lab's host guard as the host counts it, put back first when it is missing or incomplete
+    (`nft flush ruleset`, a restart of the nftables service); with the one line that says so."""
     table = guard_table(lab)
     try:
-        present = set(adapters.host.counters(table))
+        counters = adapters.host.counters(table)
     except LabError:
-        present = set()   # no such table
-    if set(GUARD_RULES) <= present:
-        return None
+        counters = {}   # no such table
+    if set(GUARD_RULES) <= set(counters):
+        return counters, None
     adapters.host.apply_guard(table, render_guard(lab))
-    return (f"the host's forwarding guard of lab {lab} was {'incomplete' if present else 'missing'}: "
+    return ({rule: 0 for rule in GUARD_RULES},
+            f"the host's forwarding guard of lab {lab} was {'incomplete' if counters else 'missing'}: "
             f"re-applied (nftables table inet {table}; its counters start again from 0)")
+
+
+def ensure_guard(lab: str, adapters: Adapters) -> str | None:
+    """check_guard for a command that only needs the guard there: the line, or None when it was whole."""
+    return check_guard(lab, adapters)[1]
 
 
 def detach_stale_ports(plan: LabPlan, adapters: Adapters) -> list[str]:
@@ -335,12 +341,22 @@ def running_plan(lab: str, adapters: Adapters, default_scenario: str) -> LabPlan
     if source is not None and not check_scenario(source[0]):
         return resolve(*source, lab)
     labels = running[0].labels
-    scenario, profile = labels.get("lab.scenario", default_scenario), labels.get("lab.profile")
-    for label, rule, value in (("lab.scenario", names.SHORT, scenario), ("lab.profile", names.NODE, profile)):
-        if value is not None and rule.problem(value):
-            raise LabError(f"lab {lab}: its {label} label is none this lab writes ({rule.problem(value)}): "
-                           f"`lab down --lab {lab}` and `lab up` again")
-    return load_plan(scenario, profile, lab)
+    return load_plan(label_name(lab, labels, "lab.scenario") or default_scenario,
+                     label_name(lab, labels, "lab.profile"), lab)
+
+
+# Saved state: the labels that name a scenario or a profile, and the rule each value follows.
+NAMED_BY_LABEL = {"lab.scenario": names.SHORT, "lab.profile": names.NODE}
+
+
+def label_name(lab: str, labels: dict[str, str], label: str) -> str | None:
+    """A scenario or profile name read back from a container's label, checked like one typed."""
+    value = labels.get(label)
+    problem = NAMED_BY_LABEL[label].problem(value) if value is not None else None
+    if problem:
+        raise LabError(f"lab {lab}: its {label} label is none this lab writes ({problem}): "
+                       f"`lab down --lab {lab}` and `lab up` again")
+    return value
 
 
 def running_labs(adapters: Adapters) -> list[str]:

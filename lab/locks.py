@@ -18,6 +18,8 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
 from .errors import LabError
 from .names import check_lab_name
 from .state import check_state_root, lab_dir, state_root
@@ -94,13 +96,14 @@ def _record(fd: int, verb: str) -> None:
 
 
 def _acquire(lab: str, wait_s: float) -> int:
-    deadline = time.monotonic() + wait_s
-    while (fd := _try_lock(lab)) is None:
-        if time.monotonic() >= deadline:
-            who = holder_of(lab) or "another command"
-            raise LabBusy(f"lab {lab} is busy: {who} holds it; waited {wait_s:g} s "
-                          f"(try again when it ends, or set {WAIT_ENV})")
-        time.sleep(POLL_S)
+    """The lock, tried every POLL_S until wait_s is up; then who holds the lab, in one line."""
+    attempts = Retrying(stop=stop_after_delay(wait_s), wait=wait_fixed(POLL_S),
+                        retry=retry_if_result(lambda fd: fd is None), retry_error_callback=lambda state: None)
+    fd = attempts(_try_lock, lab)
+    if fd is None:
+        who = holder_of(lab) or "another command"
+        raise LabBusy(f"lab {lab} is busy: {who} holds it; waited {wait_s:g} s "
+                      f"(try again when it ends, or set {WAIT_ENV})")
     return fd
 
 
