@@ -37,7 +37,7 @@ from .topology import check_scenario, load_plan, resolve
 from .render import GUARD_RULES, guard_table, render_guard
 from .segments import plan_segments, split_host_subnets
 from .ports import ContainerInfo, ContainerRuntime
-from .state import check_state_root, lab_dir, lab_files, make_lab_dir, remove_lab_files, state_root
+from .state import check_state_root, lab_dir, lab_files, make_lab_dir, remove_lab_files
 from .status import LabStatus, collect_status, not_ready
 from .wiring import Adapters
 

@@ -15,7 +15,6 @@ import sys
 import time
 import uuid
 
-import pytest
 
 from lab import lifecycle
 from lab.kinds import KINDS

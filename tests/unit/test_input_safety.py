@@ -6,7 +6,6 @@ command into keepalived's config, two commands could hold one lab at once.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from lab.locks import LabBusy, hold_lab, try_hold_lab
 from lab.lifecycle import ensure_guard
 from lab.render import GUARD_RULES, UnsafeValue, _shell_word, _template, render_guard
 from lab.state import lab_dir, lab_files, make_lab_dir, remove_lab_files, write_private
-from lab.topology import load_plan, load_scenario, resolve
+from lab.topology import load_plan, load_scenario
 
 runner = CliRunner()
 LAB_COMMANDS = [["down"], ["status"], ["repair"], ["connection"], ["break", "kill"], ["up"],
