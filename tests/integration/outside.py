@@ -40,6 +40,19 @@ CANARY = str(transport_pool().broadcast_address - 1)
 CANARY_LINK = "labcanary"
 
 
+def _outside(port: dict) -> bool:
+    """An interface a packet could leave the lab by: up (a down one carries nothing, and tcpdump can't
+    open it), not a lab bridge, and not a container's veth unless it is a port of another bridge
+    (docker0's, say). A veth on no bridge leads only into the host's own stack, whose way out (the
+    uplink, the other bridges) is watched; and a lab node's veth is on no bridge for a moment while
+    Docker attaches it, so watching it would count that lab's own traffic later."""
+    name, master = port["ifname"], port.get("master", "")
+    if name == "lo" or "UP" not in port.get("flags", []) or LAB_BRIDGE.fullmatch(name) or LAB_BRIDGE.fullmatch(master):
+        return False
+    is_veth = (port.get("linkinfo") or {}).get("info_kind") == "veth"
+    return not is_veth or bool(master) or name.startswith(CANARY_LINK)
+
+
 class OutsideCapture:
     """tcpdump on every interface beyond the lab's, started before the lab and read at any time."""
 
@@ -53,10 +66,8 @@ class OutsideCapture:
         run_on_host(self.client, ["sh", "-c", f"ip link del {CANARY_LINK} 2>/dev/null; "
                                               f"ip link add {CANARY_LINK} type veth peer name {CANARY_LINK}p && "
                                               f"ip link set {CANARY_LINK} up && ip link set {CANARY_LINK}p up"])
-        ports = json.loads(run_on_host(self.client, ["ip", "-j", "link", "show"]))
-        # An interface that is down carries nothing (and tcpdump can't open it).
-        self.interfaces = sorted(p["ifname"] for p in ports if p["ifname"] != "lo" and "UP" in p.get("flags", [])
-                                 and not LAB_BRIDGE.fullmatch(p["ifname"]) and not LAB_BRIDGE.fullmatch(p.get("master", "")))
+        ports = json.loads(run_on_host(self.client, ["ip", "-j", "-d", "link", "show"]))
+        self.interfaces = sorted(p["ifname"] for p in ports if _outside(p))
         bpf = " or ".join(f"net {net}" for net in lab_prefixes(self.plan))
         script = " ".join(f"tcpdump -n -l -i {shlex.quote(i)} {shlex.quote(bpf)} 2>>/tmp/listening "
                            f"| sed -u 's/^/{i} /' >> /tmp/seen &" for i in self.interfaces)
