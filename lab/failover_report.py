@@ -31,7 +31,8 @@ from .events import (
     VRRP_STOP,
 )
 from .experiment import FAILBACK, FailoverReport, Live, RunResult
-from .timeline import NS, TRAFFIC_RESTORED, DirectionResult, Phase, invalid_reason, observed_order, percentile
+from .statistics import Summary, shown, summarize
+from .timeline import NS, TRAFFIC_RESTORED, DirectionResult, Phase, invalid_reason, observed_order
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,12 @@ METRICS = [
 REVERSION = Metric("reversion_s", "reversion", "s", "not converged",
                    "Reversion convergence: the Full Convergence Time (rate-derived) of the failback's hand-over")
 COLUMNS = METRICS + [REVERSION]
-STATISTICS = (("median", 50), ("p95", 95))
+# Figures taken up to the Convergence Recovery Instant, or to the window's end when there was none: for a
+# direction that never converged they measure the window, so the statistics count that run as never converged.
+CUT_BY_THE_WINDOW = frozenset({"loss_derived_s", "convergence_packet_loss", "loss_share", "longest_gap_s"})
+RUNS = "runs"   # the summary row of N, invalid and never converged
+RUNS_LEGEND = ("N valid runs in the statistics, how many runs were invalid (left out), and how many of the N "
+               "never converged (a phase: were never observed)")
 
 
 def _fmt(value: float | None, unit: str = "s", missing: str = "-") -> str:
@@ -107,33 +113,84 @@ def valid_runs(report: FailoverReport) -> list[RunResult]:
     return [r for r in report.runs if r.invalid is None]
 
 
-def summary_rows(report: FailoverReport) -> list[dict]:
-    """Median and p95 (nearest rank) of every figure per direction, over the valid runs.
+def _measured(run: RunResult, i: int, metric: Metric) -> float | None:
+    """A run's figure as the statistics take it: None (never converged) where it would measure the window."""
+    if metric.key in CUT_BY_THE_WINDOW and not run.directions[i].converged:
+        return None
+    return _value(run, i, metric)
 
-    A run that never converged ranks last; runs without a failback, or whose failback's
-    baseline was not clean, don't count for the reversion.
+
+def summaries(report: FailoverReport) -> list[tuple[str, dict[str, Summary]]]:
+    """Every figure per direction over the valid runs (lab.statistics), with its N, invalid and never converged.
+
+    The reversion is over the runs that failed back; one whose failback's baseline was not clean
+    (or whose run was invalid) is an invalid reversion.
     """
     runs = valid_runs(report)
-    names = [d.direction for d in runs[0].directions] if runs else []
-    rows = []
+    invalid = len(report.runs) - len(runs)
+    names = [d.direction for d in report.runs[0].directions] if report.runs else []
+    result = []
     for i, name in enumerate(names):
-        for label, q in STATISTICS:
-            row = {"statistic": label, "direction": name}
-            for m in METRICS:
-                row[m.key] = percentile([_value(r, i, m) for r in runs], q)
-            row[REVERSION.key] = percentile([_value(r, i, REVERSION) for r in runs if _reversion_valid(r, i)], q)
-            rows.append(row)
-    return rows
+        figures = {m.key: summarize([_measured(r, i, m) for r in runs], invalid) for m in METRICS}
+        failed_back = [r for r in report.runs if i < len(r.reversion)]
+        clean = [r for r in failed_back if r.invalid is None and _reversion_valid(r, i)]
+        figures[REVERSION.key] = summarize([_value(r, i, REVERSION) for r in clean], len(failed_back) - len(clean))
+        result.append((name, figures))
+    return result
+
+
+def phase_summaries(report: FailoverReport) -> dict[str, Summary]:
+    """Each breakdown phase over the valid runs; a phase not observed counts as never."""
+    runs = valid_runs(report)
+    names = [p.name for p in report.runs[0].phases] if report.runs else []
+    return {name: summarize([next((p.at_s for p in r.phases if p.name == name), None) for r in runs],
+                            len(report.runs) - len(runs))
+            for name in names}
+
+
+def _statistic_rows(figures: dict[str, Summary]) -> list[tuple[str, dict]]:
+    """min / median / max (p95 where N supports it), then the counts, of figures shown side by side."""
+    rows = [(label, {key: s.statistic(label) for key, s in figures.items()}) for label in shown(figures.values())]
+    return rows + [(RUNS, {key: {"n": s.n, "invalid": s.invalid, "never": s.never} for key, s in figures.items()})]
+
+
+def summary_rows(report: FailoverReport) -> list[dict]:
+    """Per direction: min, median, max (and p95 from 20 runs) of every figure, then its N, invalid and never converged."""
+    return [{"statistic": label, "direction": name, **values}
+            for name, figures in summaries(report) for label, values in _statistic_rows(figures)]
 
 
 def phase_rows(report: FailoverReport) -> list[dict]:
-    """Median and p95 of each breakdown phase over the valid runs; a phase not observed ranks last."""
-    runs = valid_runs(report)
-    names = [p.name for p in runs[0].phases] if runs else []
-    return [{"statistic": label,
-             **{name: percentile([next((p.at_s for p in r.phases if p.name == name), None) for r in runs], q)
-                for name in names}}
-            for label, q in STATISTICS]
+    """min, median, max (and p95 from 20 runs) of each breakdown phase, then its N, invalid and not observed."""
+    return [{"statistic": label, **values} for label, values in _statistic_rows(phase_summaries(report))]
+
+
+def _summary_cell(s: Summary, statistic: str, unit: str, never: str) -> str:
+    if statistic == RUNS:
+        return f"N={s.n}, {s.invalid} invalid, {s.never} never"
+    value = s.statistic(statistic)
+    if value is None:
+        return "-" if s.n == 0 or (statistic == "p95" and not s.has_p95) else never
+    return _fmt(value, unit)
+
+
+def _summary_table(figures: dict[str, Summary], columns: list[tuple[str, str, str]]) -> list[tuple[str, list[str]]]:
+    """A summary as shown: (statistic, its cells) per row; a column is (figure, unit, what "never" reads as)."""
+    return [(statistic, [_summary_cell(figures[key], statistic, unit, never) for key, unit, never in columns])
+            for statistic in shown(figures.values()) + [RUNS]]
+
+
+def _figure_columns() -> list[tuple[str, str, str]]:
+    return [(m.key, m.unit, "not converged") for m in COLUMNS]
+
+
+def _phase_columns(names: list[str]) -> list[tuple[str, str, str]]:
+    return [(name, "s", _phase_missing(name)) for name in names]
+
+
+def _summary_lines(report: FailoverReport) -> list[tuple[str, str]]:
+    """The verdict's figure per direction, in one line each: (what, summary)."""
+    return [(f"{METRICS[0].heading}, {name}", figures[METRICS[0].key].text()) for name, figures in summaries(report)]
 
 
 def _phase_missing(name: str) -> str:
@@ -190,10 +247,11 @@ def render_failover(report: FailoverReport) -> Group:
         for i, d in enumerate(run.directions):
             runs.add_row(str(run.index) if i == 0 else "", d.direction, *_cells(run, i),
                          _verdict(run.verdict) if i == 0 else "")
-    for row in summary_rows(report):
-        runs.add_row(row["statistic"], row["direction"],
-                     *[_fmt(row[m.key], m.unit, m.missing) for m in COLUMNS], "", style="bold")
-    legend = Text("\n".join(f"{m.heading}: {m.rfc}" for m in COLUMNS), style="dim")
+    for name, figures in summaries(report):
+        for statistic, cells in _summary_table(figures, _figure_columns()):
+            runs.add_row(statistic, name, *cells, "", style="bold")
+    legend = Text("\n".join([f"{what}: {line}" for what, line in _summary_lines(report)]
+                             + [f"{m.heading}: {m.rfc}" for m in COLUMNS] + [f"{RUNS}: {RUNS_LEGEND}"]), style="dim")
 
     phases = Table(title="Breakdown (from observed events, seconds after the fault)", title_justify="left")
     phases.add_column("run")
@@ -202,8 +260,8 @@ def render_failover(report: FailoverReport) -> Group:
         phases.add_column(name, justify="right")
     for run in report.runs:
         phases.add_row(str(run.index), *[_phase_cell(p) for p in run.phases])
-    for row in phase_rows(report):
-        phases.add_row(row["statistic"], *[_fmt(row[n], missing=_phase_missing(n)) for n in names], style="bold")
+    for statistic, cells in _summary_table(phase_summaries(report), _phase_columns(names)):
+        phases.add_row(statistic, *cells, style="bold")
 
     notes = [Text(note, style="yellow") for note in _invalid_notes(report)]
     verdict = Text.assemble("result: ", _verdict(report.verdict), f" ({_outcome(report)})")
@@ -269,6 +327,8 @@ def failover_junit(report: FailoverReport) -> str:
         ET.SubElement(properties, "property", name="also documented", value=line.removeprefix("also documented: "))
     for line in report.departures:
         ET.SubElement(properties, "property", name="departs from Azure", value=line)
+    for what, line in _summary_lines(report):
+        ET.SubElement(properties, "property", name=what, value=line)
     for run, check in cases:
         case = ET.SubElement(suite, "testcase", classname=f"failover.{report.profile}.{report.fault}",
                              name=f"run {run.index}: {check.name} <= {check.limit:g} {check.unit}",
@@ -315,11 +375,16 @@ def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
     for run in report.runs:
         for i, d in enumerate(run.directions):
             lines.append(f"| {run.index} | {d.direction} | " + " | ".join(_cells(run, i)) + f" | {run.verdict} |")
-    for row in summary_rows(report):
-        lines.append(f"| **{row['statistic']}** | {row['direction']} | "
-                     + " | ".join(_fmt(row[m.key], m.unit, m.missing) for m in COLUMNS) + " | |")
-    lines += ["", "Statistics are over the valid runs. What each figure is:", ""]
+    for name, figures in summaries(report):
+        for statistic, cells in _summary_table(figures, _figure_columns()):
+            lines.append(f"| **{statistic}** | {name} | " + " | ".join(cells) + " | |")
+    lines += ["", *[f"- {what}: {line}" for what, line in _summary_lines(report)], "",
+              "Statistics are over the valid runs. A run that never converged counts as such, never as the "
+              "window's length: it ranks last, so the max is \"not converged\" when one run was, and the "
+              "median when half or more were. The median of an even number of runs is the mean of the middle "
+              "two; p95 (nearest rank) is shown from 20 runs on. What each figure is:", ""]
     lines += [f"- **{m.heading}**: {m.rfc}." for m in COLUMNS]
+    lines.append(f"- **{RUNS}**: {RUNS_LEGEND}.")
     notes = _invalid_notes(report)
     if notes:
         lines += ["", "Not counted (loss or delay before the event):", ""] + [f"- {note}" for note in notes]
@@ -334,9 +399,8 @@ def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
         lines.append("|---|" + "---:|" * len(names))
         for run in report.runs:
             lines.append(f"| {run.index} | " + " | ".join(_phase_cell(p) for p in run.phases) + " |")
-        for row in phase_rows(report):
-            lines.append(f"| **{row['statistic']}** | "
-                         + " | ".join(_fmt(row[n], missing=_phase_missing(n)) for n in names) + " |")
+        for statistic, cells in _summary_table(phase_summaries(report), _phase_columns(names)):
+            lines.append(f"| **{statistic}** | " + " | ".join(cells) + " |")
         for run in report.runs:
             if any(p.out_of_order for p in run.phases):
                 lines.append(f"\nRun {run.index}, as it happened: {' → '.join(observed_order(run.phases))}.")

@@ -6,13 +6,13 @@ split between "daemons healthy" and "IKE + BGP converged".
 """
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
 
 from lab import lifecycle
 from lab.experiment import machine_summary
+from lab.statistics import summarize
 from lab.topology import load_plan
 from lab.wiring import real_adapters
 
@@ -43,11 +43,11 @@ def main() -> int:
         healthy = marks.get("waiting for IKE and BGP to converge", float("nan"))
         totals.append(total)
         print(f"run {run}: converged in {total:.1f} s (healthy after {healthy:.1f} s, then {total - healthy:.1f} s to IKE+BGP)")
-    median = statistics.median(totals)
-    print(f"lab up -> converged: median {median:.1f} s, min {min(totals):.1f} s, max {max(totals):.1f} s "
-          f"over {len(totals)} runs; target {TARGET_S:.0f} s: {'PASS' if median <= TARGET_S else 'MISS'}")
+    up = summarize(totals)
+    met = up.median is not None and up.median <= TARGET_S
+    print(f"lab up -> converged: {up.text(digits=1)}; target {TARGET_S:.0f} s: {'PASS' if met else 'MISS'}")
     print(f"machine: {machine_summary(adapters.runtime.engine_summary())}")
-    return 0 if median <= TARGET_S else 1
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import yaml
 from lab import lifecycle
 from lab.azure import azure_rules
 from lab.experiment import machine_summary
+from lab.statistics import summarize
 from lab.topology import load_plan, load_scenario
 from lab.wiring import real_adapters
 
@@ -207,9 +207,10 @@ def main() -> int:
             lan = str(plan.scenario.nodes["onprem-0"].links["onprem-lan"])
             vm = str(plan.scenario.nodes["azure-vm"].links["vnet-workload"])
             if bare is None:
-                bare = statistics.median(iperf(adapters, plan, "onprem-host", "onprem-0", lan, args.seconds)[0]
-                                         for _ in range(args.runs))
-                print(f"bare lab bridge (onprem-host -> onprem-0): {bare:.0f} Mbit/s")
+                reference = summarize(iperf(adapters, plan, "onprem-host", "onprem-0", lan, args.seconds)[0]
+                                      for _ in range(args.runs))
+                bare = reference.median
+                print(f"bare lab bridge (onprem-host -> onprem-0): {reference.text('Mbit/s', 0)}")
             sampler = cpu_profile(adapters, plan, ["onprem-0", gateway])
             runs = [iperf(adapters, plan, "onprem-host", "azure-vm", vm, args.seconds, sampler)
                     for _ in range(args.runs)]
@@ -217,9 +218,9 @@ def main() -> int:
             if profiler is not None:
                 runs.append(iperf(adapters, plan, "onprem-host", "azure-vm", vm, args.seconds, sampler))
                 profiler.wait()
-            mbps = statistics.median(r[0] for r in runs)
-            figures[name] = mbps
-            print(f"tunnel, {name} policy (ESP {esp}): {mbps:.0f} Mbit/s median of "
+            tunnel = summarize(r[0] for r in runs)
+            mbps = figures[name] = tunnel.median
+            print(f"tunnel, {name} policy (ESP {esp}): {tunnel.text('Mbit/s', 0)}, each "
                   f"{', '.join(f'{r[0]:.0f}' for r in runs)}; ratio to the bare bridge {mbps / bare:.3f}")
             for line in describe_profile(runs[-1][1], ["onprem-0", gateway]):
                 print(line)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 import uuid
@@ -30,6 +29,7 @@ from lab.deploy import IMAGE, state_root
 from lab.experiment import FailoverRunner, FailoverSettings, machine_summary
 from lab.faults import FAULTS
 from lab.render import guard_table
+from lab.statistics import summarize
 from lab.topology import load_plan
 from lab.wiring import Adapters, real_adapters
 
@@ -85,7 +85,9 @@ def soak_cycles(adapters: Adapters, cycles: int) -> dict:
         left = leftovers(adapters, lab, baseline)
         left_after.append(left)
         print(f"cycle {i}/{cycles}: up {up_s[-1]:.1f} s, left behind: {', '.join(left) or 'nothing'}", flush=True)
-    return {"cycles": cycles, "up_median_s": round(statistics.median(up_s), 2), "up_max_s": round(max(up_s), 2),
+    up = summarize(up_s)
+    print(f"up: {up.text()}", flush=True)
+    return {"cycles": cycles, "up_s": up.as_dict(2), "up_text": up.text(),
             "cycles_leaving_something": sum(1 for left in left_after if left),
             "left": [left for left in left_after if left],
             "host_veths": veths_return(adapters, baseline["veth"], within_s=900)}
@@ -108,11 +110,10 @@ def soak_failovers(adapters: Adapters, runs: int, profile: str) -> dict:
             report = FailoverRunner(plan, adapters, settings, lambda live: None, recreate).run_all()
             counters = adapters.host.counters(table)
             figures = {}
+            valid = [run for run in report.runs if run.invalid is None]
             for i, direction in enumerate(r.direction for r in report.runs[0].directions):
-                values = [run.directions[i].rate_derived_s for run in report.runs]
-                done = sorted(v for v in values if v is not None)
-                figures[direction] = {"converged": len(done), "median_s": statistics.median(done) if done else None,
-                                      "max_s": max(done) if done else None}
+                rate = summarize([run.directions[i].rate_derived_s for run in valid], len(report.runs) - len(valid))
+                figures[direction] = {**rate.as_dict(4), "text": rate.text()}
             per_fault[fault] = {
                 "runs": len(report.runs),
                 "verdicts": {v: sum(1 for r in report.runs if r.verdict == v) for v in ("PASS", "FAIL", "INVALID")},

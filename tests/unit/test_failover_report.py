@@ -100,30 +100,60 @@ def test_the_recorded_run_reads_as_rfc_figures():
         assert d.converged and len(d.loss_episodes) == 1 and d.loss_derived_s <= d.rate_derived_s
 
 
-def test_summary_has_median_and_p95_of_every_figure_per_direction():
+def test_summary_has_min_median_max_and_the_counts_of_every_figure_per_direction():
     rows = summary_rows(report(10.0, runs=3))
     assert [(r["statistic"], r["direction"]) for r in rows] == [
-        ("median", "onprem-host → azure-vm"), ("p95", "onprem-host → azure-vm"),
-        ("median", "azure-vm → onprem-host"), ("p95", "azure-vm → onprem-host")]
+        (statistic, direction) for direction in ("onprem-host → azure-vm", "azure-vm → onprem-host")
+        for statistic in ("min", "median", "max", "runs")]           # no p95 from 3 runs
     first = report(10.0).runs[0].directions[0]
-    assert rows[0]["rate_derived_s"] == first.rate_derived_s and rows[0]["loss_derived_s"] == first.loss_derived_s
+    assert rows[1]["rate_derived_s"] == first.rate_derived_s and rows[1]["loss_derived_s"] == first.loss_derived_s
     assert set(rows[0]) == {"statistic", "direction"} | {m.key for m in COLUMNS}
+    assert rows[3]["rate_derived_s"] == {"n": 3, "invalid": 0, "never": 0}
+    assert rows[3]["reversion_s"] == {"n": 0, "invalid": 0, "never": 0}   # the recorded run has no failback
 
 
-def test_statistics_tell_median_from_p95_on_distinct_mixed_runs():
+def test_statistics_on_distinct_mixed_runs_count_the_run_that_never_converged():
     r = mixed()
     assert [run.verdict for run in r.runs] == ["PASS", "PASS", "PASS", "FAIL", "FAIL", "INVALID"]
     assert r.verdict == "FAIL" and not r.passed
-    median, p95 = summary_rows(r)[:2]
-    # Over the five valid runs: 0.5, 1.0, 1.5, 3.0 and never.
-    assert median["rate_derived_s"] == 1.5 and p95["rate_derived_s"] is None
-    assert median["convergence_packet_loss"] == 75 and p95["convergence_packet_loss"] == 545   # to the window end
+    low, median, high, runs = summary_rows(r)[:4]
+    # Over the five valid runs: 0.5, 1.0, 1.5, 3.0 and never; run 6 is invalid.
+    assert (low["rate_derived_s"], median["rate_derived_s"], high["rate_derived_s"]) == (0.5, 1.5, None)
+    assert runs["rate_derived_s"] == {"n": 5, "invalid": 1, "never": 1}
+    # Run 5 lost 545 probes up to the window's end: that is the window, not a figure, so it counts as never.
+    assert (median["convergence_packet_loss"], high["convergence_packet_loss"]) == (75, None)
+    assert runs["convergence_packet_loss"] == runs["longest_gap_s"] == {"n": 5, "invalid": 1, "never": 1}
     # Only runs 1 and 2 count for the reversion: 4 had no failback, and the failback baseline
-    # was not clean in 3 (its restore lost a probe) nor in 5 (never recovered before it).
-    assert median["reversion_s"] == p95["reversion_s"] == pytest.approx(0.3)
-    phases = phase_rows(r)
-    assert phases[0]["BGP Established"] == 0.4 and phases[1]["BGP Established"] is None  # run 2 never saw it
-    assert phases[0]["public IP moved"] == phases[1]["public IP moved"] == 0.3
+    # was not clean in 3 (its restore lost a probe) nor in 5 (never recovered before it), nor was run 6's.
+    assert low["reversion_s"] == median["reversion_s"] == high["reversion_s"] == pytest.approx(0.3)
+    assert runs["reversion_s"] == {"n": 2, "invalid": 3, "never": 0}
+    phases = {row["statistic"]: row for row in phase_rows(r)}
+    assert list(phases) == ["min", "median", "max", "runs"]
+    # BGP Established over 0.1, 0.3, 0.4, 0.5 and never (run 2 never saw it): never ranks last.
+    assert (phases["median"]["BGP Established"], phases["max"]["BGP Established"]) == (0.4, None)
+    assert phases["runs"]["BGP Established"] == {"n": 5, "invalid": 1, "never": 1}
+    assert phases["min"]["public IP moved"] == phases["max"]["public IP moved"] == 0.3
+
+
+def test_p95_is_shown_from_twenty_valid_runs():
+    twenty = new_report(2.0, [synthetic_run(i + 1, 0.1 * (i + 1)) for i in range(20)])
+    rows = summary_rows(twenty)
+    assert [row["statistic"] for row in rows[:5]] == ["min", "median", "max", "p95", "runs"]
+    # Nearest rank: the 19th of 0.1, 0.2, ... 2.0 s.
+    assert rows[3]["rate_derived_s"] == pytest.approx(1.9) and rows[2]["rate_derived_s"] == pytest.approx(2.0)
+    assert rows[1]["rate_derived_s"] == pytest.approx(1.05)     # the mean of the 10th and 11th
+    assert "| **p95** | a → b | 1.90 s |" in failover_markdown(twenty, [])
+    assert summary_rows(new_report(2.0, twenty.runs[:19]))[3]["statistic"] == "runs"
+
+
+def test_summaries_of_only_invalid_runs_say_so():
+    r = new_report(2.0, [synthetic_run(1, 0.5, loss_before=True), synthetic_run(2, 0.5, loss_before=True)])
+    low, median, high, runs = summary_rows(r)[:4]
+    assert low["rate_derived_s"] is median["rate_derived_s"] is high["rate_derived_s"] is None
+    assert runs["rate_derived_s"] == {"n": 0, "invalid": 2, "never": 0}
+    text = failover_markdown(r, [])
+    assert "| **median** | a → b | - |" in text and "| **runs** | a → b | N=0, 2 invalid, 0 never |" in text
+    assert "- rate-derived, a → b: no valid runs (N=0, 2 invalid, 0 never converged)" in text
 
 
 def test_a_missing_phase_and_a_run_that_never_converged_render_as_such():
@@ -131,20 +161,29 @@ def test_a_missing_phase_and_a_run_that_never_converged_render_as_such():
     text = failover_markdown(r, [])
     run2 = next(line for line in text.splitlines() if line.startswith("| 2 | 0.00 s"))
     assert run2.split(" | ")[5] == "-"                          # run 2: BGP Established not observed
-    assert "| **p95** | 0.00 s | 0.30 s | 0.30 s | 0.40 s | not observed | not converged |" in text
+    assert "| **max** | 0.00 s | 0.30 s | 0.30 s | 0.40 s | not observed | not converged |" in text
+    assert "| **runs** | N=5, 1 invalid, 0 never | " in text
+    assert "| **max** | a → b | not converged | not converged | not converged | not converged |" in text
+    line = "rate-derived, a → b: median 1.50 s (min 0.50, max never; N=5, 1 invalid, 1 never converged)"
+    assert f"- {line}" in text
     assert "| 5 | a → b | not converged |" in text
     terminal = shown(r)
     assert "not observed" in terminal and "not converged" in terminal
     assert "result: FAIL (3/6 runs within target, 1 invalid)" in terminal
     assert "run 6 INVALID: a → b: 5 probes lost in the baseline" in terminal
     assert "run 3 reversion invalid: a → b: 1 probe lost in the baseline" in terminal
+    assert line in terminal and "N=2, 3 invalid, 0 never" in terminal
+    properties = {p.get("name"): p.get("value") for p in ET.fromstring(failover_junit(r)).iter("property")}
+    assert properties["rate-derived, a → b"] == line.removeprefix("rate-derived, a → b: ")
     assert "| 3 | a → b | 1.50 s | 1.50 s | 1.50 s | 75 | 100 % | 3.0 ms | 1.52 s | 0.30 s (invalid) | PASS |" in text
 
 
 def test_an_invalid_run_is_neither_passed_nor_a_false_failure():
     r = new_report(2.0, [synthetic_run(1, 0.5), synthetic_run(2, 0.5, loss_before=True)])
     assert r.verdict == "INVALID" and not r.passed
-    assert summary_rows(r)[0]["rate_derived_s"] == 0.5       # the invalid run is not in the statistics
+    rows = summary_rows(r)
+    assert rows[0]["rate_derived_s"] == rows[2]["rate_derived_s"] == 0.5   # the invalid run is not in the statistics
+    assert rows[3]["rate_derived_s"] == {"n": 1, "invalid": 1, "never": 0}
     suite = ET.fromstring(failover_junit(r)).find("testsuite")
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "0", "2")
     errors = [c for c in suite.findall("testcase") if c.find("error") is not None]

@@ -22,7 +22,6 @@ from lab.timeline import (
     checks,
     invalid_reason,
     observed_order,
-    percentile,
     steady_since,
 )
 from lab.topology import load_plan
@@ -196,14 +195,6 @@ def test_checks_use_the_rate_derived_figure_only():
     found = checks(results, target_s=2.0)
     assert [(c.name, c.measured, c.passed) for c in found] == [
         ("rate-derived convergence a → b", 1.0, True), ("rate-derived convergence b → a", 2.5, False)]
-
-
-def test_percentiles_rank_a_never_converged_run_last():
-    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0
-    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95) == 5.0
-    assert percentile([1.0, None, 3.0], 50) == 3.0
-    assert percentile([1.0, None, 3.0], 95) is None
-    assert percentile([], 50) is None
 
 
 def test_steady_since_finds_the_start_of_the_current_flow():
