@@ -36,6 +36,8 @@ err = Console(stderr=True)
 
 # A busy lab (another command holds it) is worth retrying: EX_TEMPFAIL, as sysexits.h has it.
 BUSY_EXIT = 75
+# A failover that could not collect the valid runs asked for measured nothing: not a FAIL.
+NOT_MEASURED_EXIT = 3
 
 
 def _fail(exc: Exception, code: int = 2) -> None:
@@ -193,7 +195,8 @@ def failover(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="folder for report.json, junit.xml, summary.md and plots"),
     interval_ms: float = typer.Option(20.0, "--interval-ms", min=1.0, max=1000.0, help="probe interval"),
 ) -> None:
-    """Time a real failover against the profile's target; exit 1 when a target is missed."""
+    """Time a real failover against the profile's target; exit 1 when a target is missed, 3 when the runs
+    asked for could not all be measured (invalid runs are repeated, up to as many again)."""
     from .failover_report import render_failover, write_outputs
     from .faults import get_fault
 
@@ -214,7 +217,7 @@ def failover(
         raise typer.Exit(130)
     out.print(render_failover(report))
     out.print(f"results: {folder}/ ({', '.join(p.name for p in written)})")
-    raise typer.Exit(0 if report.passed else 1)
+    raise typer.Exit(0 if report.passed else NOT_MEASURED_EXIT if report.verdict == "INVALID" else 1)
 
 
 def _failover(asked: LabPlan, fault: str, target: Optional[str], runs: int, profile: Optional[str], scenario: str,
@@ -381,6 +384,7 @@ def scenarios() -> None:
 
 
 def main() -> None:
+    """The installed `lab` (pyproject's entry point) and `python -m lab.cli`."""
     try:
         app()
     finally:

@@ -13,7 +13,7 @@ import os
 import platform
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Protocol
 
 from .azure import azure_rules
 from .errors import LabError
@@ -27,7 +27,6 @@ from .clock import LabClock
 from .observe import Observation, measure_clock
 from .redundancy import strategy_for
 from .timeline import (
-    DELAY_LIMIT_INTERVALS,
     INTERRUPTION_INTERVALS,
     NS,
     Check,
@@ -100,6 +99,8 @@ class RunResult:
     failback_ns: int | None = None   # the reversion's event: the hand-over back; None: none happened
     stopped_ns: int | None = None    # when the probes stopped (end of the reversion's window)
     reversion: list[DirectionResult] = field(default_factory=list)
+    # The restore's own window: from the failover's end to the failback (or the last probe).
+    restore: list[DirectionResult] = field(default_factory=list)
     # The lab's clock (lab/clock.py): the engine's monotonic minus this machine's, how well it is known,
     # and how far it moved between the start and the end of the run. All 0 when the two are one clock.
     clock_offset_ns: int = 0
@@ -140,6 +141,21 @@ class FailoverReport:
     # Where the profile departs from what Azure documents, one line each.
     departures: list[str] = field(default_factory=list)
     runs: list[RunResult] = field(default_factory=list)
+    runs_asked: int = 1
+    threshold_s: float = 0.1                 # the Forwarding Delay Threshold the runs were judged with
+    # The restore and the failback are judged against the planned target.
+    return_target_s: float = 0.0
+    return_target_source: str = ""
+    unmeasured: list[str] = field(default_factory=list)   # attempts that gave no run, and why
+
+    @property
+    def valid_count(self) -> int:
+        return sum(r.invalid is None for r in self.runs)
+
+    @property
+    def measured(self) -> bool:
+        """As many valid runs as asked for: else the verdict is "could not measure"."""
+        return self.valid_count >= self.runs_asked
 
     def within(self, limit_s: float) -> int:
         """How many valid runs the verdict's own checks pass against `limit_s` instead of the target."""
@@ -147,13 +163,13 @@ class FailoverReport:
 
     @property
     def passed(self) -> bool:
-        return bool(self.runs) and all(r.passed for r in self.runs)
+        """Every valid run passed, and there were as many as asked for."""
+        return self.measured and all(r.passed for r in self.runs if r.invalid is None)
 
     @property
     def verdict(self) -> str:
-        """FAIL if a valid run missed the target; INVALID if none did but some were invalid (or none ran)."""
-        verdicts = {r.verdict for r in self.runs}
-        if "FAIL" in verdicts:
+        """FAIL if a valid run missed a target; else PASS with the runs asked for, or INVALID (could not measure)."""
+        if any(r.verdict == "FAIL" for r in self.runs):
             return "FAIL"
         return "PASS" if self.passed else "INVALID"
 
@@ -311,42 +327,47 @@ def sessions_not_up(plan: LabPlan, adapters: Adapters, group: VrrpGroupPlan, rou
             if not (b.tunnel and group.moves_tunnels) and (r, str(b.peer_address)) not in up]
 
 
-class FailoverRunner:
-    """Runs one fault against one instance, `runs` times, on a converged lab."""
+class NotMeasured(LabError):
+    """A run that could not be measured (its baseline never got clean): repeated, not judged."""
 
-    def __init__(self, plan: LabPlan, adapters: Adapters, settings: FailoverSettings,
-                 live: LiveView, recreate: Callable[[], None], say: Callable[[str], None] = lambda line: None):
-        self.plan = plan
-        self.say = say
-        self.adapters = adapters
-        self.settings = settings
-        self.live = live
-        self.recreate = recreate
-        self.fault = get_fault(settings.fault)
-        self.spec = check_target(plan, self.fault, settings.target)
-        if settings.runs < 1:
-            raise LabError(f"--runs must be at least 1, not {settings.runs}")
-        target = plan.target_for(self.fault.name, self.fault.planned)
-        self.target_s, self.target_source = target.value, target.source
-        self.also_documented = [(f.value, f.source) for f in target.also]
-        self.sustained_s = plan.profile.convergence.sustained_s
-        self.method = Method(interval_ns=int(settings.interval_s * NS), sustained_ns=int(self.sustained_s * NS),
-                             baseline_ns=int(settings.baseline_s * NS), flows=plan.scenario.probe_flows)
-        # How this failover unfolds, as the target's gateway mode says: another instance takes
-        # over (its phases are read from the hand-over), or the peers withdraw its paths.
-        owner = plan.instance_gateway(self.spec.nodes[0])
-        self.handover = (handover_of(plan, self.spec.nodes[0]) if owner is not None and len(self.spec.nodes) == 1
-                         and strategy_for(owner[1].mode).hands_over else None)
-        self.withdrawal = withdrawal_of(plan, self.spec)
+
+class RunSteps(Protocol):
+    """What a run does to the lab, in the order the runner calls it: the side effects, faked in unit tests."""
+
+    def prepare(self) -> None:
+        """Checks the lab is converged and the target active, and records who is active (for the failback)."""
+
+    def machine(self) -> str: ...
+
+    def measure_clock(self) -> LabClock: ...
+
+    def observe(self, clock: LabClock, interval_s: float, port: int, bound_s: float) -> Observation: ...
+
+    def inject(self) -> tuple[str, int | None]:
+        """Injects the fault: what was done, and the node's own stamp of the first change if it gave one."""
+
+    def restore(self) -> str: ...
+
+    def fail_back(self, handing_over: Callable[[str], None]) -> None:
+        """Back to the initial state; raises LabError when it can't."""
+
+    def recreate(self) -> None: ...
+
+    def poll(self, done: Callable[[], bool], within_s: float, every_s: float) -> bool: ...
+
+
+class LabSteps:
+    """The steps of a run on a real lab, through the adapters."""
+
+    def __init__(self, plan: LabPlan, adapters: Adapters, fault_name: str, spec: TargetSpec,
+                 recreate: Callable[[], None], say: Callable[[str], None]):
+        self.plan, self.adapters, self.spec, self.say = plan, adapters, spec, say
+        self.fault = get_fault(fault_name)
+        self._recreate = recreate
         self.initial: dict[str, list[str]] = {}
-        self.clock: LabClock | None = None
+        self._target: FaultTarget | None = None
 
-    def run_all(self) -> FailoverReport:
-        """Every run, holding the lab: no `down` or second failover can cut in."""
-        with hold_lab(self.plan.lab, "failover"):
-            return self._run_all()
-
-    def _run_all(self) -> FailoverReport:
+    def prepare(self) -> None:
         repaired = ensure_guard(self.plan.lab, self.adapters)
         if repaired:
             self.say(repaired)
@@ -355,52 +376,143 @@ class FailoverRunner:
             raise LabError(f"lab {self.plan.lab} is not converged ({'; '.join(status.unconverged_reasons()[:3])}): "
                            "check `lab status`; `lab repair` undoes faults left by `lab break`")
         self.initial = holders(self.plan, self.adapters)
-        actives = status.active_instances
         standbys = [n for g in status.gateways if strategy_for(g.mode).has_standbys
                     for n in g.instances if n not in g.active]
         idle = [n for n in self.spec.nodes if n in standbys]
         if idle and len(idle) == len(self.spec.nodes):
             # Hitting a standby measures nothing: say so rather than report a 0 s "failover".
-            raise LabError(f"--target {self.settings.target}: {', '.join(idle)} is not active now "
-                           f"(active: {', '.join(actives) or 'none'}): target the active instance")
+            raise LabError(f"--target {self.spec.text}: {', '.join(idle)} is not active now "
+                           f"(active: {', '.join(status.active_instances) or 'none'}): target the active instance")
+
+    def machine(self) -> str:
+        return machine_summary(self.adapters.runtime.engine_summary())
+
+    def measure_clock(self) -> LabClock:
+        return measure_clock(self.adapters, self.plan.nodes[self.plan.scenario.probes[0][0]].container)
+
+    def observe(self, clock: LabClock, interval_s: float, port: int, bound_s: float) -> Observation:
+        return Observation(self.plan, self.adapters, clock, interval_s, port, bound_s)
+
+    def inject(self) -> tuple[str, int | None]:
+        self._target = fault_target(self.plan, self.adapters, self.spec)
+        detail = self.fault.inject(self._target)
+        return detail, self._target.applied_ns
+
+    def restore(self) -> str:
+        target = self._target or fault_target(self.plan, self.adapters, self.spec)
+        return self.fault.restore(target)
+
+    def fail_back(self, handing_over: Callable[[str], None]) -> None:
+        fail_back(self.plan, self.adapters, self.initial, handing_over)
+
+    def recreate(self) -> None:
+        self._recreate()
+
+    def poll(self, done: Callable[[], bool], within_s: float, every_s: float) -> bool:
+        return poll_until(done, within_s, every_s)
+
+
+class FailoverRunner:
+    """Runs one fault against one target until `runs` valid runs are in, on a converged lab.
+
+    A run's windows cover every moment from its baseline to its last probe:
+    the fault's, from the fault until traffic converged; the restore's, from
+    there until the failback's hand-over (the restore is a Convergence Event
+    of its own); the failback's (the reversion), until traffic converged
+    again. Each is judged: the fault against its target, the restore and the
+    failback against the planned one.
+    """
+
+    def __init__(self, plan: LabPlan, adapters: Adapters | None, settings: FailoverSettings, live: LiveView,
+                 recreate: Callable[[], None], say: Callable[[str], None] = lambda line: None,
+                 steps: RunSteps | None = None):
+        """On the lab the adapters reach, or through `steps` (a fake lab, in unit tests)."""
+        self.plan = plan
+        self.say = say
+        self.settings = settings
+        self.live = live
+        self.fault = get_fault(settings.fault)
+        self.spec = check_target(plan, self.fault, settings.target)
+        if steps is None:
+            if adapters is None:
+                raise ValueError("a runner needs the adapters or its steps")
+            steps = LabSteps(plan, adapters, settings.fault, self.spec, recreate, say)
+        self.steps = steps
+        if settings.runs < 1:
+            raise LabError(f"--runs must be at least 1, not {settings.runs}")
+        target = plan.target_for(self.fault.name, self.fault.planned)
+        self.target_s, self.target_source = target.value, target.source
+        planned = plan.profile.targets.planned_s
+        self.return_target_s, self.return_target_source = planned.value, planned.source
+        self.also_documented = [(f.value, f.source) for f in target.also]
+        self.sustained_s = plan.profile.convergence.sustained_s
+        self.method = Method(interval_ns=int(settings.interval_s * NS), sustained_ns=int(self.sustained_s * NS),
+                             baseline_ns=int(settings.baseline_s * NS), flows=plan.scenario.probe_flows,
+                             threshold_intervals=plan.profile.convergence.threshold_intervals)
+        # How this failover unfolds, as the target's gateway mode says: another instance takes
+        # over (its phases are read from the hand-over), or the peers withdraw its paths.
+        owner = plan.instance_gateway(self.spec.nodes[0])
+        self.handover = (handover_of(plan, self.spec.nodes[0]) if owner is not None and len(self.spec.nodes) == 1
+                         and strategy_for(owner[1].mode).hands_over else None)
+        self.withdrawal = withdrawal_of(plan, self.spec)
+        self.clock: LabClock | None = None
+
+    @property
+    def attempts_allowed(self) -> int:
+        """Runs tried in all before giving up on `runs` valid ones: each may be repeated, and at least two."""
+        return self.settings.runs + max(2, self.settings.runs)
+
+    def run_all(self) -> FailoverReport:
+        """Every run, holding the lab: no `down` or second failover can cut in."""
+        with hold_lab(self.plan.lab, "failover"):
+            return self._run_all()
+
+    def _run_all(self) -> FailoverReport:
+        self.steps.prepare()
         report = FailoverReport(
             lab=self.plan.lab, scenario=self.plan.scenario.name, profile=self.plan.profile.name,
             fault=self.fault.name, fault_summary=self.fault.summary, target=self.settings.target,
             planned=self.fault.planned, target_s=self.target_s, target_source=self.target_source,
             interval_s=self.settings.interval_s, sustained_s=self.sustained_s,
             started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            machine=machine_summary(self.adapters.runtime.engine_summary()),
-            clock=self._measure_clock().summary, probe_flows=self.plan.scenario.probe_flows,
-            also_documented=self.also_documented,
+            machine=self.steps.machine(), clock=self._measure_clock().summary,
+            probe_flows=self.plan.scenario.probe_flows, also_documented=self.also_documented,
             departures=list(azure_rules().departures(self.plan.profile).values()),
+            runs_asked=self.settings.runs, threshold_s=self.method.threshold_ns / NS,
+            return_target_s=self.return_target_s, return_target_source=self.return_target_source,
         )
-        for index in range(1, self.settings.runs + 1):
-            report.runs.append(self.run_once(index))
+        attempt = 0
+        while report.valid_count < self.settings.runs and attempt < self.attempts_allowed:
+            attempt += 1
+            try:
+                report.runs.append(self.run_once(attempt))
+            except NotMeasured as exc:
+                report.unmeasured.append(f"run {attempt}: {exc}")
         return report
 
     def _show(self, index: int, stage: str, observation: Observation | None = None,
-              fault_ns: int | None = None, events: list[Event] | None = None) -> list[int | None]:
+              event_ns: int | None = None, events: list[Event] | None = None) -> list[int | None]:
         now = self.clock.now_ns()
         live = Live(index, self.settings.runs, stage)
         steady: list[int | None] = []
         if observation is not None:
             live.directions, steady = _snapshot(observation, now, int(self.settings.interval_s * NS))
             live.events = sorted((events or []) + observation.live_events, key=lambda e: e.t_ns)
-        if fault_ns is not None:
-            live.since_fault_s = (now - fault_ns) / NS
+        if event_ns is not None:
+            live.since_fault_s = (now - event_ns) / NS
         self.live(live)
         return steady
 
     def run_once(self, index: int) -> RunResult:
         s = self.settings
-        target = self._target()
-        edge_s = DELAY_LIMIT_INTERVALS * s.interval_s
-        measure_s = self.target_s + s.grace_s + self.sustained_s + edge_s
-        reversion_s = self.plan.profile.targets.planned_s.value + s.grace_s + self.sustained_s + edge_s
-        bound_s = BASELINE_WITHIN_S + s.baseline_s + measure_s + FAILBACK_WITHIN_S + reversion_s + 30
+        threshold_s = self.method.threshold_ns / NS
+        measure_s = self.target_s + s.grace_s + self.sustained_s + threshold_s
+        returning_s = self.return_target_s + s.grace_s + self.sustained_s + threshold_s
+        bound_s = (BASELINE_WITHIN_S + s.baseline_s + measure_s + returning_s + FAILBACK_WITHIN_S
+                   + returning_s + 30)
         # Re-measured each run: two machines' monotonic clocks drift apart slowly.
         self._measure_clock()
-        observation = Observation(self.plan, self.adapters, self.clock, s.interval_s, s.port, bound_s)
+        observation = self.steps.observe(self.clock, s.interval_s, s.port, bound_s)
         events: list[Event] = []      # what the runner did: fault, restore, failback
         handovers: list[int] = []
 
@@ -415,15 +527,15 @@ class FailoverRunner:
             self._baseline(index, observation)
             fault_ns = self.clock.now_ns()
             try:
-                detail = self.fault.inject(target)
+                detail, applied_ns = self.steps.inject()
                 # The node's own stamp of the first change, where it gives one: not the exec's start-up.
-                fault_ns = target.applied_ns or fault_ns
+                fault_ns = applied_ns or fault_ns
                 events.append(Event(fault_ns, "fault", s.target, FAULT, f"{self.fault.name}: {detail}"))
                 end_ns = self._measure(index, "measuring", observation, fault_ns, measure_s, events)
             except BaseException:
                 # Half a fault, or an interrupted run, is still a fault: undo it first.
                 observation.stop()
-                self.fault.restore(target)
+                self.steps.restore()
                 self._return_to_initial(index)
                 raise
             self._show(index, "collecting events")
@@ -431,19 +543,20 @@ class FailoverRunner:
             recorded = observation.recorded_events(end_ns)
             self._show(index, "restoring")
             restore_ns = self.clock.now_ns()
-            restored = self.fault.restore(target)
+            restored = self.steps.restore()
             events.append(Event(restore_ns, "fault", s.target, RESTORE, restored))
-            # Probes keep running through the failback: its hand-over is the reversion's event.
-            # With no hand-over the restored instance took its IP back by itself (pre-emption):
-            # then the restore is the event, so that outage is measured too, not hidden.
+            # The restore's own outage (a thawed or restarted instance coming back) is waited out and
+            # measured before the failback starts, so the two are told apart.
+            self._measure(index, "measuring the restore", observation, restore_ns, returning_s, events,
+                          since_ns=end_ns)
             returned_by = self._return_to_initial(index, handing_over, observation)
-            failback_ns = (handovers[0] if handovers else restore_ns) if returned_by == "failback" else None
+            failback_ns = handovers[0] if handovers and returned_by == FAILBACK else None
             if failback_ns is None:
-                stopped_ns = self.clock.now_ns()
+                stopped_ns = self._reported_until(observation, self.clock.now_ns())
             else:
                 stopped_ns = self._measure(index, "measuring the reversion", observation, failback_ns,
-                                           reversion_s, events)
-                recorded += [e for e in observation.recorded_events(stopped_ns) if e.t_ns > end_ns]
+                                           returning_s, events, since_ns=failback_ns)
+            recorded += [e for e in observation.recorded_events(stopped_ns) if e.t_ns > end_ns]
         finally:
             observation.stop()
         started_clock = self.clock
@@ -453,21 +566,29 @@ class FailoverRunner:
         events = sorted(events + observation.live_events + recorded, key=lambda e: e.t_ns)
         probes = observation.directions()
         directions = [analyse_direction(p, fault_ns, end_ns, self.method) for p in probes]
-        reversion = ([analyse_direction(p, failback_ns, stopped_ns, self.method) for p in probes]
-                     if failback_ns is not None else [])
+        # The restore's window runs from the failover's end to the failback's start (or the last probe).
+        restore_end = failback_ns if failback_ns is not None else stopped_ns
+        restore = [analyse_direction(p, restore_ns, restore_end, self.method, since_ns=end_ns) for p in probes]
+        reversion = ([analyse_direction(p, failback_ns, stopped_ns, self.method, since_ns=failback_ns)
+                      for p in probes] if failback_ns is not None else [])
+        drifted = (f"the client's clock moved {drift_ns / 1e6:.1f} ms against the engine's during the run"
+                   if abs(drift_ns) > drift_allowed_ns else None)
+        invalid = "; ".join(r for r in (
+            invalid_reason(directions), _prefixed("restore", invalid_reason(restore)),
+            _prefixed("failback", invalid_reason(reversion)), drifted) if r) or None
         return RunResult(
             index=index, fault=self.fault.name, target=s.target, planned=self.fault.planned,
             target_s=self.target_s, target_source=self.target_source, interval_s=s.interval_s,
             started_ns=observation.started_ns, fault_ns=fault_ns, end_ns=end_ns, fault_detail=detail,
             directions=directions, phases=self._phases(events, fault_ns, end_ns, directions),
-            checks=checks(directions, self.target_s), events=events, probes=probes, returned_by=returned_by,
-            invalid=invalid_reason(directions) or (
-                f"the client's clock moved {drift_ns / 1e6:.1f} ms against the engine's during the run"
-                if abs(drift_ns) > drift_allowed_ns else None),
+            checks=(checks(directions, self.target_s)
+                    + checks(restore, self.return_target_s, "restore")
+                    + checks(reversion, self.return_target_s, "failback")),
+            events=events, probes=probes, returned_by=returned_by, invalid=invalid,
             clock_offset_ns=started_clock.engine_minus_client_ns, clock_uncertainty_ns=started_clock.uncertainty_ns,
             clock_drift_ns=drift_ns,
             restore_ns=restore_ns, failback_ns=failback_ns,
-            stopped_ns=stopped_ns, reversion=reversion,
+            stopped_ns=stopped_ns, reversion=reversion, restore=restore,
         )
 
     def _phases(self, events: list[Event], fault_ns: int, end_ns: int,
@@ -476,22 +597,33 @@ class FailoverRunner:
             return breakdown(events, fault_ns, end_ns, self.handover, directions)
         return withdrawal_breakdown(events, fault_ns, end_ns, self.withdrawal, directions)
 
-    def _analyse(self, observation: Observation, event_ns: int, end_ns: int) -> list[DirectionResult]:
-        return [analyse_direction(p, event_ns, end_ns, self.method) for p in observation.directions()]
+    @staticmethod
+    def _reported_until(observation: Observation, now_ns: int) -> int:
+        """How far every probe stream has reported: a window can't end later, or its figures
+        would be read on data still on its way (the live check and the final one must agree)."""
+        marks = [now_ns]
+        for d in observation.directions():
+            marks += [m for m in (d.sender_through_ns, d.receiver_through_ns) if m is not None]
+        return min(marks)
 
     def _measure(self, index: int, stage: str, observation: Observation, event_ns: int, within_s: float,
-                 events: list[Event]) -> int:
+                 events: list[Event], since_ns: int | None = None) -> int:
         """Waits until every direction has converged after the event, or the time is up; returns the window's end."""
         min_end = event_ns + int(self.settings.settle_s * NS)
+        end = event_ns
 
         def converged() -> bool:
-            now = self.clock.now_ns()
+            nonlocal end
+            end = self._reported_until(observation, self.clock.now_ns())
             self._show(index, stage, observation, event_ns, events)
-            return now >= min_end and all(d.converged for d in self._analyse(observation, event_ns, now))
+            return end >= min_end and all(
+                d.converged for d in (analyse_direction(p, event_ns, end, self.method, since_ns=since_ns)
+                                      for p in observation.directions()))
 
         # Not converged by the deadline: the window ends there, and the figures say so.
-        poll_until(converged, within_s, LOOK_EVERY_S)
-        return self.clock.now_ns()
+        if not self.steps.poll(converged, within_s, LOOK_EVERY_S):
+            end = self._reported_until(observation, self.clock.now_ns())
+        return end
 
     def _baseline(self, index: int, observation: Observation) -> None:
         """Waits until traffic has flowed both ways for the baseline, without loss or delay."""
@@ -499,35 +631,37 @@ class FailoverRunner:
 
         def clean_long_enough() -> bool:
             nonlocal problem
-            now = self.clock.now_ns()
+            now = self._reported_until(observation, self.clock.now_ns())
             steady = self._show(index, "baseline", observation)
             if not steady or not all(t is not None and now - t >= self.settings.baseline_s * NS for t in steady):
                 problem = "not flowing steadily both ways"
                 return False
-            problem = invalid_reason(self._analyse(observation, now, now)) or ""
+            problem = invalid_reason([analyse_direction(p, now, now, self.method)
+                                      for p in observation.directions()]) or ""
             return not problem
 
-        if not poll_until(clean_long_enough, BASELINE_WITHIN_S, LOOK_EVERY_S):
-            raise LabError(f"probe traffic was not clean within {BASELINE_WITHIN_S:.0f} s before the fault "
-                           f"({problem}): check `lab status`")
+        if not self.steps.poll(clean_long_enough, BASELINE_WITHIN_S, LOOK_EVERY_S):
+            raise NotMeasured(f"probe traffic was not clean within {BASELINE_WITHIN_S:.0f} s before the fault "
+                              f"({problem})")
 
     def _return_to_initial(self, index: int, handing_over: Callable[[str], None] | None = None,
                            observation: Observation | None = None) -> str:
         """Failback to the instances that were active at the start; re-creates the lab if that fails."""
         self._show(index, "failing back")
         try:
-            fail_back(self.plan, self.adapters, self.initial, handing_over)
-            return "failback"
+            self.steps.fail_back(handing_over or (lambda instance: None))
+            return FAILBACK
         except LabError as exc:
             if observation is not None:
                 observation.stop()      # its probes die with the nodes
             self._show(index, f"re-creating the lab ({exc})")
-            self.recreate()
+            self.steps.recreate()
             return f"re-created ({exc})"
 
     def _measure_clock(self) -> LabClock:
-        self.clock = measure_clock(self.adapters, self.plan.nodes[self.plan.scenario.probes[0][0]].container)
+        self.clock = self.steps.measure_clock()
         return self.clock
 
-    def _target(self) -> FaultTarget:
-        return fault_target(self.plan, self.adapters, self.spec)
+
+def _prefixed(label: str, reason: str | None) -> str | None:
+    return None if reason is None else f"{label}: {reason}"

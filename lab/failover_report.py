@@ -32,7 +32,7 @@ from .events import (
 )
 from .experiment import FAILBACK, FailoverReport, Live, RunResult
 from .statistics import Summary, shown, summarize
-from .timeline import NS, TRAFFIC_RESTORED, DirectionResult, Phase, invalid_reason, observed_order
+from .timeline import NS, TRAFFIC_RESTORED, DirectionResult, Phase, observed_order
 
 
 @dataclass(frozen=True)
@@ -47,15 +47,25 @@ class Metric:
 
 # The figures of each direction, the verdict's first.
 METRICS = [
-    Metric("rate_derived_s", "rate-derived", "s", "not converged",
+    Metric("full_convergence_s", "converged", "s", "not converged",
            "Full Convergence Time, Rate-Derived Method (RFC 6412/6413): fault to the Convergence Recovery Instant, "
-           "validated by the Sustained Convergence Validation Time; the verdict"),
+           "validated by the Sustained Convergence Validation Time; with several probe flows, the later of the "
+           "aggregate's and the worst flow's; the verdict"),
+    Metric("rate_derived_s", "aggregate", "s", "not converged",
+           "The same, on all the probes together: with several flows it can end up to one round of the flows "
+           "before the slowest flow recovered"),
+    Metric("worst_flow_s", "worst flow", "s", "not converged",
+           "The same, on the slowest probe flow's own probes (RFC 6413's route-specific convergence, flows "
+           "standing in for routes); - with one flow"),
     Metric("loss_derived_s", "loss-derived", "s", "-",
            "Loss-Derived Convergence Time (RFC 6412): Convergence Packet Loss / offered rate"),
     Metric("first_route_s", "first route", "s", "not converged",
            "First Route Convergence Time (RFC 6412): fault to the first probe delivered after the loss began"),
     Metric("convergence_packet_loss", "lost", "packets", "-",
-           "Convergence Packet Loss (RFC 6412): probes lost up to the Convergence Recovery Instant"),
+           "Convergence Packet Loss (RFC 6412): probes lost up to the Convergence Recovery Instant, those "
+           "later than the Forwarding Delay Threshold and send slots the sender missed in an outage included"),
+    Metric("late", "late", "packets", "-",
+           "Probes of the window that arrived, but later than the Forwarding Delay Threshold: lost (RFC 6412)"),
     Metric("loss_share", "share lost", "%", "-",
            "Share of the probes sent from the fault to the Convergence Recovery Instant (at least one round of "
            "the probe flows) that were lost: 100 % when every flow stopped, less when only the flows over a "
@@ -65,12 +75,17 @@ METRICS = [
     Metric("longest_gap_s", "longest gap", "s", "-",
            "Longest time without an arrival (secondary; not an RFC benchmark)"),
 ]
+RESTORE = Metric("restore_s", "restore", "s", "not converged",
+                 "The restore's Full Convergence Time (rate-derived): from undoing the fault (a restarted or "
+                 "thawed instance coming back) to traffic flowing again, judged against the planned target; "
+                 "its window runs from the failover's end to the failback")
 REVERSION = Metric("reversion_s", "reversion", "s", "not converged",
-                   "Reversion convergence: the Full Convergence Time (rate-derived) of the failback's hand-over")
-COLUMNS = METRICS + [REVERSION]
+                   "Reversion convergence: the Full Convergence Time (rate-derived) of the failback's hand-over, "
+                   "judged against the planned target")
+COLUMNS = METRICS + [RESTORE, REVERSION]
 # Figures taken up to the Convergence Recovery Instant, or to the window's end when there was none: for a
 # direction that never converged they measure the window, so the statistics count that run as never converged.
-CUT_BY_THE_WINDOW = frozenset({"loss_derived_s", "convergence_packet_loss", "loss_share", "longest_gap_s"})
+CUT_BY_THE_WINDOW = frozenset({"loss_derived_s", "convergence_packet_loss", "loss_share", "longest_gap_s", "late"})
 RUNS = "runs"   # the summary row of N, invalid and never converged
 RUNS_LEGEND = ("N valid runs in the statistics, how many runs were invalid (left out), and how many of the N "
                "never converged (a phase: were never observed)")
@@ -92,21 +107,25 @@ def _verdict(verdict: str) -> Text:
 
 def _value(run: RunResult, i: int, metric: Metric) -> float | None:
     if metric is REVERSION:
-        return run.reversion[i].rate_derived_s if i < len(run.reversion) else None
+        return run.reversion[i].full_convergence_s if i < len(run.reversion) else None
+    if metric is RESTORE:
+        return run.restore[i].full_convergence_s if i < len(run.restore) else None
+    if metric.key == "worst_flow_s":
+        worst = run.directions[i].worst_flow
+        return None if worst is None else worst.rate_derived_s
     return getattr(run.directions[i], metric.key)
 
 
-def _reversion_valid(run: RunResult, i: int) -> bool:
-    """A failback measured from a clean baseline (the restore itself may have disturbed it)."""
-    return i < len(run.reversion) and run.reversion[i].invalid is None
-
-
 def _cells(run: RunResult, i: int) -> list[str]:
-    cells = [_fmt(_value(run, i, m), m.unit, m.missing) for m in METRICS]
-    reversion = _fmt(_value(run, i, REVERSION), "s", REVERSION.missing if run.reversion else "-")
-    if run.reversion and not _reversion_valid(run, i):
-        reversion += " (invalid)"
-    return cells + [reversion]
+    one_flow = run.directions[i].worst_flow is None
+    cells = [_fmt(_value(run, i, m), m.unit, "-" if m.key == "worst_flow_s" and one_flow else m.missing)
+             for m in METRICS]
+    for metric, results in ((RESTORE, run.restore), (REVERSION, run.reversion)):
+        cell = _fmt(_value(run, i, metric), "s", metric.missing if results else "-")
+        if i < len(results) and results[i].invalid:
+            cell += " (invalid)"
+        cells.append(cell)
+    return cells
 
 
 def valid_runs(report: FailoverReport) -> list[RunResult]:
@@ -120,6 +139,11 @@ def _measured(run: RunResult, i: int, metric: Metric) -> float | None:
     return _value(run, i, metric)
 
 
+def _has(run: RunResult, i: int, metric: Metric) -> bool:
+    """Whether the run has the figure at all: a worst flow needs several flows."""
+    return metric.key != "worst_flow_s" or run.directions[i].worst_flow is not None
+
+
 def summaries(report: FailoverReport) -> list[tuple[str, dict[str, Summary]]]:
     """Every figure per direction over the valid runs (lab.statistics), with its N, invalid and never converged.
 
@@ -131,10 +155,11 @@ def summaries(report: FailoverReport) -> list[tuple[str, dict[str, Summary]]]:
     names = [d.direction for d in report.runs[0].directions] if report.runs else []
     result = []
     for i, name in enumerate(names):
-        figures = {m.key: summarize([_measured(r, i, m) for r in runs], invalid) for m in METRICS}
-        failed_back = [r for r in report.runs if i < len(r.reversion)]
-        clean = [r for r in failed_back if r.invalid is None and _reversion_valid(r, i)]
-        figures[REVERSION.key] = summarize([_value(r, i, REVERSION) for r in clean], len(failed_back) - len(clean))
+        figures = {m.key: summarize([_measured(r, i, m) for r in runs if _has(r, i, m)], invalid) for m in METRICS}
+        for metric, measured in ((RESTORE, lambda r: r.restore), (REVERSION, lambda r: r.reversion)):
+            had = [r for r in report.runs if i < len(measured(r))]
+            clean = [r for r in had if r.invalid is None]
+            figures[metric.key] = summarize([_value(r, i, metric) for r in clean], len(had) - len(clean))
         result.append((name, figures))
     return result
 
@@ -204,9 +229,11 @@ def _phase_cell(phase: Phase) -> str:
 
 
 def _outcome(report: FailoverReport) -> str:
-    invalid = sum(r.invalid is not None for r in report.runs)
-    text = f"{sum(r.passed for r in report.runs)}/{len(report.runs)} runs within target"
-    return text + (f", {invalid} invalid" if invalid else "")
+    invalid = sum(r.invalid is not None for r in report.runs) + len(report.unmeasured)
+    text = f"{sum(r.passed for r in report.runs)}/{report.valid_count} valid runs within target"
+    if not report.measured:
+        text += f", {report.valid_count} of {report.runs_asked} valid runs measured: could not measure"
+    return text + (f", {invalid} invalid (repeated)" if invalid else "")
 
 
 def _also_documented(report: FailoverReport) -> list[str]:
@@ -217,13 +244,9 @@ def _also_documented(report: FailoverReport) -> list[str]:
 
 
 def _invalid_notes(report: FailoverReport) -> list[str]:
-    """Why each invalid run, or invalid failback measurement, is left out of the statistics."""
-    notes = [f"run {r.index} INVALID: {r.invalid}" for r in report.runs if r.invalid]
-    for r in report.runs:
-        reasons = invalid_reason(r.reversion)
-        if reasons:
-            notes.append(f"run {r.index} reversion invalid: {reasons}")
-    return notes
+    """Why each invalid run, or attempt that gave no run, is left out of the statistics."""
+    return ([f"run {r.index} INVALID: {r.invalid}" for r in report.runs if r.invalid]
+            + [f"not measured: {reason}" for reason in report.unmeasured])
 
 
 def render_failover(report: FailoverReport) -> Group:
@@ -238,7 +261,10 @@ def render_failover(report: FailoverReport) -> Group:
         head.add_row("departs from Azure", line)
     head.add_row("probes", f"UDP every {report.interval_s * 1000:g} ms, both ways, over {report.probe_flows} "
                            f"flow{'s' if report.probe_flows > 1 else ''}; "
-                           f"Sustained Convergence Validation Time {report.sustained_s:g} s")
+                           f"Sustained Convergence Validation Time {report.sustained_s:g} s; "
+                           f"Forwarding Delay Threshold {report.threshold_s * 1000:g} ms")
+    head.add_row("judged", f"fault against the target; restore and failback against the planned target, "
+                           f"{report.return_target_s:g} s ({report.return_target_source})")
 
     runs = Table(title="Convergence per direction (RFC 6412 terms; seconds after the fault)", title_justify="left")
     for col in ["run", "direction"] + [m.heading for m in COLUMNS] + ["verdict"]:
@@ -271,7 +297,7 @@ def render_failover(report: FailoverReport) -> Group:
 def render_live(live: Live) -> Group:
     head = Text(f"run {live.run}/{live.runs}: {live.stage}", style="bold")
     if live.since_fault_s is not None:
-        since = "failback" if "reversion" in live.stage else "fault"
+        since = "failback" if "reversion" in live.stage else "restore" if "restore" in live.stage else "fault"
         head.append(f"   {live.since_fault_s:6.1f} s since the {since}")
     table = Table(box=None)
     for col in ("direction", "received", "lost", "state"):
@@ -294,8 +320,10 @@ def failover_dict(report: FailoverReport) -> dict:
     for run, raw in zip(report.runs, data["runs"]):
         raw["passed"] = run.passed
         raw["verdict"] = run.verdict
-        for results, raw_results in ((run.directions, raw["directions"]), (run.reversion, raw["reversion"])):
+        for results, raw_results in ((run.directions, raw["directions"]), (run.reversion, raw["reversion"]),
+                                     (run.restore, raw["restore"])):
             for d, raw_d in zip(results, raw_results):
+                raw_d["full_convergence_s"] = d.full_convergence_s
                 raw_d["converged"] = d.converged
                 raw_d["interrupted"] = d.interrupted
         for check, raw_check in zip(run.checks, raw["checks"]):
@@ -366,7 +394,10 @@ def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
         *[f"- departs from Azure: {line}" for line in report.departures],
         *([""] if report.also_documented or report.departures else []),
         f"Scenario `{report.scenario}`, {report.fault_summary}. Probes: UDP every {report.interval_s * 1000:g} ms "
-        f"both ways, over {report.probe_flows} flow{'s' if report.probe_flows > 1 else ''}. Sustained Convergence Validation Time: {report.sustained_s:g} s. Machine: {report.machine}. "
+        f"both ways, over {report.probe_flows} flow{'s' if report.probe_flows > 1 else ''}. Sustained Convergence "
+        f"Validation Time: {report.sustained_s:g} s. Forwarding Delay Threshold: {report.threshold_s * 1000:g} ms "
+        f"(a later probe is lost). The restore and the failback are judged against the planned target, "
+        f"{report.return_target_s:g} s ({report.return_target_source}). Machine: {report.machine}. "
         f"Clock: {report.clock}. Started {report.started_at}.",
         "",
         "| run | direction | " + " | ".join(m.heading for m in COLUMNS) + " | verdict |",
@@ -387,7 +418,7 @@ def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
     lines.append(f"- **{RUNS}**: {RUNS_LEGEND}.")
     notes = _invalid_notes(report)
     if notes:
-        lines += ["", "Not counted (loss or delay before the event):", ""] + [f"- {note}" for note in notes]
+        lines += ["", "Not counted (invalid, and repeated):", ""] + [f"- {note}" for note in notes]
     lines += ["", "Loss episodes (seconds after the fault, probes lost):", ""]
     for run in report.runs:
         for d in run.directions:
@@ -418,14 +449,17 @@ PLOTTED = {
 BIN_S = 0.1
 
 
-def _direction_title(d: DirectionResult, reversion: DirectionResult | None) -> str:
+def _direction_title(d: DirectionResult, reversion: DirectionResult | None,
+                     restore: DirectionResult | None = None) -> str:
     """The figures of one direction, named as RFC 6412 names them."""
-    rate = _fmt(d.rate_derived_s, missing="not converged")
+    rate = _fmt(d.full_convergence_s, missing="not converged")
     title = (f"{d.direction}: Full Convergence Time (rate-derived) {rate}; loss-derived {d.loss_derived_s:.2f} s "
              f"({d.convergence_packet_loss} lost); max delay {_fmt(d.max_delay_s, 'ms')}; "
              f"longest gap {d.longest_gap_s:.2f} s")
+    if restore is not None:
+        title += f"; restore {_fmt(restore.full_convergence_s, missing='not converged')}"
     if reversion is not None:
-        title += f"; reversion {_fmt(reversion.rate_derived_s, missing='not converged')}"
+        title += f"; reversion {_fmt(reversion.full_convergence_s, missing='not converged')}"
     return title
 
 
@@ -445,6 +479,7 @@ def plot_run(run: RunResult, path: Path, title: str) -> None:
     failback_s = None if run.failback_ns is None else (run.failback_ns - run.fault_ns) / NS
     for i, (ax, probes, result) in enumerate(zip(axes, run.probes, run.directions)):
         reversion = run.reversion[i] if i < len(run.reversion) else None
+        restore = run.restore[i] if i < len(run.restore) else None
         sent = [0] * bins
         got = [0] * bins
         arrivals = {}
@@ -463,7 +498,9 @@ def plot_run(run: RunResult, path: Path, title: str) -> None:
         ys = [g / n if n else float("nan") for g, n in zip(got, sent)]
         ax.step(xs, ys, where="post", color="tab:blue", linewidth=1.2)
         ax.fill_between(xs, ys, step="post", alpha=0.25, color="tab:blue")
-        shown = [(0.0, result)] + ([(failback_s, reversion)] if reversion is not None else [])
+        restore_s = None if run.restore_ns is None else (run.restore_ns - run.fault_ns) / NS
+        shown = ([(0.0, result)] + ([(restore_s, restore)] if restore is not None and restore_s is not None else [])
+                 + ([(failback_s, reversion)] if reversion is not None else []))
         for offset, figures in shown:
             for episode in figures.loss_episodes:
                 ax.axvspan(offset + episode.start_s, offset + episode.end_s, color="red", alpha=0.15, linewidth=0)
@@ -474,7 +511,7 @@ def plot_run(run: RunResult, path: Path, title: str) -> None:
         delay_ax = ax.twinx()
         delay_ax.plot([x for x, _ in delays], [d for _, d in delays], color="grey", linewidth=0.6)
         delay_ax.set_ylabel("delay (ms)", fontsize=8)
-        ax.set_title(_direction_title(result, reversion), fontsize=8, loc="left")
+        ax.set_title(_direction_title(result, reversion, restore), fontsize=8, loc="left")
         ax.axvline(0, color="red", linewidth=1)
         if failback_s is not None:
             ax.axvline(failback_s, color="grey", linewidth=1)

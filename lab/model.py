@@ -177,6 +177,9 @@ class Convergence(Strict):
     # flow at the offered rate, with no loss, before convergence counts as
     # complete (RFC 6412 recommends at least 5 s).
     sustained_s: float = Field(default=5.0, gt=0)
+    # RFC 6412 "Forwarding Delay Threshold", in probe intervals: a probe that arrives later
+    # than this after it was sent counts as lost (lab/timeline.py).
+    threshold_intervals: int = Field(default=5, ge=1, le=250)
 
 
 class Profile(Strict):

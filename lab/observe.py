@@ -52,11 +52,17 @@ class HostProbe:
     received: list[tuple[int, int, int]] = field(default_factory=list)
     errors: int = 0
     finished: bool = False
+    first_slot_ns: int | None = None     # the probe's schedule (its B line)
+    through_ns: int | None = None        # its last heartbeat: its log is complete to here
 
     def take(self, line: str) -> None:
         parts = line.split(",")
         try:
-            if parts[0] == "S" and len(parts) == 4:
+            if parts[0] == "H" and len(parts) == 2:
+                self.through_ns = int(parts[1])
+            elif parts[0] == "B" and len(parts) == 3:
+                self.first_slot_ns = int(parts[1])
+            elif parts[0] == "S" and len(parts) == 4:
                 self.sent.append((int(parts[1]), int(parts[2])))
                 self.errors += bool(parts[3])
             elif parts[0] == "R" and len(parts) == 4:
@@ -91,8 +97,14 @@ class Observation:
         found = []
         for a, b in self.plan.scenario.probes:
             for src, dst in ((a, b), (b, a)):
-                found.append(DirectionProbes(f"{src} → {dst}", list(self.hosts[src].sent),
-                                             list(self.hosts[dst].received)))
+                sender, receiver = self.hosts[src], self.hosts[dst]
+                # Heartbeats read before the lines they vouch for (a pump thread appends meanwhile).
+                # Until a stream's first heartbeat, nothing of it is known to be complete.
+                sender_through = sender.through_ns or self.started_ns
+                receiver_through = receiver.through_ns or self.started_ns
+                found.append(DirectionProbes(f"{src} → {dst}", list(sender.sent), list(receiver.received),
+                                             first_slot_ns=sender.first_slot_ns, sender_through_ns=sender_through,
+                                             receiver_through_ns=receiver_through))
         return found
 
     def _thread(self, target, *args) -> None:

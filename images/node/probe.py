@@ -3,12 +3,19 @@
 
 One process per workload host both sends and receives: UDP datagrams that
 carry a sequence number and their send time, every `--interval` seconds, to
-the same program on the peer, spread round-robin over `--flows` source ports. Every packet is reported on stdout, so the
-orchestrator sees the stream live through the container's exec stream:
+the same program on the peer, spread round-robin over `--flows` source
+ports. Every packet is reported on stdout, so the orchestrator sees the
+stream live through the container's exec stream:
 
-    S,<seq>,<sent_ns>,<error>        a datagram sent (error empty when sent)
-    R,<seq>,<sent_ns>,<recv_ns>      a datagram received from the peer
+    B,<first_slot_ns>,<interval_ns>  the schedule: slot k is due at first + k x interval
+    S,<slot>,<sent_ns>,<error>       a datagram sent for slot k (error empty when sent)
+    R,<slot>,<sent_ns>,<recv_ns>     a datagram received from the peer
+    H,<now_ns>                       everything sent and received before now is above
     E                                the probe finished
+
+The sequence number is the send slot. A slot the sender could not serve on
+time (the process stalled for more than an interval) gets no datagram and
+no S line: the missing number says so, and the analysis counts it.
 
 Containers share the engine kernel's CLOCK_MONOTONIC, so these stamps and
 the events lab-agent stamps sit on one clock; `lab` moves its own stamps
@@ -46,15 +53,18 @@ def run(peer: str, port: int, interval_s: float, duration_s: float, flows: int) 
     interval_ns = int(interval_s * 1e9)
     start = time.monotonic_ns()
     end = start + int(duration_s * 1e9)
-    next_send = start
+    out.write(f"B,{start},{interval_ns}\n")
     last_flush = start
     seq = 0
+    next_send = start
     while True:
         now = time.monotonic_ns()
         if stopping and now - stopping[0] > DRAIN_S * 1e9 or now > end + DRAIN_S * 1e9:
             break
         sending = not stopping and now < end
         if sending and now >= next_send:
+            # Slots more than an interval overdue were missed: they keep their numbers, unsent.
+            seq = max(seq, (now - start) // interval_ns)
             sent_ns = time.monotonic_ns()
             error = ""
             try:
@@ -63,9 +73,7 @@ def run(peer: str, port: int, interval_s: float, duration_s: float, flows: int) 
                 error = exc.__class__.__name__
             out.write(f"S,{seq},{sent_ns},{error}\n")
             seq += 1
-            next_send += interval_ns
-            if next_send < sent_ns:  # after a stall, keep the cadence instead of bursting
-                next_send = sent_ns + interval_ns
+            next_send = start + seq * interval_ns
         wait_ns = max(0, next_send - time.monotonic_ns()) if sending else 50_000_000
         try:
             readable, _, _ = select.select([sock], [], [], wait_ns / 1e9)
@@ -83,9 +91,10 @@ def run(peer: str, port: int, interval_s: float, duration_s: float, flows: int) 
                     if magic == MAGIC:
                         out.write(f"R,{rseq},{rsent},{recv_ns}\n")
         if time.monotonic_ns() - last_flush > FLUSH_EVERY_NS:
-            out.flush()
             last_flush = time.monotonic_ns()
-    out.write("E\n")
+            out.write(f"H,{last_flush}\n")
+            out.flush()
+    out.write(f"H,{time.monotonic_ns()}\nE\n")
     out.flush()
 
 

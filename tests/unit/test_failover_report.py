@@ -39,12 +39,15 @@ def recorded_run(index: int, target_s: float) -> RunResult:
                      events=events, probes=probes, returned_by="failback", invalid=invalid_reason(directions))
 
 
-def new_report(target_s: float, runs: list[RunResult], sustained_s: float = 2.0) -> FailoverReport:
+def new_report(target_s: float, runs: list[RunResult], sustained_s: float = 2.0,
+               asked: int | None = None) -> FailoverReport:
     r = FailoverReport(lab="t", scenario="active-standby", profile="fast", fault="kill", fault_summary="SIGKILL",
                        target=DATA["target"], planned=False, target_s=target_s, target_source="test",
                        interval_s=DATA["interval_s"], sustained_s=sustained_s,
-                       started_at="2026-11-26T10:00:00+00:00", machine="test")
+                       started_at="2026-11-26T10:00:00+00:00", machine="test", return_target_s=1.0,
+                       return_target_source="test's planned target")
     r.runs = runs
+    r.runs_asked = len(runs) if asked is None else asked   # by default an invalid run leaves it short
     return r
 
 
@@ -54,13 +57,17 @@ def report(target_s: float, runs: int = 2) -> FailoverReport:
 
 def synthetic_run(index: int, outage_s: float, target_s: float = 2.0, bgp: bool = True,
                   loss_before: bool = False, reversion_s: float | None = 0.3, restore_blip: bool = False) -> RunResult:
-    """A run with an outage of `outage_s` each way (and a failback at +12 s with its own)."""
+    """A run with an outage of `outage_s` each way, a restore at +12 s (with an outage when
+    `restore_blip`: 1.2 s) and a failback at +16 s with its own outage."""
     lost = lambda t: between(0, outage_s)(t) or (loss_before and between(-0.5, -0.4)(t)) or \
-        (reversion_s is not None and between(12, 12 + reversion_s)(t)) or (restore_blip and between(11.5, 11.52)(t))
-    probes = [stream(2, 20, lost=lost, name=name)[0] for name in ("a → b", "b → a")]
-    end, stopped = at(min(outage_s + 5, 11)), at(20)
+        (reversion_s is not None and between(16, 16 + reversion_s)(t)) or (restore_blip and between(12, 13.2)(t))
+    probes = [stream(2, 30, lost=lost, name=name)[0] for name in ("a → b", "b → a")]
+    end, stopped = at(min(outage_s + 5, 11)), at(30)
+    failback = at(16) if reversion_s is not None else None
     directions = [analyse_direction(p, FAULT, end, METHOD) for p in probes]
-    reversion = [analyse_direction(p, at(12), stopped, METHOD) for p in probes] if reversion_s is not None else []
+    restore = [analyse_direction(p, at(12), failback or stopped, METHOD, since_ns=end) for p in probes]
+    reversion = ([analyse_direction(p, failback, stopped, METHOD, since_ns=failback) for p in probes]
+                 if failback is not None else [])
     events = [Event(FAULT, "fault", "gw-0", "fault", "kill"), Event(at(0.3), "vrrp", "gw-1", "vrrp-master"),
               Event(at(0.4), "vici", "gw-1", "child-up", "t via 198.51.100.20")]
     if bgp:
@@ -68,17 +75,20 @@ def synthetic_run(index: int, outage_s: float, target_s: float = 2.0, bgp: bool 
     return RunResult(index=index, fault="kill", target="gw-0", planned=False, target_s=target_s, target_source="test",
                      interval_s=0.02, started_ns=at(-2), fault_ns=FAULT, end_ns=end, fault_detail="SIGKILL",
                      directions=directions, phases=breakdown(events, FAULT, end, HANDOVER, directions),
-                     checks=checks(directions, target_s), events=events, probes=probes, returned_by="failback",
-                     invalid=invalid_reason(directions), restore_ns=at(11), stopped_ns=stopped,
-                     failback_ns=at(12) if reversion_s is not None else None, reversion=reversion)
+                     checks=checks(directions, target_s) + checks(restore, 1.0, "restore")
+                     + checks(reversion, 1.0, "failback"),
+                     events=events, probes=probes, returned_by="failback",
+                     invalid=invalid_reason(directions), restore_ns=at(12), stopped_ns=stopped,
+                     failback_ns=failback, reversion=reversion, restore=restore)
 
 
 def mixed() -> FailoverReport:
-    """Five distinct runs against a 2 s target: three pass, one fails, one never converges; one more is invalid.
-    Run 3's restore lost a probe before its failback; run 4 needed no failback."""
+    """Five distinct runs against a 2 s target: two pass, one fails its restore (a 1 s outage against the
+    planned 1 s target), one fails, one never converges; one more is invalid. Run 4 needed
+    no failback."""
     runs = [synthetic_run(1, 0.5), synthetic_run(2, 1.0, bgp=False), synthetic_run(3, 1.5, restore_blip=True),
             synthetic_run(4, 3.0, reversion_s=None), synthetic_run(5, 30.0), synthetic_run(6, 0.2, loss_before=True)]
-    return new_report(2.0, runs)
+    return new_report(2.0, runs, asked=5)
 
 
 def shown(r: FailoverReport) -> str:
@@ -114,7 +124,10 @@ def test_summary_has_min_median_max_and_the_counts_of_every_figure_per_direction
 
 def test_statistics_on_distinct_mixed_runs_count_the_run_that_never_converged():
     r = mixed()
-    assert [run.verdict for run in r.runs] == ["PASS", "PASS", "PASS", "FAIL", "FAIL", "INVALID"]
+    # Run 3 converged within its 2 s target, but its restore took 1.2 s against the planned 1 s.
+    assert [run.verdict for run in r.runs] == ["PASS", "PASS", "FAIL", "FAIL", "FAIL", "INVALID"]
+    assert [c.name for c in r.runs[2].checks if not c.passed] == [
+        "restore rate-derived convergence a → b", "restore rate-derived convergence b → a"]
     assert r.verdict == "FAIL" and not r.passed
     low, median, high, runs = summary_rows(r)[:4]
     # Over the five valid runs: 0.5, 1.0, 1.5, 3.0 and never; run 6 is invalid.
@@ -123,10 +136,12 @@ def test_statistics_on_distinct_mixed_runs_count_the_run_that_never_converged():
     # Run 5 lost 545 probes up to the window's end: that is the window, not a figure, so it counts as never.
     assert (median["convergence_packet_loss"], high["convergence_packet_loss"]) == (75, None)
     assert runs["convergence_packet_loss"] == runs["longest_gap_s"] == {"n": 5, "invalid": 1, "never": 1}
-    # Only runs 1 and 2 count for the reversion: 4 had no failback, and the failback baseline
-    # was not clean in 3 (its restore lost a probe) nor in 5 (never recovered before it), nor was run 6's.
-    assert low["reversion_s"] == median["reversion_s"] == high["reversion_s"] == pytest.approx(0.3)
-    assert runs["reversion_s"] == {"n": 2, "invalid": 3, "never": 0}
+    # The reversion: runs 1, 2, 3 at 0.3 s and run 5, whose outage lasted through it (4 had no failback;
+    # 6 is invalid). The restore: 0 s, 0 s, 1.2 s, 0 s and never (run 5's outage was still going on).
+    assert (low["reversion_s"], median["reversion_s"], high["reversion_s"]) == (pytest.approx(0.3), 0.3, None)
+    assert runs["reversion_s"] == {"n": 4, "invalid": 1, "never": 1}
+    assert (low["restore_s"], median["restore_s"], high["restore_s"]) == (0.0, 0.0, None)
+    assert runs["restore_s"] == {"n": 5, "invalid": 1, "never": 1}
     phases = {row["statistic"]: row for row in phase_rows(r)}
     assert list(phases) == ["min", "median", "max", "runs"]
     # BGP Established over 0.1, 0.3, 0.4, 0.5 and never (run 2 never saw it): never ranks last.
@@ -153,7 +168,7 @@ def test_summaries_of_only_invalid_runs_say_so():
     assert runs["rate_derived_s"] == {"n": 0, "invalid": 2, "never": 0}
     text = failover_markdown(r, [])
     assert "| **median** | a → b | - |" in text and "| **runs** | a → b | N=0, 2 invalid, 0 never |" in text
-    assert "- rate-derived, a → b: no valid runs (N=0, 2 invalid, 0 never converged)" in text
+    assert "- converged, a → b: no valid runs (N=0, 2 invalid, 0 never converged)" in text
 
 
 def test_a_missing_phase_and_a_run_that_never_converged_render_as_such():
@@ -163,19 +178,20 @@ def test_a_missing_phase_and_a_run_that_never_converged_render_as_such():
     assert run2.split(" | ")[5] == "-"                          # run 2: BGP Established not observed
     assert "| **max** | 0.00 s | 0.30 s | 0.30 s | 0.40 s | not observed | not converged |" in text
     assert "| **runs** | N=5, 1 invalid, 0 never | " in text
-    assert "| **max** | a → b | not converged | not converged | not converged | not converged |" in text
-    line = "rate-derived, a → b: median 1.50 s (min 0.50, max never; N=5, 1 invalid, 1 never converged)"
+    # One flow: no worst flow ("-", N=0); the others never converged in run 5.
+    assert "| **max** | a → b | not converged | not converged | - | not converged | not converged |" in text
+    line = "converged, a → b: median 1.50 s (min 0.50, max never; N=5, 1 invalid, 1 never converged)"
     assert f"- {line}" in text
-    assert "| 5 | a → b | not converged |" in text
+    assert "| 5 | a → b | not converged | not converged | - |" in text
     terminal = shown(r)
     assert "not observed" in terminal and "not converged" in terminal
-    assert "result: FAIL (3/6 runs within target, 1 invalid)" in terminal
+    assert "result: FAIL (2/5 valid runs within target, 1 invalid (repeated))" in terminal
     assert "run 6 INVALID: a → b: 5 probes lost in the baseline" in terminal
-    assert "run 3 reversion invalid: a → b: 1 probe lost in the baseline" in terminal
-    assert line in terminal and "N=2, 3 invalid, 0 never" in terminal
+    assert line in terminal and "N=4, 1 invalid, 1 never" in text
     properties = {p.get("name"): p.get("value") for p in ET.fromstring(failover_junit(r)).iter("property")}
-    assert properties["rate-derived, a → b"] == line.removeprefix("rate-derived, a → b: ")
-    assert "| 3 | a → b | 1.50 s | 1.50 s | 1.50 s | 75 | 100 % | 3.0 ms | 1.52 s | 0.30 s (invalid) | PASS |" in text
+    assert properties["converged, a → b"] == line.removeprefix("converged, a → b: ")
+    assert ("| 3 | a → b | 1.50 s | 1.50 s | - | 1.50 s | 1.50 s | 75 | 0 | 100 % | 3.0 ms | 1.52 s | 1.20 s | "
+            "0.30 s | FAIL |") in text
 
 
 def test_an_invalid_run_is_neither_passed_nor_a_false_failure():
@@ -185,7 +201,8 @@ def test_an_invalid_run_is_neither_passed_nor_a_false_failure():
     assert rows[0]["rate_derived_s"] == rows[2]["rate_derived_s"] == 0.5   # the invalid run is not in the statistics
     assert rows[3]["rate_derived_s"] == {"n": 1, "invalid": 1, "never": 0}
     suite = ET.fromstring(failover_junit(r)).find("testsuite")
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "0", "2")
+    # Each run judges three events (fault, restore, failback) each way.
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("12", "0", "6")
     errors = [c for c in suite.findall("testcase") if c.find("error") is not None]
     assert all(c.get("name").startswith("run 2:") for c in errors)
     assert "invalid run: a → b: 5 probes lost in the baseline" in errors[0].find("error").get("message")
@@ -234,7 +251,7 @@ def test_markdown_and_table_state_the_verdict_and_name_each_figure():
     assert "Full Convergence Time, Rate-Derived Method" in text and "Loss-Derived Convergence Time" in text
     assert "Loss episodes" in text and "0.01–1.33 s (66)" in text
     terminal = shown(r)
-    assert "result: FAIL (0/2 runs within target)" in terminal and "BGP Established" in terminal
+    assert "result: FAIL (0/2 valid runs within target)" in terminal and "BGP Established" in terminal
     assert "rate-derived" in terminal and "loss-derived" in terminal and "longest gap" in terminal
 
 
