@@ -100,12 +100,18 @@ class Observation:
                 sender, receiver = self.hosts[src], self.hosts[dst]
                 # Heartbeats read before the lines they vouch for (a pump thread appends meanwhile).
                 # Until a stream's first heartbeat, nothing of it is known to be complete.
-                sender_through = sender.through_ns or self.started_ns
-                receiver_through = receiver.through_ns or self.started_ns
+                sender_through, receiver_through = self._through(sender), self._through(receiver)
                 found.append(DirectionProbes(f"{src} → {dst}", list(sender.sent), list(receiver.received),
                                              first_slot_ns=sender.first_slot_ns, sender_through_ns=sender_through,
                                              receiver_through_ns=receiver_through))
         return found
+
+    def _through(self, probe: HostProbe) -> int | None:
+        if probe.through_ns is not None:
+            return probe.through_ns
+        # A probe of an image older than heartbeats (no schedule line either) vouches for nothing: taken
+        # as complete, as before them. One that has them vouches for nothing before its first.
+        return self.started_ns if probe.first_slot_ns is not None else None
 
     def _thread(self, target, *args) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
