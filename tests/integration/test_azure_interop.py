@@ -17,11 +17,16 @@ import pytest
 import yaml
 
 from lab import lifecycle
+from lab.adapters.node_agent import NodeAgent
 from lab.topology import load_scenario
 
 from .conftest import forwarded_out, start_lab
 
 DEVICE = "onprem-0"
+# Bounds of the waits for a rekey: the new SAs (a few exchanges on one machine), then the old CHILD_SA's
+# removal (strongSwan keeps a rekeyed SA's inbound side for delete_rekeyed_delay, 5 s by default).
+REKEYED_WITHIN_S = 15
+OLD_CHILD_GONE_WITHIN_S = 20
 # IKE (Main Mode) for route-based gateways: DH group 2 with each of six
 # encryption/integrity pairs; (strongSwan proposal, what strongSwan then reports).
 AZURE_IKE_ROWS = [
@@ -126,16 +131,70 @@ def initiate(adapters, plan):
     return sa
 
 
+def raw_ike_sas(adapters, plan, node=DEVICE) -> list[dict]:
+    """The node's IKE SAs of the tunnel as VICI's list-sas gives them (SPIs included)."""
+    answers = NodeAgent(node, container(plan, node), adapters.runtime).call("sas")
+    return [ike for answer in answers for name, ike in answer.items() if name == plan.tunnels[0].name]
+
+
+def ike_spis(ike: dict) -> tuple[str, str]:
+    return ike["initiator-spi"], ike["responder-spi"]
+
+
+def child_spis(ike: dict, state: str | None = "INSTALLED") -> set[tuple[str, str]]:
+    return {(c["spi-in"], c["spi-out"]) for c in (ike.get("child-sas") or {}).values()
+            if state is None or c.get("state") == state}
+
+
+def device_child_spis(adapters, plan, state: str | None = "INSTALLED") -> set[tuple[str, str]]:
+    return set().union(*[child_spis(ike, state) for ike in raw_ike_sas(adapters, plan)])
+
+
 def rekey_child(adapters, plan, node=DEVICE):
-    """Rekeys the CHILD_SA from `node`; the device's installed CHILD_SA afterwards."""
+    """Rekeys the CHILD_SA from `node`; the device's installed CHILD_SA afterwards, proven new by its SPIs.
+
+    VICI's rekey only queues the job, and the old SA stays installed until the new one is: the
+    device must show exactly one installed CHILD_SA with SPIs it did not have, then none of the old.
+    """
+    old = device_child_spis(adapters, plan)
+    assert len(old) == 1, f"not one installed CHILD_SA before the rekey: {raw_ike_sas(adapters, plan)}"
     code, output = swanctl(adapters, plan, node, "--rekey", "--child", plan.tunnels[0].name)
     assert code == 0, output
-    # The new SA is installed before the rekey returns; the old one stops being installed once its
-    # DELETE is through (and lingers, rekeyed, for strongSwan's delete_rekeyed_delay: not waited for).
-    settled = lifecycle.poll_until(lambda: len(installed_children(device_sa(adapters, plan))) == 1,
-                                   within_s=10, interval_s=0.2)
-    assert settled, f"no single installed CHILD_SA after the rekey: {device_sa(adapters, plan)}"
-    return installed_children(device_sa(adapters, plan))[0]
+    new: set[tuple[str, str]] = set()
+
+    def rekeyed() -> bool:
+        nonlocal new
+        new = device_child_spis(adapters, plan) - old
+        return len(new) == 1 and device_child_spis(adapters, plan) == new
+
+    assert lifecycle.poll_until(rekeyed, within_s=REKEYED_WITHIN_S, interval_s=0.2), \
+        f"no new CHILD_SA replaced SPIs {old} within {REKEYED_WITHIN_S} s: {raw_ike_sas(adapters, plan)}"
+    # The old SA goes too, whatever state it lingers in (REKEYED, DELETING).
+    assert lifecycle.poll_until(lambda: not (device_child_spis(adapters, plan, state=None) & old),
+                                within_s=OLD_CHILD_GONE_WITHIN_S, interval_s=0.5), \
+        f"the old CHILD_SA {old} is still there after {OLD_CHILD_GONE_WITHIN_S} s: {raw_ike_sas(adapters, plan)}"
+    children = installed_children(device_sa(adapters, plan))
+    assert len(children) == 1 and device_child_spis(adapters, plan) == new, raw_ike_sas(adapters, plan)
+    return children[0]
+
+
+def rekey_ike(adapters, plan):
+    """Rekeys the device's IKE SA; the one IKE SA afterwards, proven new by its SPIs, still carrying
+    its CHILD_SA (which an IKE rekey moves over, unchanged)."""
+    before = raw_ike_sas(adapters, plan)
+    assert len(before) == 1, before
+    old, children = ike_spis(before[0]), child_spis(before[0])
+    code, output = swanctl(adapters, plan, DEVICE, "--rekey", "--ike", plan.tunnels[0].name)
+    assert code == 0, output
+
+    def rekeyed() -> bool:
+        sas = raw_ike_sas(adapters, plan)
+        return (len(sas) == 1 and sas[0].get("state") == "ESTABLISHED"
+                and set(ike_spis(sas[0])).isdisjoint(old) and child_spis(sas[0]) == children)
+
+    assert lifecycle.poll_until(rekeyed, within_s=REKEYED_WITHIN_S, interval_s=0.2), \
+        f"no new IKE SA replaced SPIs {old} within {REKEYED_WITHIN_S} s: {raw_ike_sas(adapters, plan)}"
+    return device_sa(adapters, plan)
 
 
 def converge(adapters, plan):
@@ -164,9 +223,7 @@ def test_every_ike_row_of_azures_default_policy_is_accepted_and_rekeys(adapters,
         configure_device(adapters, plan, proposal, RECOMMENDED[1])
         first = initiate(adapters, plan)
         assert first.algorithms == negotiated, proposal
-        code, output = swanctl(adapters, plan, DEVICE, "--rekey", "--ike", plan.tunnels[0].name)
-        assert code == 0, output
-        again = device_sa(adapters, plan)
+        again = rekey_ike(adapters, plan)
         assert again.state == "ESTABLISHED" and again.algorithms == negotiated, (proposal, again)
 
 
@@ -194,8 +251,7 @@ def test_the_recommended_set_carries_traffic_and_bgp_through_rekeys_from_both_en
     # The gateway rekeys as Azure does: without PFS, so a device that has none keeps its tunnel.
     assert rekey_child(adapters, plan, node="azure-gw-0").algorithms == "AES_GCM_16-256"
     assert rekey_child(adapters, plan).algorithms == "AES_GCM_16-256"
-    code, output = swanctl(adapters, plan, DEVICE, "--rekey", "--ike", plan.tunnels[0].name)
-    assert code == 0, output
+    assert rekey_ike(adapters, plan).algorithms == "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_1024"
     converge(adapters, plan)
     assert ping(adapters, plan) == 0
 

@@ -2,19 +2,27 @@
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from lab import lifecycle
+from lab.breakfix import RECORD, faults_in_place
 from lab.deploy import IMAGE
+from lab.errors import WaitTimeout
 from lab.topology import load_plan
 
 from .conftest import SESSION
+
+# The installed command, as a user runs it (pyproject's entry point), from this venv.
+LAB = str(Path(sys.executable).with_name("lab"))
 
 
 def lab_objects(adapters, lab):
@@ -41,27 +49,32 @@ def test_down_leaves_nothing_behind(adapters, state_dir):
 
 
 def test_psk_never_appears_in_status_or_logs(adapters, state_dir):
-    """Not in status (value or `lab status --json`), `lab` output, container logs or any file under /var/log."""
-    plan = load_plan("active-standby", lab=f"psk-{uuid.uuid4().hex[:6]}")
-    status = lifecycle.up(plan, adapters, progress=lambda m: None, extra_labels={"lab.session": SESSION})
+    """Not in `lab up`'s output (its progress and the status it prints), status (value or `lab status
+    --json`), other `lab` output, container logs or any file under /var/log."""
+    name = f"psk-{uuid.uuid4().hex[:6]}"
+    lab = ["--lab", name]
     try:
-        keys = json.loads((state_dir / plan.lab / "psk.json").read_text()).values()
-        assert (state_dir / plan.lab / "psk.json").stat().st_mode & 0o077 == 0
-        assert (state_dir / plan.lab).stat().st_mode & 0o077 == 0
-        text = json.dumps(status.to_dict())
-        lab = ["--lab", plan.lab]
-        for args in (["status", "--json", *lab], ["status", *lab], ["logs", "onprem-0", *lab],
+        # The first `up`, which draws the keys, through the installed command: all it prints is read.
+        up = subprocess.run([LAB, "up", *lab], capture_output=True, text=True, timeout=300, env=os.environ.copy())
+        assert up.returncode == 0 and "waiting for IKE and BGP to converge" in up.stderr, up.stderr[-2000:]
+        plan = lifecycle.running_plan(name, adapters, "active-standby")
+        keys = json.loads((state_dir / name / "psk.json").read_text()).values()
+        assert (state_dir / name / "psk.json").stat().st_mode & 0o077 == 0
+        assert (state_dir / name).stat().st_mode & 0o077 == 0
+        text = up.stdout + up.stderr + json.dumps(lifecycle.read_status(name, adapters).to_dict())
+        for args in (["up", *lab, "--json"], ["status", "--json", *lab], ["status", *lab], ["logs", "onprem-0", *lab],
                      ["exec", "onprem-0", *lab, "--", "swanctl", "--list-sas"]):
-            done = subprocess.run([sys.executable, "-m", "lab.cli", *args], capture_output=True,
-                                  text=True, timeout=60, env=os.environ.copy())
+            done = subprocess.run([LAB, *args], capture_output=True, text=True, timeout=300, env=os.environ.copy())
+            assert done.returncode == 0, (args, done.stderr[-2000:])
             text += done.stdout + done.stderr
         for node in plan.nodes.values():
             text += adapters.runtime.logs(node.container)
             code, logs = adapters.runtime.exec(node.container, ["sh", "-c", "cat /var/log/*.log /var/log/*/* 2>/dev/null"])
             text += logs
-        assert keys and not any(k in text for k in keys)
+        assert keys and all(len(k) >= 16 for k in keys)
+        assert not any(k in text for k in keys)
     finally:
-        lifecycle.down(plan.lab, adapters)
+        lifecycle.teardown(name, adapters)
 
 
 def test_down_with_faults_in_place_leaves_nothing(adapters, state_dir):
@@ -81,8 +94,8 @@ def test_down_with_faults_in_place_leaves_nothing(adapters, state_dir):
 
 def test_a_failed_start_removes_what_it_made(adapters, state_dir):
     plan = load_plan("active-standby", lab=f"fail-{uuid.uuid4().hex[:6]}")
-    with pytest.raises(Exception):
-        # Nothing converges in a tenth of a second: the wait runs out.
+    # Nothing converges in a tenth of a second: the wait runs out, and says what it was waiting for.
+    with pytest.raises(WaitTimeout, match=r"^convergence not reached within 0 s: \S"):
         lifecycle.up(plan, adapters, progress=lambda m: None, extra_labels={"lab.session": SESSION},
                      converge_within_s=0.1)
     assert lab_objects(adapters, plan.lab) == ([], [])
@@ -91,45 +104,151 @@ def test_a_failed_start_removes_what_it_made(adapters, state_dir):
 
 def assert_gone(adapters, state_dir, lab):
     assert lab_objects(adapters, lab) == ([], [])
+    assert adapters.runtime.lab_objects({"lab.name": lab}) == []   # volumes too
     assert f"azlab-{lab}" not in adapters.host.guards()
     assert not (state_dir / lab).exists()
 
 
+LOG_TIME = re.compile(r"^\[\d\d:\d\d:\d\d\]")
 # Stage boundaries of `up` (its progress messages), from the first to the last.
 STAGES = ["checking the Docker engine", "placing the lab's networks", "installing the host's forwarding guard",
           "network lab-", "node azure-gw-0: creating", "node azure-gw-1: starting", "node onprem-host: starting",
           "waiting for daemons to be healthy", "waiting for IKE and BGP to converge"]
 
 
+class LabCommand:
+    """The installed `lab` in a session of its own, as a terminal runs it (Ctrl-C goes to its process
+    group); its output read line by line as it comes."""
+
+    def __init__(self, *args: str):
+        # Wide: one line per progress message, never wrapped.
+        env = {**os.environ, "COLUMNS": "400"}
+        self.proc = subprocess.Popen([LAB, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=env, start_new_session=True)
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._seen = threading.Condition()
+        self._readers = [threading.Thread(target=self._read, args=(pipe, lines), daemon=True)
+                         for pipe, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, pipe, lines: list[str]) -> None:
+        for line in pipe:
+            with self._seen:
+                lines.append(line)
+                self._seen.notify_all()
+
+    def messages(self) -> list[str]:
+        """stderr's lines without rich's log column (time, or its blank continuation)."""
+        return [LOG_TIME.sub("", line).strip() for line in self.err]
+
+    def wait_for_message(self, prefix: str, within_s: float = 120) -> None:
+        """Waits (bounded) until a progress message starting with `prefix` is out; the command is still working."""
+        with self._seen:
+            seen = self._seen.wait_for(lambda: any(m.startswith(prefix) for m in self.messages())
+                                       or self.proc.poll() is not None, timeout=within_s)
+        assert seen and any(m.startswith(prefix) for m in self.messages()), \
+            f"no {prefix!r} within {within_s} s (exit {self.proc.poll()}): {''.join(self.err)[-2000:]}"
+
+    def ctrl_c(self) -> None:
+        assert self.proc.poll() is None, f"`lab` had already exited ({self.proc.returncode}): the signal came late"
+        os.killpg(self.proc.pid, signal.SIGINT)
+
+    def finish(self, within_s: float = 180) -> tuple[int, str, str]:
+        code = self.proc.wait(timeout=within_s)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        return code, "".join(self.out), "".join(self.err)
+
+
+def assert_interrupted_and_gone(adapters, state_dir, lab, code, out, err, said=True):
+    """Exit 130, never converged, and nothing of the lab left (clean-up's own line, unless Ctrl-C cut it)."""
+    assert code == 130, f"exit {code}: {err[-2000:]}"
+    assert "converged" not in out + err, (out + err)[-2000:]
+    assert "Traceback" not in err, err[-3000:]
+    if said:
+        assert err.rstrip().endswith("interrupted: the lab was removed"), err[-2000:]
+    assert_gone(adapters, state_dir, lab)
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_ctrl_c_at_a_stage_boundary_leaves_nothing(adapters, state_dir, stage):
-    plan = load_plan("active-standby", lab=f"int-{uuid.uuid4().hex[:6]}")
-
-    def interrupt_at(message):
-        if message.startswith(stage):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        lifecycle.up(plan, adapters, progress=interrupt_at, extra_labels={"lab.session": SESSION})
-    assert_gone(adapters, state_dir, plan.lab)
+    lab = f"int-{uuid.uuid4().hex[:6]}"
+    up = LabCommand("up", "--lab", lab)
+    try:
+        up.wait_for_message(stage)
+        up.ctrl_c()
+        assert_interrupted_and_gone(adapters, state_dir, lab, *up.finish())
+    finally:
+        up.proc.kill()
+        lifecycle.teardown(lab, adapters)
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_ctrl_c_at_a_random_moment_of_lab_up_leaves_nothing(adapters, state_dir, seed):
+    """A moment inside `up`'s work: after a random stage's message, a random part of a second later
+    (every stage, the last one's wait for IKE and BGP included, runs for longer than that)."""
+    rnd = random.Random(seed)
+    stage, delay_s = rnd.choice(STAGES), rnd.uniform(0.0, 1.0)
     lab = f"rnd-{uuid.uuid4().hex[:6]}"
-    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "up", "--lab", lab], env=os.environ.copy(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(random.Random(seed).uniform(2.5, 8.0))
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode in (0, 130), err[-2000:]
-    converged = proc.returncode == 0 or f"interrupted: lab {lab} is running" in err
-    if converged:  # it converged before the interrupt took effect: a user then downs it
-        assert lifecycle.read_status(lab, adapters).converged
-        lifecycle.down(lab, adapters)
-    else:
-        assert "interrupted: the lab was removed" in err, err[-2000:]
-    assert_gone(adapters, state_dir, lab)
+    up = LabCommand("up", "--lab", lab)
+    try:
+        up.wait_for_message(stage)
+        time.sleep(delay_s)
+        up.ctrl_c()
+        assert_interrupted_and_gone(adapters, state_dir, lab, *up.finish())
+    finally:
+        up.proc.kill()
+        lifecycle.teardown(lab, adapters)
+
+
+def test_ctrl_c_pressed_again_and_again_still_exits_130_and_leaves_nothing(adapters, state_dir):
+    """A user who keeps pressing Ctrl-C: clean-up is not cut short, and `lab` still exits 130 (not
+    killed by the signal while it exits)."""
+    lab = f"rep-{uuid.uuid4().hex[:6]}"
+    up = LabCommand("up", "--lab", lab)
+    try:
+        up.wait_for_message("node azure-gw-0: creating")
+        presses = 0
+        deadline = time.monotonic() + 120
+        while up.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                os.killpg(up.proc.pid, signal.SIGINT)
+                presses += 1
+            except ProcessLookupError:
+                break
+            time.sleep(0.01)
+        code, out, err = up.finish()
+        assert presses > 10, presses
+        # The last press may land in the line that says so: the exit code and the engine are what count.
+        assert_interrupted_and_gone(adapters, state_dir, lab, code, out, err, said=False)
+    finally:
+        up.proc.kill()
+        lifecycle.teardown(lab, adapters)
+
+
+def test_ctrl_c_during_lab_break_exits_130_and_lab_repair_undoes_it(adapters, state_dir):
+    """`lab break` interrupted once the fault is recorded (it is being injected): exit 130, and
+    `lab repair` finds it and puts the lab right."""
+    plan = load_plan("active-standby", lab=f"ibr-{uuid.uuid4().hex[:6]}")
+    lifecycle.up(plan, adapters, progress=lambda m: None, extra_labels={"lab.session": SESSION})
+    try:
+        broken = LabCommand("break", "maintenance", "--target", "azure-gw-0", "--lab", plan.lab)
+        record = state_dir / plan.lab / RECORD
+        assert lifecycle.poll_until(lambda: record.exists() or broken.proc.poll() is not None, 60, 0.005)
+        broken.ctrl_c()
+        code, out, err = broken.finish()
+        assert code == 130 and "Watch it with" not in out, (code, out, err[-2000:])
+        assert faults_in_place(state_dir / plan.lab) == ["maintenance on azure-gw-0"]
+        repaired = subprocess.run([LAB, "repair", "--lab", plan.lab], capture_output=True, text=True, timeout=300)
+        assert repaired.returncode == 0, repaired.stderr[-2000:]
+        assert repaired.stdout.startswith("maintenance on azure-gw-0: instance restarted"), repaired.stdout
+        assert faults_in_place(state_dir / plan.lab) == []
+        lifecycle.wait_for("convergence", lambda: lifecycle.read_status(plan.lab, adapters).unconverged_reasons(), 120)
+    finally:
+        lifecycle.down(plan.lab, adapters)
+    assert_gone(adapters, state_dir, plan.lab)
 
 
 def test_two_labs_of_one_scenario_run_side_by_side_and_go_alone(adapters, state_dir):
