@@ -517,10 +517,17 @@ class FailoverRunner:
         handovers: list[int] = []
 
         def handing_over(instance: str) -> None:
+            if not handovers and restore_ns is not None:
+                # The restore's window ends here: it is validated first, so that loss while the failback
+                # waited for its sessions is the restore's, and judged, not cut short by the next event.
+                self._measure(index, "measuring the restore", observation, restore_ns, returning_s, events,
+                              since_ns=end_ns)
             now = self.clock.now_ns()
             handovers.append(now)
             events.append(Event(now, "fault", instance, FAILBACK, f"graceful hand-over from {instance}"))
 
+        restore_ns: int | None = None
+        end_ns = 0
         self._show(index, "starting probes")
         observation.start()
         try:

@@ -15,6 +15,7 @@ probes.
     lab-agent links                        interfaces: kinds and IPv4 addresses
     lab-agent set-link NAME up|down        a link's state; prints when it changed
     lab-agent block-udp on|off PORT...     blackhole rules for UDP ports
+    lab-agent fence on|off                 the node sends nothing (but on loopback) while on
     lab-agent route-get DESTINATION        the interface a packet would leave by
     lab-agent clock                        per stdin line: monotonic and wall clock
     lab-agent kernel-config OPTION         the engine kernel's value of a config option
@@ -31,6 +32,8 @@ import time
 VICI_SOCKET = "/run/charon.vici"
 # Ahead of the main table's rule (32766), so a blocked port stays blocked.
 BLACKHOLE_RULE_PRIORITY = 100
+# The packet filter tables of the fence (`fence on`), in the node's own namespace.
+FENCE_TABLE = "lab_fence"
 LISTEN_TICK_S = 0.2
 
 
@@ -179,6 +182,34 @@ def cmd_block_udp(args):
         return {"t": time.monotonic_ns()}
 
 
+def cmd_fence(args):
+    """Adds (on) or removes (off) a packet filter that drops whatever the node itself sends
+    (IPv4, IPv6 and ARP; loopback excepted). What it receives and forwards is untouched.
+
+    A frozen node is fenced before it freezes so that, thawed, its stale state (a VRRP
+    master's adverts and gratuitous ARP, SAs its peers dropped) reaches nobody until it has
+    left its roles. A filter, not a routing rule: multicast sent on a given interface
+    (VRRP) and ARP never consult the routing rules.
+    """
+    import subprocess
+
+    if args[0] == "on":
+        script = (f"table inet {FENCE_TABLE} {{\n chain out {{\n  type filter hook output priority -300; policy drop;\n"
+                  f"  oif \"lo\" accept\n }}\n}}\n"
+                  f"table arp {FENCE_TABLE} {{\n chain out {{\n  type filter hook output priority -300; policy drop;\n"
+                  f" }}\n}}\n")
+    else:
+        present = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        script = "".join(f"delete table {family} {FENCE_TABLE}\n" for family in ("inet", "arp")
+                         if f"table {family} {FENCE_TABLE}" in present)
+    if script:
+        done = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
+        # Already on (the tables exist) or already off: the state asked for holds.
+        if done.returncode != 0 and "File exists" not in done.stderr:
+            raise AgentError(f"can't turn the fence {args[0]}: {done.stderr.strip()[:200]}")
+    return {"t": time.monotonic_ns()}
+
+
 def cmd_route_get(args):
     """A lookup sends nothing, so it can prove no route leaves without sending traffic."""
     from pyroute2.netlink.exceptions import NetlinkError
@@ -223,7 +254,7 @@ def cmd_kernel_config(args):
 COMMANDS = {
     "sas": cmd_sas, "terminate": cmd_terminate, "watch": cmd_watch,
     "links": cmd_links, "set-link": cmd_set_link,
-    "block-udp": cmd_block_udp, "route-get": cmd_route_get, "clock": cmd_clock,
+    "block-udp": cmd_block_udp, "fence": cmd_fence, "route-get": cmd_route_get, "clock": cmd_clock,
     "kernel-config": cmd_kernel_config,
 }
 

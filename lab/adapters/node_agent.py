@@ -178,6 +178,10 @@ class AgentLink:
         """Returns when it took effect, on the node's (the lab's) clock."""
         return int(self.agent.call("block-udp", "on" if blocked else "off", *map(str, ports))["t"])
 
+    def fence(self, on: bool) -> int:
+        """Returns when it took effect, on the node's (the lab's) clock."""
+        return int(self.agent.call("fence", "on" if on else "off")["t"])
+
     def route_lookup(self, destination: str) -> str | None:
         """The interface a packet to `destination` would leave by, or None if unroutable."""
         return self.agent.call("route-get", destination)["interface"]

@@ -50,6 +50,9 @@ class Recorder:
     def block_udp_ports(self, ports, blocked):
         self.log.append(("block" if blocked else "unblock", tuple(ports)))
 
+    def fence(self, on):
+        self.log.append(("fence" if on else "unfence",))
+
 
 @pytest.fixture
 def target():
@@ -89,8 +92,9 @@ def test_maintenance_drains_bgp_and_deletes_ike_before_giving_up_the_ip(target):
 
 @pytest.mark.parametrize("fault, injected, restored", [
     ("kill", [("kill", "lab-t-azure-gw-0", "SIGKILL")], [("start", "lab-t-azure-gw-0")]),
-    ("pause", [("pause", "lab-t-azure-gw-0")],
-     [("unpause", "lab-t-azure-gw-0"), ("exec", "lab-t-azure-gw-0", "lab-vrrp stop"),
+    # Fenced before it freezes; thawed, it leaves VRRP while still fenced, then rejoins.
+    ("pause", [("fence",), ("pause", "lab-t-azure-gw-0")],
+     [("unpause", "lab-t-azure-gw-0"), ("exec", "lab-t-azure-gw-0", "lab-vrrp stop"), ("unfence",),
       ("exec", "lab-t-azure-gw-0", "lab-vrrp start")]),
     ("link-down", [("link-down", "internet")], [("link-up", "internet")]),
     ("blackhole", [("block", (500, 4500))], [("unblock", (500, 4500))]),
@@ -173,7 +177,8 @@ def test_a_device_fault_cuts_its_own_internet_link_and_a_lan_router_rejoins_vrrp
     get_fault("link-down").inject(wire(plan, "onprem-1", fake))
     get_fault("pause").restore(wire(plan, "onprem-1", fake))
     assert fake.log == [("link-down", "internet"), ("unpause", "lab-t-onprem-1"),
-                        ("exec", "lab-t-onprem-1", "lab-vrrp stop"), ("exec", "lab-t-onprem-1", "lab-vrrp start")]
+                        ("exec", "lab-t-onprem-1", "lab-vrrp stop"), ("unfence",),
+                        ("exec", "lab-t-onprem-1", "lab-vrrp start")]
 
 
 def test_a_profile_may_give_one_fault_a_target_of_its_own():
