@@ -76,3 +76,9 @@ class FrrRoute:
         self._configure(f"router bgp {asn}", f"neighbor {peer} shutdown")
         if bfd_local:
             self._configure("bfd", f"peer {peer} multihop local-address {bfd_local}", "shutdown")
+
+    def bring_up_peer(self, asn: int, peer: str, bfd_local: str | None) -> None:
+        """Undoes `shut_down_peer`: the session (and its BFD session) may come up again."""
+        self._configure(f"router bgp {asn}", f"no neighbor {peer} shutdown")
+        if bfd_local:
+            self._configure("bfd", f"peer {peer} multihop local-address {bfd_local}", "no shutdown")
