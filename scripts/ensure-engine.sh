@@ -27,7 +27,9 @@ fi
 command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null
 if ! pgrep -x dockerd >/dev/null; then
   echo "docker engine: starting dockerd (log: /var/log/lab-dockerd.log)"
-  nohup dockerd >/var/log/lab-dockerd.log 2>&1 &
+  # A session of its own: the engine must outlive the shell, job or CI step that started it
+  # (a process group's kill took it, and every lab, with it).
+  setsid -f dockerd >>/var/log/lab-dockerd.log 2>&1 </dev/null
 fi
 for _ in $(seq 1 60); do
   engine_answers && { echo "docker engine: running"; exit 0; }
