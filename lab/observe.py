@@ -144,7 +144,9 @@ class Observation:
                 probe = self.hosts[host] = HostProbe(host)
                 argv = ["lab-probe", "--peer", host_address(self.plan, peer), "--port", str(self.port),
                         "--interval", str(self.interval_s), "--duration", str(self.bound_s),
-                        "--flows", str(self.plan.scenario.probe_flows)]
+                        "--flows", str(self.plan.scenario.probe_flows),
+                        # A slot served later than the Forwarding Delay Threshold is missed, not sent.
+                        "--catch-up", str(self.plan.profile.convergence.threshold_intervals * self.interval_s)]
                 stream = runtime.stream_exec(self.plan.nodes[host].container, argv)
                 self._streams.append(stream)
                 self._thread(self._pump_probe, stream, probe)

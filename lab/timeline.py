@@ -13,10 +13,12 @@ slot of a window is accounted for:
 - late: received, but later than the threshold (RFC 6412: a packet that
   late counts as lost);
 - lost: sent, never received;
-- missed: never sent (the sender stalled). A run of missed slots between
-  two delivered ones is taken as delivered (the path was fine on both
-  sides); any other run as lost, so a silent sender can never shorten an
-  outage. Over `MISSED_SLOTS_ALLOWED` missed slots make the result invalid.
+- missed: never sent. A sender that wakes late sends the slots it owes at
+  once (read on their real send times), up to one threshold late; a slot
+  later than that is missed. A run of missed slots between two delivered
+  ones is taken as delivered (the path was fine on both sides); any other
+  run as lost, so a silent sender can never shorten an outage. Over
+  `MISSED_SLOTS_ALLOWED` missed slots make the result invalid.
 
 A bad slot is a late, lost or missed-and-lost one.
 - The window judges the slots sent from one threshold before the event (a
@@ -222,8 +224,8 @@ def _slots(probes: DirectionProbes, arrivals: dict[int, tuple[int, int]], start_
     first = probes.first_slot_ns
     if first is None:   # the earliest slot, as close to on time as any was sent
         first = min(t - seq * interval for seq, t in sent_at.items())
-    # A slot is sent late by less than an interval (later, it is missed): one slot each side covers it.
-    lo = max(0, (start_ns - first) // interval - 1)
+    # A slot is sent at most a threshold late (later, it is missed): that many slots before covers it.
+    lo = max(0, (start_ns - first) // interval - method.threshold_intervals - 1)
     hi = (stop_ns - first) // interval + 1
     found = []
     for seq in range(lo, hi + 1):

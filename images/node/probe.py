@@ -13,9 +13,10 @@ stream live through the container's exec stream:
     H,<now_ns>                       everything sent and received before now is above
     E                                the probe finished
 
-The sequence number is the send slot. A slot the sender could not serve on
-time (the process stalled for more than an interval) gets no datagram and
-no S line: the missing number says so, and the analysis counts it.
+The sequence number is the send slot. A slot the sender serves late (the
+process woke late on a busy machine) is sent at once, up to `--catch-up`
+late; one later than that gets no datagram and no S line: the missing
+number says so, and the analysis counts it as missed.
 
 Containers share the engine kernel's CLOCK_MONOTONIC, so these stamps and
 the events lab-agent stamps sit on one clock; `lab` moves its own stamps
@@ -36,7 +37,7 @@ DRAIN_S = 0.3
 FLUSH_EVERY_NS = 50_000_000
 
 
-def run(peer: str, port: int, interval_s: float, duration_s: float, flows: int) -> None:
+def run(peer: str, port: int, interval_s: float, duration_s: float, flows: int, catch_up_s: float) -> None:
     # Datagram n leaves from source port port + n % flows, always to the peer's
     # `port`: that many UDP flows, so routers hashing flows (ECMP) spread them
     # over every path, while one socket receives them all.
@@ -51,6 +52,7 @@ def run(peer: str, port: int, interval_s: float, duration_s: float, flows: int) 
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(time.monotonic_ns()))
     out = sys.stdout
     interval_ns = int(interval_s * 1e9)
+    catch_up_slots = int(catch_up_s * 1e9) // interval_ns
     start = time.monotonic_ns()
     end = start + int(duration_s * 1e9)
     out.write(f"B,{start},{interval_ns}\n")
@@ -63,8 +65,9 @@ def run(peer: str, port: int, interval_s: float, duration_s: float, flows: int) 
             break
         sending = not stopping and now < end
         if sending and now >= next_send:
-            # Slots more than an interval overdue were missed: they keep their numbers, unsent.
-            seq = max(seq, (now - start) // interval_ns)
+            # Overdue slots are sent now, one after the other; those more than the catch-up
+            # overdue were missed: they keep their numbers, unsent.
+            seq = max(seq, (now - start) // interval_ns - catch_up_slots)
             sent_ns = time.monotonic_ns()
             error = ""
             try:
@@ -105,8 +108,10 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.02)
     parser.add_argument("--duration", type=float, required=True, help="upper bound; SIGTERM ends it sooner")
     parser.add_argument("--flows", type=int, default=1, help="UDP flows (source ports from --port up)")
+    parser.add_argument("--catch-up", type=float, default=0.1,
+                        help="seconds late a slot may still be sent (the Forwarding Delay Threshold)")
     args = parser.parse_args()
-    run(args.peer, args.port, args.interval, args.duration, max(1, args.flows))
+    run(args.peer, args.port, args.interval, args.duration, max(1, args.flows), max(0.0, args.catch_up))
     return 0
 
 
