@@ -80,8 +80,8 @@ RESTORE = Metric("restore_s", "restore", "s", "not converged",
                  "thawed instance coming back) to traffic flowing again, judged against the planned target; "
                  "its window runs from the failover's end to the failback")
 REVERSION = Metric("reversion_s", "reversion", "s", "not converged",
-                   "Reversion convergence: the Full Convergence Time (rate-derived) of the failback's hand-over, "
-                   "judged against the planned target")
+                   "Reversion convergence: the Full Convergence Time (rate-derived) of the failback's hand-over "
+                   "(the lab's way back to its initial state; the same hand-over `maintenance` times): not judged")
 COLUMNS = METRICS + [RESTORE, REVERSION]
 # Figures taken up to the Convergence Recovery Instant, or to the window's end when there was none: for a
 # direction that never converged they measure the window, so the statistics count that run as never converged.
@@ -263,8 +263,9 @@ def render_failover(report: FailoverReport) -> Group:
                            f"flow{'s' if report.probe_flows > 1 else ''}; "
                            f"Sustained Convergence Validation Time {report.sustained_s:g} s; "
                            f"Forwarding Delay Threshold {report.threshold_s * 1000:g} ms")
-    head.add_row("judged", f"fault against the target; restore and failback against the planned target, "
-                           f"{report.return_target_s:g} s ({report.return_target_source})")
+    head.add_row("judged", f"the fault against the target; the restore against the planned target, "
+                           f"{report.return_target_s:g} s ({report.return_target_source}); the failback "
+                           f"(the lab's way back) is measured, not judged")
 
     runs = Table(title="Convergence per direction (RFC 6412 terms; seconds after the fault)", title_justify="left")
     for col in ["run", "direction"] + [m.heading for m in COLUMNS] + ["verdict"]:
@@ -396,8 +397,9 @@ def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
         f"Scenario `{report.scenario}`, {report.fault_summary}. Probes: UDP every {report.interval_s * 1000:g} ms "
         f"both ways, over {report.probe_flows} flow{'s' if report.probe_flows > 1 else ''}. Sustained Convergence "
         f"Validation Time: {report.sustained_s:g} s. Forwarding Delay Threshold: {report.threshold_s * 1000:g} ms "
-        f"(a later probe is lost). The restore and the failback are judged against the planned target, "
-        f"{report.return_target_s:g} s ({report.return_target_source}). Machine: {report.machine}. "
+        f"(a later probe is lost). The restore is judged against the planned target, "
+        f"{report.return_target_s:g} s ({report.return_target_source}); the failback, the lab's way back to "
+        f"its initial state, is measured, not judged. Machine: {report.machine}. "
         f"Clock: {report.clock}. Started {report.started_at}.",
         "",
         "| run | direction | " + " | ".join(m.heading for m in COLUMNS) + " | verdict |",
