@@ -13,7 +13,7 @@ RESULTS ?= results
 UP_ARGS ?=
 FAULTS := kill maintenance pause link-down blackhole
 
-.PHONY: lab-up lab-down lab-status test test-unit test-integration images engine venv bench bench-throughput bench-plan clean failover failover-all
+.PHONY: lab-up lab-down lab-status test test-unit test-integration images engine venv bench bench-throughput bench-plan clean failover failover-all figures
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -63,6 +63,11 @@ failover-all: images
 	@failed=0; for fault in $(FAULTS); do \
 	  $(LAB) failover --scenario $(SCENARIO) --profile $(PROFILE) --fault $$fault --runs $(RUNS) --out $(RESULTS)/$(SCENARIO)-$(PROFILE)-$$fault || failed=1; \
 	done; exit $$failed
+
+# Every failover figure the README publishes, re-measured with the command beside it, into
+# docs/figures/NAME/ (about an hour on 2 cores; ONLY=as-fast-kill,... picks rows).
+figures: images
+	bash scripts/measure-figures.sh
 
 bench: images
 	$(VENV)/bin/python scripts/bench_lab_up.py
