@@ -14,7 +14,14 @@ from lab.topology import load_plan
 
 from .conftest import forwarded_out, start_lab
 from .outside import OutsideCapture
-from .failover_checks import assert_back_to_initial, assert_restored_in_order, kinds, phase_times, run_fault
+from .failover_checks import (
+    assert_back_to_initial,
+    assert_restored_in_order,
+    assert_within_published,
+    kinds,
+    phase_times,
+    run_fault,
+)
 
 
 def run_cli(*args, timeout=300):
@@ -74,10 +81,8 @@ def test_kill_fast(fast_lab, adapters):
         assert "vrrp-master" in kinds(run, "azure-gw-1")
         assert "child-up" in kinds(run, "azure-gw-1") and "bgp-up" in kinds(run, "onprem-0")
         assert_back_to_initial(fast_lab, adapters, run)
-    # The README's claim: the fast profile meets its own 2 s target (median of 3, each direction).
-    for i in range(len(report.runs[0].directions)):
-        times = sorted(run.directions[i].rate_derived_s for run in report.runs)
-        assert times[1] <= report.target_s, times
+    # The README's claim (docs/figures/as-fast-kill): the median of 3 within its margin of the published one.
+    assert_within_published(report, "as-fast-kill")
 
 
 def test_maintenance_fast_sends_delete_before_the_ip_moves(fast_lab, adapters):
@@ -94,14 +99,40 @@ def test_maintenance_fast_sends_delete_before_the_ip_moves(fast_lab, adapters):
     assert_back_to_initial(fast_lab, adapters, run)
 
 
-@pytest.mark.parametrize("fault", ["pause", "link-down"])
-def test_unplanned_faults_fast(fast_lab, adapters, fault):
-    report, _ = run_fault(fast_lab, adapters, fault)
+def test_pause_fast_counts_the_probes_a_frozen_instance_held_as_lost(fast_lab, adapters):
+    # charon is also the userspace ESP: probes that reached the frozen instance wait in it and are
+    # delivered seconds later, at the restore. Past the Forwarding Delay Threshold they are lost, so the
+    # outage starts at the fault, not after the held probes.
+    report, _ = run_fault(fast_lab, adapters, "pause", runs=3)
+    held = 0
+    for run in report.runs:
+        if run.invalid is not None:
+            continue
+        assert_restored_in_order(run)
+        assert "vrrp-master" in kinds(run, "azure-gw-1")
+        for d, probes in zip(run.directions, run.probes):
+            sent = dict(probes.sent)
+            late = sorted(sent[q] - run.fault_ns for q, s, r in probes.received
+                          if q in sent and sent[q] >= run.fault_ns and r - s > 0.1 * 1e9)
+            held += bool(late)
+            if late:
+                assert d.late > 0 and d.loss_episodes[0].start_s <= late[0] / 1e9 + 1e-6, (d, late[:3])
+                assert d.loss_episodes[0].start_s < 0.1, d.loss_episodes[:2]
+        # Thawed, the instance is fenced until it left VRRP: its restore costs no takeover back.
+        assert all(r.full_convergence_s is not None for r in run.restore), run.restore
+        assert_back_to_initial(fast_lab, adapters, run)
+    assert held, "no run had probes held by the frozen instance: the late-delivery case was not exercised"
+    assert_within_published(report, "as-fast-pause")
+
+
+def test_link_down_fast(fast_lab, adapters):
+    report, _ = run_fault(fast_lab, adapters, "link-down")
     run = report.runs[0]
     assert_restored_in_order(run)
     assert "vrrp-master" in kinds(run, "azure-gw-1")
-    # One run on a noisy machine: within twice the target (the median test is on kill).
-    assert max(d.rate_derived_s for d in run.directions) <= 2 * report.target_s
+    assert report.verdict in ("PASS", "FAIL") and report.measured
+    # One run: within the target (the median of 3 against the published figure is in `make test-figures`).
+    assert all(d.full_convergence_s <= report.target_s for d in run.directions), run.directions
     assert_back_to_initial(fast_lab, adapters, run)
 
 
@@ -123,7 +154,10 @@ def test_cli_writes_results_and_exit_code_follows_the_verdict(fast_lab, adapters
     out = tmp_path / "results"
     done = run_cli("failover", "--fault", "pause", "--lab", fast_lab.lab, "--target", "azure-gw-0", "--out", str(out))
     data = json.loads((out / "report.json").read_text())
-    assert done.returncode == (0 if data["passed"] else 1), done.stderr[-2000:]
+    # 0 PASS, 1 FAIL, 3 could not measure (invalid runs repeated up to the bound): the test fails on
+    # "could not measure", with its reasons.
+    assert done.returncode != 3, [run["invalid"] for run in data["runs"]] + data["unmeasured"]
+    assert done.returncode == {"PASS": 0, "FAIL": 1}[data["verdict"]], done.stderr[-2000:]
     assert data["profile"] == "fast" and len(data["runs"]) == 1
     assert "Breakdown" in done.stdout and ("PASS" in done.stdout or "FAIL" in done.stdout)
     junit = (out / "junit.xml").read_text()
