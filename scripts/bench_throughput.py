@@ -180,6 +180,26 @@ def scenario_with(policy: dict | None, folder: Path) -> str:
     return str(path)
 
 
+def engine_load(adapters, plan) -> tuple[str, list[int]]:
+    """The engine kernel's load average and its CPU counters (/proc/stat's first line), read in a node."""
+    code, out = adapters.runtime.exec(plan.nodes["onprem-host"].container,
+                                      ["sh", "-c", "cat /proc/loadavg; head -1 /proc/stat"])
+    load, cpu = (out.splitlines() + ["", ""])[:2] if code == 0 else ("?", "")
+    return " ".join(load.split()[:3]), [int(v) for v in cpu.split()[1:]]
+
+
+def context_line(adapters, plan, before: list[int], after: list[int], load: str) -> str:
+    """What the figure depends on besides the code: the machine's load, CPU steal, other labs beside it."""
+    spent = [b - a for a, b in zip(before, after)]
+    total = sum(spent) or 1
+    steal = 100 * spent[7] / total if len(spent) > 7 else 0.0
+    idle = 100 * (spent[3] + spent[4]) / total if len(spent) > 4 else 0.0
+    others = sorted({c.labels.get("lab.name", "?") for c in adapters.runtime.containers({"lab.name": ""})
+                     if c.status == "running"} - {plan.lab})
+    return (f"machine while the tunnel streams ran: load average {load} before, CPU idle {idle:.0f} %, "
+            f"steal {steal:.1f} %; other labs running: {', '.join(others) or 'none'}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
@@ -212,8 +232,10 @@ def main() -> int:
                 bare = reference.median
                 print(f"bare lab bridge (onprem-host -> onprem-0): {reference.text('Mbit/s', 0)}")
             sampler = cpu_profile(adapters, plan, ["onprem-0", gateway])
+            load, before = engine_load(adapters, plan)
             runs = [iperf(adapters, plan, "onprem-host", "azure-vm", vm, args.seconds, sampler)
                     for _ in range(args.runs)]
+            _, after = engine_load(adapters, plan)
             profiler = perf_profile(args.seconds, folder) if args.perf and name == names[0] else None
             if profiler is not None:
                 runs.append(iperf(adapters, plan, "onprem-host", "azure-vm", vm, args.seconds, sampler))
@@ -222,6 +244,7 @@ def main() -> int:
             mbps = figures[name] = tunnel.median
             print(f"tunnel, {name} policy (ESP {esp}): {tunnel.text('Mbit/s', 0)}, each "
                   f"{', '.join(f'{r[0]:.0f}' for r in runs)}; ratio to the bare bridge {mbps / bare:.3f}")
+            print(context_line(adapters, plan, before, after, load))
             for line in describe_profile(runs[-1][1], ["onprem-0", gateway]):
                 print(line)
             if profiler is not None:

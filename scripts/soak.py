@@ -25,7 +25,8 @@ import uuid
 from pathlib import Path
 
 from lab import lifecycle
-from lab.deploy import IMAGE, state_root
+from lab.deploy import IMAGE
+from lab.state import state_root
 from lab.experiment import FailoverRunner, FailoverSettings, machine_summary
 from lab.faults import FAULTS
 from lab.render import guard_table
