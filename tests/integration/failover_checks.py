@@ -84,3 +84,10 @@ def fault_checks_passed(run) -> bool:
     """The fault's own checks (not the restore's): a restarted instance's return can cost a probe or
     two seconds later (README), which fails the run's verdict but is no failover figure."""
     return all(c.passed for c in run.checks if not c.name.startswith("restore "))
+
+
+def first_valid(report):
+    """The report's first valid run (invalid ones were repeated); fails with the reasons when there is none."""
+    valid = [r for r in report.runs if r.invalid is None]
+    assert valid, f"could not measure: {[r.invalid for r in report.runs] + report.unmeasured}"
+    return valid[0]
