@@ -99,8 +99,12 @@ class RunResult:
     failback_ns: int | None = None   # the reversion's event: the hand-over back; None: none happened
     stopped_ns: int | None = None    # when the probes stopped (end of the reversion's window)
     reversion: list[DirectionResult] = field(default_factory=list)
-    # The restore's own window: from the failover's end to the failback (or the last probe).
+    # The restore's own window: from the failover's end until traffic converged after the restore.
     restore: list[DirectionResult] = field(default_factory=list)
+    restore_end_ns: int | None = None
+    # From there to the failback's hand-over (or the last probe): the lab waiting for its sessions and
+    # reading status. Measured and reported, not judged: on 2 cores those reads can delay a probe.
+    waiting: list[DirectionResult] = field(default_factory=list)
     # The lab's clock (lab/clock.py): the engine's monotonic minus this machine's, how well it is known,
     # and how far it moved between the start and the end of the run. All 0 when the two are one clock.
     clock_offset_ns: int = 0
@@ -423,13 +427,15 @@ class FailoverRunner:
     """Runs one fault against one target until `runs` valid runs are in, on a converged lab.
 
     A run's windows cover every moment from its baseline to its last probe:
-    the fault's, from the fault until traffic converged; the restore's, from
-    there until the failback's hand-over (the restore is a Convergence Event
-    of its own); the failback's (the reversion), until traffic converged
-    again. The fault is judged against its target, the restore against the
-    planned one. The failback is the lab's own way back to its initial state,
-    the hand-over `maintenance` times: measured and reported, not judged
-    again in every run of every fault.
+    the fault's, from the fault until traffic converged; the restore's (the
+    restore is a Convergence Event of its own), from there until traffic
+    converged again; the wait, from there until the failback's hand-over
+    (the lab waiting for its sessions: reported, not judged); the
+    failback's (the reversion), until traffic converged again. The fault is
+    judged against its target, the restore against the planned one. The
+    failback is the lab's own way back to its initial state, the hand-over
+    `maintenance` times: measured and reported, not judged again in every
+    run of every fault.
     """
 
     def __init__(self, plan: LabPlan, adapters: Adapters | None, settings: FailoverSettings, live: LiveView,
@@ -527,17 +533,10 @@ class FailoverRunner:
         handovers: list[int] = []
 
         def handing_over(instance: str) -> None:
-            if not handovers and restore_ns is not None:
-                # The restore's window ends here: it is validated first, so that loss while the failback
-                # waited for its sessions is the restore's, and judged, not cut short by the next event.
-                self._measure(index, "measuring the restore", observation, restore_ns, returning_s, events,
-                              since_ns=end_ns)
             now = self.clock.now_ns()
             handovers.append(now)
             events.append(Event(now, "fault", instance, FAILBACK, f"graceful hand-over from {instance}"))
 
-        restore_ns: int | None = None
-        end_ns = 0
         self._show(index, "starting probes")
         observation.start()
         try:
@@ -564,8 +563,8 @@ class FailoverRunner:
             events.append(Event(restore_ns, "fault", s.target, RESTORE, restored))
             # The restore's own outage (a thawed or restarted instance coming back) is waited out and
             # measured before the failback starts, so the two are told apart.
-            self._measure(index, "measuring the restore", observation, restore_ns, returning_s, events,
-                          since_ns=end_ns)
+            restore_end = self._measure(index, "measuring the restore", observation, restore_ns, returning_s,
+                                        events, since_ns=end_ns)
             returned_by = self._return_to_initial(index, handing_over, observation)
             failback_ns = handovers[0] if handovers and returned_by == FAILBACK else None
             if failback_ns is None:
@@ -583,9 +582,10 @@ class FailoverRunner:
         events = sorted(events + observation.live_events + recorded, key=lambda e: e.t_ns)
         probes = observation.directions()
         directions = [analyse_direction(p, fault_ns, end_ns, self.method) for p in probes]
-        # The restore's window runs from the failover's end to the failback's start (or the last probe).
-        restore_end = failback_ns if failback_ns is not None else stopped_ns
         restore = [analyse_direction(p, restore_ns, restore_end, self.method, since_ns=end_ns) for p in probes]
+        waited_until = failback_ns if failback_ns is not None else stopped_ns
+        waiting = [analyse_direction(p, restore_end, waited_until, self.method, since_ns=restore_end)
+                   for p in probes] if waited_until > restore_end else []
         reversion = ([analyse_direction(p, failback_ns, stopped_ns, self.method, since_ns=failback_ns)
                       for p in probes] if failback_ns is not None else [])
         drifted = (f"the client's clock moved {drift_ns / 1e6:.1f} ms against the engine's during the run"
@@ -603,7 +603,8 @@ class FailoverRunner:
             clock_offset_ns=started_clock.engine_minus_client_ns, clock_uncertainty_ns=started_clock.uncertainty_ns,
             clock_drift_ns=drift_ns,
             restore_ns=restore_ns, failback_ns=failback_ns,
-            stopped_ns=stopped_ns, reversion=reversion, restore=restore,
+            stopped_ns=stopped_ns, reversion=reversion, restore=restore, restore_end_ns=restore_end,
+            waiting=waiting,
         )
 
     def _phases(self, events: list[Event], fault_ns: int, end_ns: int,

@@ -244,9 +244,16 @@ def _also_documented(report: FailoverReport) -> list[str]:
 
 
 def _invalid_notes(report: FailoverReport) -> list[str]:
-    """Why each invalid run, or attempt that gave no run, is left out of the statistics."""
-    return ([f"run {r.index} INVALID: {r.invalid}" for r in report.runs if r.invalid]
-            + [f"not measured: {reason}" for reason in report.unmeasured])
+    """Why each invalid run, or attempt that gave no run, is left out of the statistics; and what was lost
+    while the lab waited to fail back (measured, not judged)."""
+    notes = ([f"run {r.index} INVALID: {r.invalid}" for r in report.runs if r.invalid]
+             + [f"not measured: {reason}" for reason in report.unmeasured])
+    for r in report.runs:
+        lost = [f"{d.direction} {d.convergence_packet_loss}" for d in r.waiting if d.convergence_packet_loss]
+        if lost:
+            notes.append(f"run {r.index}: probes lost while the lab waited to fail back (not judged): "
+                         f"{', '.join(lost)}")
+    return notes
 
 
 def render_failover(report: FailoverReport) -> Group:
@@ -322,7 +329,7 @@ def failover_dict(report: FailoverReport) -> dict:
         raw["passed"] = run.passed
         raw["verdict"] = run.verdict
         for results, raw_results in ((run.directions, raw["directions"]), (run.reversion, raw["reversion"]),
-                                     (run.restore, raw["restore"])):
+                                     (run.restore, raw["restore"]), (run.waiting, raw["waiting"])):
             for d, raw_d in zip(results, raw_results):
                 raw_d["full_convergence_s"] = d.full_convergence_s
                 raw_d["converged"] = d.converged
@@ -420,7 +427,8 @@ def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
     lines.append(f"- **{RUNS}**: {RUNS_LEGEND}.")
     notes = _invalid_notes(report)
     if notes:
-        lines += ["", "Not counted (invalid, and repeated):", ""] + [f"- {note}" for note in notes]
+        lines += ["", "Not counted (invalid runs are repeated; the wait before the failback is not judged):", ""] \
+            + [f"- {note}" for note in notes]
     lines += ["", "Loss episodes (seconds after the fault, probes lost):", ""]
     for run in report.runs:
         for d in run.directions:

@@ -46,7 +46,7 @@ def reanalyse_run(run: dict, method: Method) -> tuple[list[DirectionResult], lis
     """A run's failover, restore and reversion figures, computed again from its probes."""
     probes = [_probes(p) for p in run["probes"]]
     failover = [analyse_direction(p, run["fault_ns"], run["end_ns"], method) for p in probes]
-    restore_end = run["failback_ns"] or run["stopped_ns"]
+    restore_end = run.get("restore_end_ns") or run["failback_ns"] or run["stopped_ns"]
     restore = ([analyse_direction(p, run["restore_ns"], restore_end, method, since_ns=run["end_ns"]) for p in probes]
                if run.get("restore_ns") and restore_end else [])
     reversion = ([analyse_direction(p, run["failback_ns"], run["stopped_ns"], method, since_ns=run["failback_ns"])
