@@ -155,9 +155,11 @@ def operate(user, repo: Path, lab: str, adapters, env: dict[str, str] | None = N
         out = Path(user.pw_dir) / f"results-{fault}"
         run = lab_cli(user, repo, "failover", "--lab", lab, "--fault", fault, "--runs", "1", "--out", str(out),
                       env=env, timeout=900, clock_ahead_s=clock_ahead_s)
-        assert run.returncode in (0, 1), f"{fault}: {run.stderr[-1500:]}"
+        assert run.returncode in (0, 1, 3), f"{fault}: {run.stderr[-1500:]}"
         report = json.loads(as_user(user, ["cat", str(out / "report.json")]).stdout)
-        measured = report["runs"][0]
+        # 3: could not measure (invalid runs repeated to the bound): a failure, with its reasons.
+        assert run.returncode != 3, [r["invalid"] for r in report["runs"]] + report["unmeasured"]
+        measured = next(r for r in report["runs"] if r["invalid"] is None)
         # Measured for real: the instance was hit, traffic stopped and came back, on one clock.
         assert measured["invalid"] is None, measured["invalid"]
         assert all(d["converged"] for d in measured["directions"]), fault
@@ -174,7 +176,7 @@ def operate(user, repo: Path, lab: str, adapters, env: dict[str, str] | None = N
         # The exit code says the verdict, and the verdict is the report's: kill's timing claim is
         # guarded by a median of 3 (test_failover.py), not by this one sample, which a CI run once
         # saw land 40 ms past the 2 s target (routes 1.2 s after BGP, against 0.2 s in 10 runs here).
-        assert run.returncode == (0 if report["verdict"] == "PASS" else 1), (report["verdict"], run.stdout[-2500:])
+        assert run.returncode == {"PASS": 0, "FAIL": 1}[report["verdict"]], (report["verdict"], run.stdout[-2500:])
 
     broken = lab_cli(user, repo, "break", "link-down", "--target", "azure-gw-0", "--lab", lab, env=env)
     assert broken.returncode == 0, broken.stderr[-1500:]

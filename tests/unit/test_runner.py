@@ -247,3 +247,22 @@ def test_a_client_clock_that_moves_against_the_engine_s_makes_the_run_invalid():
     assert report.runs[0].invalid == "the client's clock moved 5.0 ms against the engine's during the run"
     assert report.runs[0].clock_drift_ns == 5_000_000
     assert len(report.runs) == 2 and report.runs[1].invalid is None      # repeated, and then measured
+
+
+def test_loss_while_the_lab_waits_to_fail_back_is_reported_apart_and_not_judged():
+    # The failback's waits read status in every node; on 2 cores that once delayed probes past the
+    # threshold. That stretch is measured (its own window) and reported, not judged as the restore.
+    lab = FakeLab(outages=[Outage("fault", 0, 0.5)])
+    original = lab.fail_back
+
+    def slow_fail_back(handing_over):
+        lab.moments["waiting"] = lab.now
+        lab.now += 3 * NS                       # the waits, during which a probe is lost
+        original(handing_over)
+
+    lab.fail_back = slow_fail_back
+    lab.outages.append(Outage("waiting", 1.0, 0.04))
+    (run,) = runner(lab).run_all().runs
+    assert figures(run.restore) == [0.0, 0.0] and run.verdict == "PASS"
+    assert [d.convergence_packet_loss for d in run.waiting] == [2, 2]
+    assert run.restore_end_ns < run.failback_ns
