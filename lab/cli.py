@@ -188,7 +188,8 @@ def failover(
     fault: str = typer.Option(..., help="kill, maintenance, pause, link-down or blackhole"),
     target: Optional[str] = typer.Option(None, help="what to hit: NODE (an instance, a device), gateway:NAME, zone:N "
                                                    "or link:NODE/NETWORK (default: the first active instance)"),
-    runs: int = typer.Option(1, min=1, help="independent runs; the lab goes back to its initial state after each"),
+    runs: int = typer.Option(1, min=1, help="valid runs to collect (an invalid one is repeated, up to N + max(2, N) tries); "
+                                           "the lab goes back to its initial state after each"),
     profile: Optional[str] = typer.Option(None, help=f"timer profile ({', '.join(builtin_profiles())}); default: the running lab's"),
     scenario: str = typer.Option(DEFAULT_SCENARIO, help="built-in scenario or a YAML file"),
     lab: Optional[str] = _lab_option("lab name (default: the scenario's name)"),
