@@ -123,8 +123,11 @@ class LabCommand:
     def __init__(self, *args: str):
         # Wide: one line per progress message, never wrapped.
         env = {**os.environ, "COLUMNS": "400"}
+        # SIGINT's default restored in the child, as a terminal's shell does: a test session started in
+        # the background (a job of a non-interactive shell) passes SIGINT on ignored.
         self.proc = subprocess.Popen([LAB, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=env, start_new_session=True)
+                                     env=env, start_new_session=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.out: list[str] = []
         self.err: list[str] = []
         self._seen = threading.Condition()
