@@ -3,8 +3,14 @@ instance, held to the README's published figure (docs/figures/as-azure-kill), no
 The planned figure, a median of 3 against its published one, is in `make test-figures`."""
 from lab.failover_report import write_outputs
 
-from .failover_checks import assert_back_to_initial, assert_restored_in_order, bound, fault_checks_passed, first_valid, run_fault
+import pytest
+
 from lab.published import published
+
+from .failover_checks import assert_back_to_initial, assert_restored_in_order, bound, fault_checks_passed, first_valid, run_fault
+
+# About 3 minutes with Azure's timers: in `make test-figures`, to keep `make test` in its budget.
+pytestmark = pytest.mark.figures
 
 
 def test_azure_unplanned_kill_within_the_published_figure(running_lab, adapters, tmp_path):
