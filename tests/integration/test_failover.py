@@ -117,7 +117,8 @@ def test_pause_fast_counts_the_probes_a_frozen_instance_held_as_lost(fast_lab, a
                           if q in sent and run.fault_ns <= sent[q] < run.end_ns - 0.1 * 1e9 and r - s > 0.1 * 1e9)
             held += bool(late)
             if late:
-                assert d.late > 0 and d.loss_episodes[0].start_s <= late[0] / 1e9 + 1e-6, (d, late[:3])
+                # Figures are rounded to 0.1 ms: the episode starts at the first held probe, to that rounding.
+                assert d.late > 0 and d.loss_episodes[0].start_s <= late[0] / 1e9 + 1e-4, (d, late[:3])
                 assert d.loss_episodes[0].start_s < 0.1, d.loss_episodes[:2]
         # Thawed, the instance is fenced until it left VRRP: its restore costs no takeover back.
         assert all(r.full_convergence_s is not None for r in run.restore), run.restore
