@@ -41,6 +41,7 @@ from .timeline import (
     withdrawal_breakdown,
     checks,
     invalid_reason,
+    run_windows,
     steady_since,
 )
 from .wiring import Adapters
@@ -326,7 +327,7 @@ def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]],
             wait_for(f"{group.name} back on {', '.join(wanted)}", not_back, HANDOVER_WITHIN_S)
             handover.vrrp(router, "start")
             if group.moves_tunnels:
-                handover.shut_down_tunnel_sessions(router, up=True)
+                handover.bring_up_tunnel_sessions(router)
     wait_for("the initial state", not_initial, INITIAL_STATE_WITHIN_S)
 
 
@@ -581,13 +582,8 @@ class FailoverRunner:
         drift_allowed_ns = started_clock.uncertainty_ns + ended_clock.uncertainty_ns + CLOCK_DRIFT_ALLOWED_NS
         events = sorted(events + observation.live_events + recorded, key=lambda e: e.t_ns)
         probes = observation.directions()
-        directions = [analyse_direction(p, fault_ns, end_ns, self.method) for p in probes]
-        restore = [analyse_direction(p, restore_ns, restore_end, self.method, since_ns=end_ns) for p in probes]
-        waited_until = failback_ns if failback_ns is not None else stopped_ns
-        waiting = [analyse_direction(p, restore_end, waited_until, self.method, since_ns=restore_end)
-                   for p in probes] if waited_until > restore_end else []
-        reversion = ([analyse_direction(p, failback_ns, stopped_ns, self.method, since_ns=failback_ns)
-                      for p in probes] if failback_ns is not None else [])
+        windows = run_windows(probes, self.method, fault_ns, end_ns, restore_ns, restore_end, failback_ns, stopped_ns)
+        directions, restore, waiting, reversion = windows.failover, windows.restore, windows.waiting, windows.reversion
         drifted = (f"the client's clock moved {drift_ns / 1e6:.1f} ms against the engine's during the run"
                    if abs(drift_ns) > drift_allowed_ns else None)
         invalid = "; ".join(r for r in (

@@ -106,13 +106,18 @@ class FaultTarget:
     def tunnel_names(self, node: str) -> list[str]:
         return [t.name for t in self.plan.tunnels_of(node)]
 
-    def shut_down_tunnel_sessions(self, node: str, up: bool = False) -> None:
-        """Ends the BGP (and BFD) sessions the node runs over its tunnels; `up`: lets them up again."""
-        routes = self.routes_for(self.info(node))
+    def shut_down_tunnel_sessions(self, node: str) -> None:
+        """Ends the BGP (and BFD) sessions the node runs over its tunnels."""
+        self._each_tunnel_session(node, lambda routes: routes.shut_down_peer)
+
+    def bring_up_tunnel_sessions(self, node: str) -> None:
+        """Undoes `shut_down_tunnel_sessions`."""
+        self._each_tunnel_session(node, lambda routes: routes.bring_up_peer)
+
+    def _each_tunnel_session(self, node: str, change_of: Callable) -> None:
+        change = change_of(self.routes_for(self.info(node)))
         for session in (b for b in self.plan.sessions_of(node) if b.tunnel):
-            bfd_local = str(session.source) if self.plan.profile.bfd else None
-            change = routes.bring_up_peer if up else routes.shut_down_peer
-            change(self._asn(node), str(session.peer_address), bfd_local)
+            change(self._asn(node), str(session.peer_address), str(session.source) if self.plan.profile.bfd else None)
 
     def _asn(self, node: str) -> int:
         owner = self.plan.instance_gateway(node)

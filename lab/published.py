@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .statistics import Summary, summarize
-from .timeline import NS, DirectionProbes, DirectionResult, Method, analyse_direction
+from .timeline import NS, DirectionProbes, Method, RunWindows, run_windows
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
 
@@ -41,17 +41,10 @@ def method_of(report: dict) -> Method:
                   threshold_intervals=round(report["threshold_s"] / report["interval_s"]))
 
 
-def reanalyse_run(run: dict, method: Method) -> tuple[list[DirectionResult], list[DirectionResult],
-                                                       list[DirectionResult]]:
-    """A run's failover, restore and reversion figures, computed again from its probes."""
-    probes = [_probes(p) for p in run["probes"]]
-    failover = [analyse_direction(p, run["fault_ns"], run["end_ns"], method) for p in probes]
-    restore_end = run.get("restore_end_ns") or run["failback_ns"] or run["stopped_ns"]
-    restore = ([analyse_direction(p, run["restore_ns"], restore_end, method, since_ns=run["end_ns"]) for p in probes]
-               if run.get("restore_ns") and restore_end else [])
-    reversion = ([analyse_direction(p, run["failback_ns"], run["stopped_ns"], method, since_ns=run["failback_ns"])
-                  for p in probes] if run.get("failback_ns") else [])
-    return failover, restore, reversion
+def reanalyse_run(run: dict, method: Method) -> RunWindows:
+    """A run's windows, computed again from its probes by the runner's own function."""
+    return run_windows([_probes(p) for p in run["probes"]], method, run["fault_ns"], run["end_ns"],
+                       run.get("restore_ns"), run.get("restore_end_ns"), run.get("failback_ns"), run["stopped_ns"])
 
 
 def reanalyse(path: Path) -> Published:
@@ -60,18 +53,18 @@ def reanalyse(path: Path) -> Published:
     method = method_of(report)
     per_run = [reanalyse_run(run, method) for run in report["runs"]]
     # Valid: the re-analysis finds nothing wrong, and neither did the run (its clock's drift is not in the probes).
-    valid = [not any(d.invalid for windows in figures for d in windows) and run["invalid"] is None
-             for run, figures in zip(report["runs"], per_run)]
+    valid = [not any(d.invalid for d in w.failover + w.restore + w.reversion) and run["invalid"] is None
+             for run, w in zip(report["runs"], per_run)]
     invalid = valid.count(False)
     names = [p["name"] for p in report["runs"][0]["probes"]] if report["runs"] else []
 
-    def summaries(window: int) -> dict[str, Summary]:
-        return {name: summarize([figures[window][i].full_convergence_s for figures, ok in zip(per_run, valid)
-                                 if ok and i < len(figures[window])], invalid)
+    def summaries(window: str) -> dict[str, Summary]:
+        return {name: summarize([getattr(w, window)[i].full_convergence_s for w, ok in zip(per_run, valid)
+                                 if ok and i < len(getattr(w, window))], invalid)
                 for i, name in enumerate(names)}
 
-    return Published(path.parent.name, len(report["runs"]), summaries(0), summaries(1), summaries(2),
-                     [run["verdict"] for run in report["runs"]])
+    return Published(path.parent.name, len(report["runs"]), summaries("failover"), summaries("restore"),
+                     summaries("reversion"), [run["verdict"] for run in report["runs"]])
 
 
 def published(name: str) -> Published:

@@ -435,6 +435,31 @@ def analyse_direction(probes: DirectionProbes, event_ns: int, end_ns: int, metho
     )
 
 
+@dataclass(frozen=True)
+class RunWindows:
+    """A run's windows, each direction's figures: they cover it from its baseline to its last probe."""
+    failover: list[DirectionResult]
+    restore: list[DirectionResult]
+    waiting: list[DirectionResult]      # from the restore's convergence to the failback: not judged
+    reversion: list[DirectionResult]    # the failback's; empty when nothing was handed back
+
+
+def run_windows(probes: list[DirectionProbes], method: Method, fault_ns: int, end_ns: int, restore_ns: int | None,
+                restore_end_ns: int | None, failback_ns: int | None, stopped_ns: int) -> RunWindows:
+    """The fault's window to `end_ns`, the restore's from there to `restore_end_ns`, the wait to the failback
+    (or the last probe), and the failback's to `stopped_ns`: each judged from where the one before ended."""
+    failover = [analyse_direction(p, fault_ns, end_ns, method) for p in probes]
+    if restore_ns is None or restore_end_ns is None:
+        return RunWindows(failover, [], [], [])
+    restore = [analyse_direction(p, restore_ns, restore_end_ns, method, since_ns=end_ns) for p in probes]
+    waited_until = failback_ns if failback_ns is not None else stopped_ns
+    waiting = ([analyse_direction(p, restore_end_ns, waited_until, method, since_ns=restore_end_ns) for p in probes]
+               if waited_until > restore_end_ns else [])
+    reversion = ([analyse_direction(p, failback_ns, stopped_ns, method, since_ns=failback_ns) for p in probes]
+                 if failback_ns is not None else [])
+    return RunWindows(failover, restore, waiting, reversion)
+
+
 def invalid_reason(directions: list[DirectionResult]) -> str | None:
     """Why a run's figures can't be trusted; None when they can."""
     reasons = [f"{d.direction}: {d.invalid}" for d in directions if d.invalid]
