@@ -10,11 +10,11 @@ import sys
 import tempfile
 import time
 
-from lab import lifecycle
-from lab.experiment import machine_summary
-from lab.statistics import summarize
-from lab.topology import load_plan
-from lab.wiring import real_adapters
+from lab.run import lifecycle
+from lab.failover.runner import machine_summary
+from lab.failover.statistics import summarize
+from lab.plan.topology import load_plan
+from lab.adapters.wiring import real_adapters
 
 TARGET_S = 15.0
 

@@ -6,7 +6,7 @@ device, a workload host, their LAN and one tunnel (--devices 2: two devices
 sharing the LAN's first hop, as in dual-redundancy). Every 100 tunnels get a
 hub of their own (an active-standby gateway on VpnGw5, the SKU that takes 100,
 with its VNet router and VM), so every scenario is one Azure takes. Sites run
-25, 50, 100, 200 and the most lab/limits.yaml takes. Columns: load+check
+25, 50, 100, 200 and the most lab/model/limits.yaml takes. Columns: load+check
 (read, scan, validate, check), resolve (tunnels, sessions, VRRP, segments on
 an empty host), segments (plan_segments alone, with a /16 of the transport
 pool already taken by others), and x(N/2), total(N) / total(N/2): planning
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import yaml
 
-from lab.azure import azure_rules
-from lab.limits import lab_limits
-from lab.model import Scenario
-from lab.segments import plan_segments
-from lab.topology import load_profile, load_scenario, resolve
+from lab.model.azure import azure_rules
+from lab.model.limits import lab_limits
+from lab.model.schema import Scenario
+from lab.plan.segments import plan_segments
+from lab.plan.topology import load_profile, load_scenario, resolve
 
 SKU = "VpnGw5"
 SITES = (25, 50, 100, 200)
@@ -94,7 +94,7 @@ def branch_scenario(sites: int, devices: int = 1) -> dict:
 
 
 def largest_within_limits(devices: int) -> int:
-    """The most sites whose nodes, networks and tunnels stay within lab/limits.yaml."""
+    """The most sites whose nodes, networks and tunnels stay within lab/model/limits.yaml."""
     limits, sites = lab_limits(), 1
     while True:
         doc = branch_scenario(sites + 1, devices)

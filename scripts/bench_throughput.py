@@ -31,12 +31,12 @@ from pathlib import Path
 
 import yaml
 
-from lab import lifecycle
-from lab.azure import azure_rules
-from lab.experiment import machine_summary
-from lab.statistics import summarize
-from lab.topology import load_plan, load_scenario
-from lab.wiring import real_adapters
+from lab.run import lifecycle
+from lab.model.azure import azure_rules
+from lab.failover.runner import machine_summary
+from lab.failover.statistics import summarize
+from lab.plan.topology import load_plan, load_scenario
+from lab.adapters.wiring import real_adapters
 
 TARGET_MBPS = azure_rules().skus.limits["VpnGw1"].throughput_mbps
 PORT = 5201

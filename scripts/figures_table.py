@@ -5,7 +5,7 @@
 Each row: the `lab failover` arguments that made it (scripts/measure-figures.sh), the profile and
 target, N, each direction's median Full Convergence Time (min–max), the restore's (the worse
 direction's median), the verdict, and the link. Figures are re-analysed with the current code
-(lab/published.py), which is what tests/unit/test_published.py checks the README against.
+(lab/failover/published.py), which is what tests/unit/test_published.py checks the README against.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lab.published import FIGURES, reanalyse  # noqa: E402
-from lab.statistics import Summary  # noqa: E402
+from lab.failover.published import FIGURES, reanalyse  # noqa: E402
+from lab.failover.statistics import Summary  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parent / "measure-figures.sh"
 

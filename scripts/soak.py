@@ -24,15 +24,15 @@ import time
 import uuid
 from pathlib import Path
 
-from lab import lifecycle
-from lab.deploy import IMAGE
-from lab.state import state_root
-from lab.experiment import FailoverRunner, FailoverSettings, machine_summary
-from lab.faults import FAULTS
-from lab.render import guard_table
-from lab.statistics import summarize
-from lab.topology import load_plan
-from lab.wiring import Adapters, real_adapters
+from lab.run import lifecycle
+from lab.run.deploy import IMAGE
+from lab.run.state import state_root
+from lab.failover.runner import FailoverRunner, FailoverSettings, machine_summary
+from lab.failover.faults import FAULTS
+from lab.render.configs import guard_table
+from lab.failover.statistics import summarize
+from lab.plan.topology import load_plan
+from lab.adapters.wiring import Adapters, real_adapters
 
 
 def host_links(adapters: Adapters) -> dict[str, int]:

@@ -14,8 +14,8 @@ from ipaddress import IPv4Network
 from docker.errors import APIError, ImageNotFound
 from requests.exceptions import ConnectionError, ReadTimeout
 
-from ..errors import LabError
-from .docker_runtime import DockerRuntime
+from lab.model.errors import LabError
+from lab.adapters.docker_runtime import DockerRuntime
 
 GUARD_PREFIX = "azlab-"
 HELPER_WITHIN_S = 30

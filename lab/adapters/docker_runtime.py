@@ -20,8 +20,8 @@ from requests.exceptions import RequestException
 from docker.types import EndpointConfig, IPAMConfig, IPAMPool
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from ..errors import DeployError, EngineError, LabError
-from ..ports import ContainerInfo, ContainerSpec, NetworkSpec
+from lab.model.errors import DeployError, EngineError, LabError
+from lab.run.ports import ContainerInfo, ContainerSpec, NetworkSpec
 
 # Container events a failover timeline cares about (not the healthchecks' execs).
 LIFECYCLE_EVENTS = ("kill", "die", "stop", "start", "restart", "pause", "unpause", "oom")
@@ -136,7 +136,7 @@ class DockerRuntime:
                 name=spec.name,
                 hostname=spec.hostname,
                 labels=spec.labels,
-                # Only what the kind needs (lab/kinds.py), and no way to gain more (setuid, file caps).
+                # Only what the kind needs (lab/model/kinds.py), and no way to gain more (setuid, file caps).
                 cap_drop=["ALL"],
                 cap_add=list(spec.capabilities),
                 security_opt=["no-new-privileges"],

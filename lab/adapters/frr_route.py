@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from ..errors import LabError
-from ..ports import BgpPeerState
+from lab.model.errors import LabError
+from lab.run.ports import BgpPeerState
 
 
 class FrrRoute:

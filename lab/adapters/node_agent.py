@@ -11,8 +11,8 @@ import json
 import threading
 from typing import Any, Iterator
 
-from ..errors import LabError
-from ..ports import ChildSaState, ExecStream, IkeSaState
+from lab.model.errors import LabError
+from lab.run.ports import ChildSaState, ExecStream, IkeSaState
 
 AGENT = "lab-agent"
 CALL_WITHIN_S = 10.0

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from lab.cli import app
-from lab.errors import TopologyError
-from lab.topology import load_scenario
+from lab.ui.cli import app
+from lab.model.errors import TopologyError
+from lab.plan.topology import load_scenario
 
 HERE = Path(__file__).parent
 CASES = sorted(HERE.glob("*.yaml"))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.deploy import plan_deploy
-from lab.topology import load_plan
+from lab.run.deploy import plan_deploy
+from lab.plan.topology import load_plan
 
 HERE = Path(__file__).parent
 CASES = sorted(p.name for p in HERE.iterdir() if (p / "case.yaml").exists())

@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from lab import lifecycle
-from lab.deploy import IMAGE
-from lab.topology import load_plan
-from lab.wiring import real_adapters
+from lab.run import lifecycle
+from lab.run.deploy import IMAGE
+from lab.plan.topology import load_plan
+from lab.adapters.wiring import real_adapters
 
 SESSION = f"pytest-{uuid.uuid4().hex[:8]}"
 SESSION_LABELS = {"lab.session": SESSION}

@@ -1,8 +1,8 @@
 """Running one fault through the real runner, and what every run must show."""
-from lab import lifecycle
-from lab.experiment import FailoverRunner, FailoverSettings
-from lab.published import published
-from lab.statistics import summarize
+from lab.run import lifecycle
+from lab.failover.runner import FailoverRunner, FailoverSettings
+from lab.failover.published import published
+from lab.failover.statistics import summarize
 
 from .conftest import start_lab
 

@@ -21,9 +21,9 @@ import shlex
 import time
 from ipaddress import IPv4Network
 
-from lab.deploy import IMAGE
-from lab.segments import transport_pool
-from lab.model import LabPlan
+from lab.run.deploy import IMAGE
+from lab.plan.segments import transport_pool
+from lab.model.schema import LabPlan
 
 
 def lab_prefixes(plan: LabPlan) -> list[IPv4Network]:

@@ -3,11 +3,11 @@ import threading
 import time
 
 
-from lab import lifecycle
+from lab.run import lifecycle
 from lab.adapters.frr_route import FrrRoute
-from lab.deploy import IMAGE
-from lab.experiment import fail_back
-from lab.lifecycle import CONVERGED_WITHIN_S, HEALTHY_WITHIN_S
+from lab.run.deploy import IMAGE
+from lab.failover.runner import fail_back
+from lab.run.lifecycle import CONVERGED_WITHIN_S, HEALTHY_WITHIN_S
 
 OUTSIDE = ["192.0.2.1", "203.0.113.1", "1.1.1.1"]
 

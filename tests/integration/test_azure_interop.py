@@ -3,7 +3,7 @@
 The device's proposals are written here by hand from Azure's page "About VPN
 devices and IPsec/IKE parameters for Site-to-Site VPN Gateway connections"
 and from "Configure custom IPsec/IKE connection policies", not read from the
-lab's own data: a mistake in lab/azure.yaml must fail these tests.
+lab's own data: a mistake in lab/model/azure.yaml must fail these tests.
 
 Each case replaces onprem-0's connection (same name, so the lab's updown and
 BGP keep working), brings the tunnel up, rekeys it, and reads what was
@@ -16,9 +16,9 @@ import uuid
 import pytest
 import yaml
 
-from lab import lifecycle
+from lab.run import lifecycle
 from lab.adapters.node_agent import NodeAgent
-from lab.topology import load_scenario
+from lab.plan.topology import load_scenario
 
 from .conftest import forwarded_out, start_lab
 
@@ -283,7 +283,7 @@ def _custom_scenario(tmp_path, policy: dict):
 
 
 def test_a_custom_policy_with_pfs_establishes_and_rekeys_with_pfs_from_both_ends(adapters, state_dir, tmp_path):
-    from lab.topology import load_plan
+    from lab.plan.topology import load_plan
     plan = load_plan(str(_custom_scenario(tmp_path, CUSTOM_POLICY)), "azure", lab=f"it-{uuid.uuid4().hex[:6]}")
     plan, status, _ = start_lab(adapters, plan=plan)
     try:
@@ -307,7 +307,7 @@ def test_a_custom_policy_with_pfs_establishes_and_rekeys_with_pfs_from_both_ends
 def test_a_disallowed_custom_policy_is_refused_in_one_line_before_anything_is_made(adapters, state_dir, tmp_path):
     name = f"it-{uuid.uuid4().hex[:6]}"
     path = _custom_scenario(tmp_path, dict(CUSTOM_POLICY, ipsec_integrity="SHA256"))
-    result = subprocess.run([sys.executable, "-m", "lab.cli", "up", str(path), "--lab", name],
+    result = subprocess.run([sys.executable, "-m", "lab.ui.cli", "up", str(path), "--lab", name],
                             capture_output=True, text=True, timeout=120)
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, lines
@@ -317,7 +317,7 @@ def test_a_disallowed_custom_policy_is_refused_in_one_line_before_anything_is_ma
 
 def test_policy_based_selectors_carry_the_sites_prefixes_by_policy_beside_the_tunnel_link(adapters, state_dir,
                                                                                           tmp_path):
-    from lab.topology import load_plan
+    from lab.plan.topology import load_plan
     _, scenario = load_scenario("active-standby")
     raw = scenario.model_dump(mode="json")
     raw["tunnels"][0]["policy_based_selectors"] = True

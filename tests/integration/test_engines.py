@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import lifecycle
+from lab.run import lifecycle
 
 REPO = Path(__file__).resolve().parents[2]
 MEMBER = "azlab-member"      # in the docker group, like a Linux laptop user

@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from lab import lifecycle
-from lab.deploy import plan_deploy
+from lab.run import lifecycle
+from lab.run.deploy import plan_deploy
 
-from lab.topology import load_plan
+from lab.plan.topology import load_plan
 
 from .conftest import forwarded_out, start_lab
 from .outside import OutsideCapture
@@ -27,7 +27,7 @@ from .failover_checks import (
 
 def run_cli(*args, timeout=300):
     """`lab ARGS...` as a user runs it: its own process, the test session's state folder."""
-    return subprocess.run([sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "lab.ui.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=os.environ.copy())
 
 

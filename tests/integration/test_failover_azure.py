@@ -1,11 +1,11 @@
 """Azure's own targets on real containers, with the azure profile: one unplanned loss of the active
 instance, held to the README's published figure (docs/figures/as-azure-kill), not only to Azure's 90 s.
 The planned figure, a median of 3 against its published one, is in `make test-figures`."""
-from lab.failover_report import write_outputs
+from lab.ui.failover_view import write_outputs
 
 import pytest
 
-from lab.published import published
+from lab.failover.published import published
 
 from .failover_checks import assert_back_to_initial, assert_restored_in_order, bound, fault_checks_passed, first_valid, run_fault
 

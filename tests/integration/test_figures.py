@@ -3,9 +3,9 @@ of its committed report (tests/integration/failover_checks.py: 1.5 x, at least +
 target). Long (about 40 minutes): `make test-figures`, not part of `make test`."""
 import pytest
 
-from lab import lifecycle
-from lab.experiment import FailoverRunner, FailoverSettings
-from lab.published import published
+from lab.run import lifecycle
+from lab.failover.runner import FailoverRunner, FailoverSettings
+from lab.failover.published import published
 
 from .conftest import forwarded_out, start_lab
 from .failover_checks import assert_within_published, first_valid

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from lab import lifecycle
-from lab.breakfix import RECORD, faults_in_place
-from lab.deploy import IMAGE
-from lab.errors import WaitTimeout
-from lab.topology import load_plan
+from lab.run import lifecycle
+from lab.failover.breakfix import RECORD, faults_in_place
+from lab.run.deploy import IMAGE
+from lab.model.errors import WaitTimeout
+from lab.plan.topology import load_plan
 
 from .conftest import SESSION
 
@@ -79,7 +79,7 @@ def test_psk_never_appears_in_status_or_logs(adapters, state_dir):
 
 def test_down_with_faults_in_place_leaves_nothing(adapters, state_dir):
     """A paused instance and blocked IKE ports (left by `lab break`) don't stop `lab down`."""
-    from lab.breakfix import break_lab
+    from lab.failover.breakfix import break_lab
 
     plan = load_plan("active-standby", lab=f"brk-{uuid.uuid4().hex[:6]}")
     lifecycle.up(plan, adapters, progress=lambda m: None, extra_labels={"lab.session": SESSION})

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from lab import lifecycle
-from lab.experiment import FailoverRunner, FailoverSettings
+from lab.run import lifecycle
+from lab.failover.runner import FailoverRunner, FailoverSettings
 
 from .conftest import forwarded_out, start_lab
 from .failover_checks import fault_checks_passed, first_valid

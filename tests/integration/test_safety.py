@@ -16,11 +16,11 @@ import time
 import uuid
 
 
-from lab import lifecycle
-from lab.kinds import KINDS
-from lab.locks import holder_of
-from lab.render import GUARD_RULES, guard_table
-from lab.topology import load_plan
+from lab.run import lifecycle
+from lab.model.kinds import KINDS
+from lab.run.locks import holder_of
+from lab.render.configs import GUARD_RULES, guard_table
+from lab.plan.topology import load_plan
 
 from .conftest import start_lab
 from .outside import OutsideCapture, run_on_host
@@ -28,7 +28,7 @@ from .outside import OutsideCapture, run_on_host
 
 def lab_cli(*args, wait_s: float = 30, timeout: float = 400) -> subprocess.Popen:
     env = {**os.environ, "LAB_LOCK_WAIT_S": str(wait_s)}
-    return subprocess.Popen([sys.executable, "-m", "lab.cli", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "lab.ui.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 
 

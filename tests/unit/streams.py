@@ -1,5 +1,5 @@
 """Synthetic probe streams around a fault, for the timeline and report tests."""
-from lab.timeline import NS, DirectionProbes, Handover, Method
+from lab.failover.metrics import NS, DirectionProbes, Handover, Method
 
 MS = 1_000_000
 INTERVAL = 20 * MS

@@ -1,9 +1,9 @@
 """`lab break` / `lab repair` bookkeeping: a fault is recorded before it is injected."""
 import pytest
 
-from lab import breakfix
-from lab.errors import LabError
-from lab.topology import load_plan
+from lab.failover import breakfix
+from lab.model.errors import LabError
+from lab.plan.topology import load_plan
 
 
 class HalfFault:

@@ -4,9 +4,9 @@ from pathlib import Path
 import yaml
 
 from lab import __version__
-from lab.compose import compose_files
-from lab.deploy import plan_deploy
-from lab.topology import load_plan
+from lab.render.compose import compose_files
+from lab.run.deploy import plan_deploy
+from lab.plan.topology import load_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_ROOT = "compose/active-standby"

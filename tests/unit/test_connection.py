@@ -5,14 +5,14 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from lab import lifecycle
-from lab.connection import device_connections
-from lab.deploy import load_plan_source, plan_deploy, save_plan_source
-from lab.errors import LabError
-from lab.model import IpsecPolicy
-from lab.ports import ContainerInfo
-from lab.report import render_connections
-from lab.topology import load_plan, resolve
+from lab.run import lifecycle
+from lab.render.connection import device_connections
+from lab.run.deploy import load_plan_source, plan_deploy, save_plan_source
+from lab.model.errors import LabError
+from lab.model.schema import IpsecPolicy
+from lab.run.ports import ContainerInfo
+from lab.ui.status_view import render_connections
+from lab.plan.topology import load_plan, resolve
 
 
 def _text(views) -> str:

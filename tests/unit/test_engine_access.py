@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from lab.adapters.docker_runtime import engine_address, engine_error
 from lab.adapters.node_agent import ike_sas
-from lab.clock import estimate
+from lab.run.clock import estimate
 
 AGENT_PATH = Path(__file__).resolve().parents[2] / "images" / "node" / "agent.py"
 
@@ -129,7 +129,7 @@ def test_a_watch_is_ready_once_subscribed_and_yields_events_stamped_in_the_node(
 
 def test_a_watch_that_ends_before_it_was_ready_says_why_at_once():
     from lab.adapters.node_agent import AgentEventWatch
-    from lab.errors import LabError
+    from lab.model.errors import LabError
 
     watch = AgentEventWatch("onprem-0", FakeStream(["watch: charon's VICI socket does not answer"]))
     assert list(watch) == []
@@ -176,9 +176,9 @@ def test_docker_sdk_permission_text_is_recognised(monkeypatch):
 
 
 def test_one_node_failing_to_answer_does_not_hide_the_others():
-    from lab.errors import LabError
-    from lab.ports import BgpPeerState, ContainerInfo
-    from lab.status import read_node
+    from lab.model.errors import LabError
+    from lab.run.ports import BgpPeerState, ContainerInfo
+    from lab.run.status import read_node
 
     class Routes:
         def bgp_peers(self):
@@ -214,7 +214,7 @@ def test_one_node_failing_to_answer_does_not_hide_the_others():
 
 def test_an_ssh_engine_is_refused_with_the_tunnel_that_works(monkeypatch):
     from lab.adapters.docker_runtime import DockerRuntime
-    from lab.errors import EngineError
+    from lab.model.errors import EngineError
 
     monkeypatch.setenv("DOCKER_HOST", "ssh://lab@engine.example")
     with pytest.raises(EngineError, match=r"ssh -NL \$XDG_RUNTIME_DIR/azlab-docker.sock:/var/run/docker.sock") as raised:

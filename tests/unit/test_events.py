@@ -5,14 +5,14 @@ from pathlib import Path
 import pytest
 from recorded import HANDOVER
 
-from lab.events import (
+from lab.model.daemon_events import (
     ClockOffset,
     container_log_events,
     docker_event,
     frr_log_events,
     vici_event,
 )
-from lab.timeline import breakdown
+from lab.failover.metrics import breakdown
 
 # Wall clock 2026-11-26T10:15:59Z is monotonic 1000 s in these tests.
 WALL_AT_1000 = 1795688159 * 10**9

@@ -8,9 +8,9 @@ from recorded import HANDOVER as RECORDED_HANDOVER
 from rich.console import Console
 from streams import FAULT, HANDOVER, METHOD, at, between, stream
 
-from lab.events import Event
-from lab.experiment import FailoverReport, RunResult
-from lab.failover_report import (
+from lab.model.daemon_events import Event
+from lab.failover.runner import FailoverReport, RunResult
+from lab.ui.failover_view import (
     COLUMNS,
     failover_json,
     failover_junit,
@@ -20,7 +20,7 @@ from lab.failover_report import (
     summary_rows,
     write_outputs,
 )
-from lab.timeline import NS, Method, analyse_direction, breakdown, checks, invalid_reason
+from lab.failover.metrics import NS, Method, analyse_direction, breakdown, checks, invalid_reason
 
 
 

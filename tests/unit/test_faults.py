@@ -1,10 +1,10 @@
 """Each fault's actions and its restore, against fakes of the ports, in order."""
 import pytest
 
-from lab.errors import LabError
-from lab.faults import FAULTS, FaultTarget, check_target, get_fault, resolve_target
-from lab.ports import ContainerInfo
-from lab.topology import load_plan
+from lab.model.errors import LabError
+from lab.failover.faults import FAULTS, FaultTarget, check_target, get_fault, resolve_target
+from lab.run.ports import ContainerInfo
+from lab.plan.topology import load_plan
 
 
 class Recorder:

@@ -19,16 +19,16 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from importlib import resources
 from typer.testing import CliRunner
 
-from lab import names
-from lab.cli import BUSY_EXIT, app
-from lab.compose import render_psk_init
-from lab.deploy import load_or_create_psks, plan_deploy
-from lab.errors import LabError, TopologyError
-from lab.locks import LabBusy, hold_lab, try_hold_lab
-from lab.lifecycle import ensure_guard
-from lab.render import GUARD_RULES, UnsafeValue, _shell_word, _template, render_guard
-from lab.state import lab_dir, lab_files, make_lab_dir, remove_lab_files, write_private
-from lab.topology import load_plan, load_scenario
+from lab.model import names
+from lab.ui.cli import BUSY_EXIT, app
+from lab.render.compose import render_psk_init
+from lab.run.deploy import load_or_create_psks, plan_deploy
+from lab.model.errors import LabError, TopologyError
+from lab.run.locks import LabBusy, hold_lab, try_hold_lab
+from lab.run.lifecycle import ensure_guard
+from lab.render.configs import GUARD_RULES, UnsafeValue, _shell_word, _template, render_guard
+from lab.run.state import lab_dir, lab_files, make_lab_dir, remove_lab_files, write_private
+from lab.plan.topology import load_plan, load_scenario
 
 runner = CliRunner()
 LAB_COMMANDS = [["down"], ["status"], ["repair"], ["connection"], ["break", "kill"], ["up"],
@@ -243,7 +243,7 @@ def test_a_profile_name_can_not_point_the_results_elsewhere(tmp_path):
 
 HOLD = """
 import sys, time
-from lab.locks import hold_lab
+from lab.run.locks import hold_lab
 with hold_lab("mine", "up"):
     print("held", flush=True)
     time.sleep(float(sys.argv[1]))
@@ -284,7 +284,7 @@ def test_the_lock_is_taken_again_within_one_process_and_leaves_nothing(state_roo
     with hold_lab("mine", "failover"):
         with hold_lab("mine", "up"):     # a failover re-creating its lab
             pass
-        proc = subprocess.run([sys.executable, "-c", "from lab.locks import hold_lab\n"
+        proc = subprocess.run([sys.executable, "-c", "from lab.run.locks import hold_lab\n"
                                "with hold_lab('mine', 'down', wait_s=0.2): pass"],
                               capture_output=True, text=True, env=os.environ.copy())
         assert "`lab failover`" in proc.stderr
@@ -293,7 +293,7 @@ def test_the_lock_is_taken_again_within_one_process_and_leaves_nothing(state_roo
 
 def test_a_busy_lab_exits_with_tempfail_in_one_line(state_root, monkeypatch):
     monkeypatch.setenv("LAB_LOCK_WAIT_S", "0.3")
-    from lab import cli
+    from lab.ui import cli
 
     monkeypatch.setattr(cli, "real_adapters", lambda: _NoLab())
     proc = _holder(30)
@@ -349,7 +349,7 @@ def test_compose_gives_each_vpn_node_only_its_own_tunnels_keys():
 
 @pytest.mark.parametrize("value", ["nonsense", "8.8.0.0/16", "10.0.0.0/30", "10.0.0.1/8"])
 def test_the_transport_pool_from_the_environment_is_checked(monkeypatch, value):
-    from lab.segments import transport_pool
+    from lab.plan.segments import transport_pool
 
     monkeypatch.setenv("LAB_TRANSPORT_POOL", value)
     with pytest.raises(LabError, match="LAB_TRANSPORT_POOL"):
@@ -358,7 +358,7 @@ def test_the_transport_pool_from_the_environment_is_checked(monkeypatch, value):
 
 def test_a_failover_that_re_creates_its_lab_keeps_holding_it(state_root):
     """down then up inside a failover's hold: the lab stays held throughout, on disk too."""
-    probe = ("from lab.locks import hold_lab\n"
+    probe = ("from lab.run.locks import hold_lab\n"
              "with hold_lab('mine', 'down', wait_s=0.2): pass")
     with hold_lab("mine", "failover"):
         folder = make_lab_dir("mine")
@@ -375,7 +375,7 @@ def test_a_failover_that_re_creates_its_lab_keeps_holding_it(state_root):
 
 
 def test_a_lock_is_removed_only_by_its_own_holder(state_root):
-    from lab.locks import _release, _try_lock, lock_path
+    from lab.run.locks import _release, _try_lock, lock_path
 
     first = _try_lock("mine")
     lock_path("mine").unlink()            # as if an old holder had removed it
@@ -422,7 +422,7 @@ def test_the_guard_is_put_back_when_it_is_gone_or_incomplete(rules, said):
 
 
 def test_break_and_repair_check_the_guard_while_they_hold_the_lab(state_root, monkeypatch):
-    from lab import breakfix
+    from lab.failover import breakfix
 
     host = FakeHost(None)
     adapters = SimpleNamespace(host=host, runtime=SimpleNamespace(lab_objects=lambda labels: ["lab-mine-x"]))
@@ -457,7 +457,7 @@ class SharedEngine:
 
 
 def test_a_failed_first_up_removes_only_its_own_objects_and_files(state_root, monkeypatch):
-    from lab import lifecycle
+    from lab.run import lifecycle
 
     monkeypatch.setattr(lifecycle, "GONE_FOR_S", 0.0)
     engine = SharedEngine({"lab-mine-a": {"lab.name": "mine", "lab.up-run": "theirs"},
@@ -475,7 +475,7 @@ def test_a_failed_first_up_removes_only_its_own_objects_and_files(state_root, mo
 
 
 def test_every_capability_a_kind_gets_has_its_reason_and_every_node_its_limits():
-    from lab.kinds import CAPABILITY_REASONS, KINDS
+    from lab.model.kinds import CAPABILITY_REASONS, KINDS
 
     plan = load_plan("dual-redundancy")
     for spec in plan_deploy(plan, {t.name: "k" * 32 for t in plan.tunnels}, config_key=b"1" * 32).nodes:

@@ -4,12 +4,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.azure import azure_rules
-from lab.errors import TopologyError
-from lab.ipsec import device_proposals, esp_proposal, gateway_proposals, ike_proposal
-from lab.model import IpsecPolicy
-from lab.render import render_strongswan
-from lab.topology import load_plan, load_profile, resolve
+from lab.model.azure import azure_rules
+from lab.model.errors import TopologyError
+from lab.model.ipsec import device_proposals, esp_proposal, gateway_proposals, ike_proposal
+from lab.model.schema import IpsecPolicy
+from lab.render.configs import render_strongswan
+from lab.plan.topology import load_plan, load_profile, resolve
 
 CUSTOM = dict(ike_encryption="GCMAES256", ike_integrity="SHA384", dh_group="DHGroup24",
               ipsec_encryption="AES256", ipsec_integrity="SHA256", pfs_group="PFS2048")
@@ -109,7 +109,7 @@ def test_a_custom_policy_and_its_lifetimes_reach_both_ends_configs():
 
 
 def test_every_policy_problem_is_named_at_once():
-    from lab.topology import check_scenario
+    from lab.plan.topology import check_scenario
     bad = dict(CUSTOM, ike_integrity="SHA512", pfs_group="PFS14", sa_data_kb=10)
     problems = check_scenario(_with_policy(bad, sku="Basic"))
     assert [p.split(":")[0] for p in problems] == [
@@ -119,7 +119,7 @@ def test_every_policy_problem_is_named_at_once():
 
 
 def test_ike_without_a_key_exchange_is_refused_as_a_lab_limit():
-    from lab.topology import check_scenario
+    from lab.plan.topology import check_scenario
     problems = check_scenario(_with_policy(dict(CUSTOM, dh_group="None")))
     assert len(problems) == 1 and "IKEv2 SA always needs a key exchange" in problems[0]
 
@@ -179,9 +179,9 @@ def test_negotiated_algorithms_are_read_from_vici_answers():
 def test_status_says_where_the_running_profile_departs_from_azure():
     from rich.console import Console
 
-    from lab.deploy import plan_deploy
-    from lab.report import render_status
-    from lab.status import _departures
+    from lab.run.deploy import plan_deploy
+    from lab.ui.status_view import render_status
+    from lab.run.status import _departures
 
     fast = plan_deploy(load_plan("active-standby", "fast", lab="t"), {"onprem-0": "k"}).nodes[0].labels
     lines = _departures(fast["lab.departures"])
@@ -189,7 +189,7 @@ def test_status_says_where_the_running_profile_departs_from_azure():
     azure = plan_deploy(load_plan("active-standby", "azure", lab="t"), {"onprem-0": "k"}).nodes[0].labels
     assert _departures(azure["lab.departures"]) == []
     assert _departures(None) == [] and _departures("not json") == []
-    from lab.status import LabStatus
+    from lab.run.status import LabStatus
     console = Console(width=200, record=True)
     console.print(render_status(LabStatus(lab="t", scenario="s", profile="fast", data_plane="d",
                                           host_kernel_esp="no", departures=lines)))
@@ -199,8 +199,8 @@ def test_status_says_where_the_running_profile_departs_from_azure():
 def test_a_tunnel_being_rekeyed_stays_up_in_status():
     from types import SimpleNamespace
 
-    from lab.ports import ChildSaState, IkeSaState
-    from lab.status import _tunnel_rows
+    from lab.run.ports import ChildSaState, IkeSaState
+    from lab.run.status import _tunnel_rows
 
     old = ChildSaState("onprem-0", "REKEYED", 5, 5, 500, 500, [], [], "AES_GCM_16-256")
     new = ChildSaState("onprem-0", "INSTALLED", 1, 1, 100, 100, [], [], "AES_GCM_16-256/MODP_2048")
@@ -215,7 +215,7 @@ def _policy_based(base: str = "active-standby"):
 
 
 def test_policy_based_selectors_add_the_prefix_pairs_to_both_ends():
-    from lab.render import render_network
+    from lab.render.configs import render_network
     plan = resolve(_policy_based(), load_profile("azure"), lab="t")
     (tunnel,) = plan.tunnels
     assert [str(p) for p in tunnel.gateway_prefixes + tunnel.device_prefixes] == ["10.1.0.0/16", "192.168.10.0/24"]
@@ -233,7 +233,7 @@ def test_policy_based_selectors_add_the_prefix_pairs_to_both_ends():
 
 
 def test_policy_based_selectors_on_a_device_with_two_tunnels_are_refused():
-    from lab.topology import check_scenario
+    from lab.plan.topology import check_scenario
     problems = check_scenario(_policy_based("active-active"))
     assert problems == ["tunnels[0].policy_based_selectors: onprem-0 has more than one tunnel; the lab's userspace "
                         "ESP picks an SA by traffic selector alone, so two tunnels can't carry the same prefixes "

@@ -10,10 +10,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from lab.cli import app
-from lab.errors import TopologyError
-from lab.limits import Limits, lab_limits
-from lab.topology import load_profile, load_scenario
+from lab.ui.cli import app
+from lab.model.errors import TopologyError
+from lab.model.limits import Limits, lab_limits
+from lab.plan.topology import load_profile, load_scenario
 
 LIMITS = lab_limits()
 DEPTH = LIMITS.yaml_depth.value

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.published import FIGURES, reanalyse
+from lab.failover.published import FIGURES, reanalyse
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 # A published row: | case | profile (target) | N | → median (min–max) | ← median (min–max) | restore | verdict | link |

@@ -4,14 +4,14 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from lab.events import Event
-from lab.experiment import withdrawal_of
-from lab.faults import resolve_target
-from lab.redundancy import STRATEGIES, strategy_for
-from lab.redundancy.base import GatewayView
-from lab.status import BgpRow, GatewayRow, LabStatus, NodeRow, TunnelRow, VrrpRow
-from lab.timeline import withdrawal_breakdown
-from lab.topology import check_scenario, load_plan, load_scenario
+from lab.model.daemon_events import Event
+from lab.failover.runner import withdrawal_of
+from lab.failover.faults import resolve_target
+from lab.plan.redundancy import STRATEGIES, strategy_for
+from lab.plan.redundancy.base import GatewayView
+from lab.run.status import BgpRow, GatewayRow, LabStatus, NodeRow, TunnelRow, VrrpRow
+from lab.failover.metrics import withdrawal_breakdown
+from lab.plan.topology import check_scenario, load_plan, load_scenario
 
 
 class Leaving:
@@ -27,7 +27,7 @@ class Leaving:
 def test_every_gateway_mode_the_model_accepts_has_a_strategy():
     from typing import get_args
 
-    from lab.model import GatewayMode
+    from lab.model.schema import GatewayMode
     assert sorted(get_args(GatewayMode)) == sorted(STRATEGIES)
 
 
@@ -99,7 +99,7 @@ def test_a_gateway_that_does_not_fit_its_mode_is_refused_naming_the_field(change
     _, s = load_scenario("dual-redundancy")
     raw = s.model_dump(mode="json")
     change(raw["gateways"]["azure-gw"])
-    from lab.model import Scenario
+    from lab.model.schema import Scenario
     problems = check_scenario(Scenario.model_validate(raw))
     assert any(re.search(message, p) for p in problems), problems
 
@@ -108,7 +108,7 @@ def test_a_first_hop_router_must_be_a_device_on_that_lan():
     _, s = load_scenario("dual-redundancy")
     raw = s.model_dump(mode="json")
     raw["first_hop"]["onprem-lan"]["routers"] = ["onprem-0", "azure-gw-0"]
-    from lab.model import Scenario
+    from lab.model.schema import Scenario
     problems = check_scenario(Scenario.model_validate(raw))
     assert "first_hop.onprem-lan.routers[1]: 'azure-gw-0' is not an onprem-vpn-device node" in problems
 
@@ -181,19 +181,19 @@ class FakeLab:
     every planned tunnel up, every session Established, the devices' ESP counters growing."""
 
     def __init__(self, plan, holders):
-        from lab.deploy import plan_deploy
+        from lab.run.deploy import plan_deploy
         self.plan = plan
         self.specs = {s.hostname: s for s in plan_deploy(plan, {t.name: "k" for t in plan.tunnels}).nodes}
         self.holders = holders     # shared address -> the node holding it
         self.reads = 0
 
     def containers(self, labels):
-        from lab.ports import ContainerInfo
+        from lab.run.ports import ContainerInfo
         return [ContainerInfo(s.name, n, s.labels["lab.kind"], "running", "healthy", 1, "h", s.labels)
                 for n, s in self.specs.items()]
 
     def ike_for(self, c):
-        from lab.ports import ChildSaState, IkeSaState
+        from lab.run.ports import ChildSaState, IkeSaState
         lab, node = self, c.node
 
         class Ike:
@@ -206,7 +206,7 @@ class FakeLab:
         return Ike()
 
     def routes_for(self, c):
-        from lab.ports import BgpPeerState
+        from lab.run.ports import BgpPeerState
         sessions = self.plan.sessions_of(c.node)
 
         class Routes:
@@ -235,7 +235,7 @@ class FakeLab:
 
 
 def test_status_reads_modes_vrrp_holders_expected_tunnels_and_esp_rates_from_the_labels():
-    from lab.status import collect_status
+    from lab.run.status import collect_status
 
     plan = load_plan("dual-redundancy", lab="t")
     fake = FakeLab(plan, {"192.168.10.1": "onprem-0"})
@@ -258,7 +258,7 @@ def test_status_reads_modes_vrrp_holders_expected_tunnels_and_esp_rates_from_the
 
 
 def test_an_active_standby_gateway_is_active_where_its_shared_address_is():
-    from lab.status import collect_status
+    from lab.run.status import collect_status
 
     plan = load_plan("active-standby", lab="t")
     fake = FakeLab(plan, {"198.51.100.100": "azure-gw-1", "10.1.255.30": "azure-gw-1"})
@@ -269,7 +269,7 @@ def test_an_active_standby_gateway_is_active_where_its_shared_address_is():
 
 
 def test_addresses_go_back_only_to_a_router_whose_sessions_are_up(monkeypatch):
-    from lab import experiment
+    from lab.failover import runner as experiment
 
     rows: list[BgpRow] = []
     monkeypatch.setattr(experiment, "read_status", lambda lab, adapters: active_active_status(bgp=rows))

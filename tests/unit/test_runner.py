@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from lab.events import ClockOffset, Event
-from lab.experiment import FailoverRunner, FailoverSettings, NotMeasured
-from lab.timeline import NS, DirectionProbes
-from lab.topology import load_plan
+from lab.model.daemon_events import ClockOffset, Event
+from lab.failover.runner import FailoverRunner, FailoverSettings, NotMeasured
+from lab.failover.metrics import NS, DirectionProbes
+from lab.plan.topology import load_plan
 
 INTERVAL_NS = 20_000_000
 LATENCY_NS = 3_000_000

@@ -5,9 +5,9 @@ from itertools import islice
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lab.errors import HostConflictError
-from lab.model import Scenario
-from lab.segments import _prefixlen_for, plan_segments
+from lab.model.errors import HostConflictError
+from lab.model.schema import Scenario
+from lab.plan.segments import _prefixlen_for, plan_segments
 
 BASE = int(IPv4Network("172.28.0.0/16").network_address)
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lab.statistics import P95_MIN_N, Summary, shown, summarize
+from lab.failover.statistics import P95_MIN_N, Summary, shown, summarize
 
 values = st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=60)
 # Where the sum of the middle two still fits in a float (past it, statistics.median says inf).

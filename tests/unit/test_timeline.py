@@ -10,9 +10,9 @@ from recorded import DATA, recorded_events, recorded_probes
 from recorded import HANDOVER as RECORDED_HANDOVER
 from streams import FAULT, HANDOVER, INTERVAL, LATENCY, METHOD, MS, at, between, stream
 
-from lab.events import Event
-from lab.experiment import handover_of
-from lab.timeline import (
+from lab.model.daemon_events import Event
+from lab.failover.runner import handover_of
+from lab.failover.metrics import (
     NS,
     Check,
     DirectionProbes,
@@ -25,7 +25,7 @@ from lab.timeline import (
     observed_order,
     steady_since,
 )
-from lab.topology import load_plan
+from lab.plan.topology import load_plan
 
 RFC_METHOD = dataclasses.replace(METHOD, sustained_ns=5 * NS)
 

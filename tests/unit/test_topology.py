@@ -5,12 +5,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lab.errors import HostConflictError
-from lab.hostcheck import kernel_esp_support
-from lab.segments import bridge_prefix, plan_segments, split_host_subnets
-from lab.render import host_routes, retransmit_schedule
-from lab.status import BgpRow, GatewayRow, LabStatus, NodeRow, TunnelRow
-from lab.topology import builtin_profiles, builtin_scenarios, load_plan
+from lab.model.errors import HostConflictError
+from lab.run.hostcheck import kernel_esp_support
+from lab.plan.segments import bridge_prefix, plan_segments, split_host_subnets
+from lab.render.configs import host_routes, retransmit_schedule
+from lab.run.status import BgpRow, GatewayRow, LabStatus, NodeRow, TunnelRow
+from lab.plan.topology import builtin_profiles, builtin_scenarios, load_plan
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +191,7 @@ def test_each_bgp_session_is_planned_from_both_ends(plan):
 
 
 def test_status_and_observation_find_daemons_through_the_kinds():
-    from lab.kinds import KINDS, Role, has_role, runs_bgp, runs_ike
+    from lab.model.kinds import KINDS, Role, has_role, runs_bgp, runs_ike
 
     assert {k.name for k in KINDS.values() if k.runs_ike} == {n for n in KINDS if runs_ike(n)}
     assert runs_ike("onprem-vpn-device") and runs_bgp("vnet-router") and not runs_ike("vnet-router")
@@ -200,8 +200,8 @@ def test_status_and_observation_find_daemons_through_the_kinds():
 
 
 def test_a_gateway_takes_no_more_tunnels_than_its_sku_allows():
-    from lab.model import Scenario
-    from lab.topology import check_scenario, load_scenario
+    from lab.model.schema import Scenario
+    from lab.plan.topology import check_scenario, load_scenario
 
     _, s = load_scenario("active-active")
     raw = s.model_dump(mode="json")
@@ -215,7 +215,7 @@ def test_a_gateway_takes_no_more_tunnels_than_its_sku_allows():
 
 
 def test_azure_reserved_asns_are_data_with_their_source():
-    from lab.azure import azure_rules
+    from lab.model.azure import azure_rules
 
     reserved = azure_rules().reserved_asns
     assert all(reserved.reserved(a) for a in (8074, 12076, 65515, 65518, 23456, 64500, 65535, 65551))
@@ -226,9 +226,9 @@ def test_azure_reserved_asns_are_data_with_their_source():
 def test_generated_keys_are_ones_azure_takes_and_a_hand_set_key_azure_refuses_is_named(tmp_path):
     import json
 
-    from lab.azure import azure_rules
-    from lab.deploy import load_or_create_psks
-    from lab.errors import LabError
+    from lab.model.azure import azure_rules
+    from lab.run.deploy import load_or_create_psks
+    from lab.model.errors import LabError
 
     keys = load_or_create_psks(tmp_path, ["onprem-0", "onprem-1"])
     assert all(len(k) == 32 and k.isalnum() and azure_rules().psk.problem(k) is None for k in keys.values())
@@ -252,8 +252,8 @@ def all_pairs_overlaps(s) -> list[str]:
 def test_the_overlap_sweep_says_what_every_pair_said(networks, pool):
     def subnet(third_octet, prefixlen):
         return str(IPv4Network(f"10.0.{third_octet}.0/{prefixlen}", strict=False))
-    from lab.model import Scenario
-    from lab.topology import _check_overlaps
+    from lab.model.schema import Scenario
+    from lab.plan.topology import _check_overlaps
     s = Scenario.model_validate({"name": "prop", "description": "-", "tunnel_pool": subnet(*pool),
                                  "networks": {f"n{i}": {"subnet": subnet(*n)} for i, n in enumerate(networks)},
                                  "nodes": {"host": {"kind": "workload-host", "links": {"n0": "10.0.0.1"}}}})

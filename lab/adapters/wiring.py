@@ -1,0 +1,32 @@
+"""The one place where real adapters are built and handed to the core."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from lab.adapters.docker_host import DockerHost
+from lab.adapters.docker_runtime import DockerRuntime
+from lab.adapters.frr_route import FrrRoute
+from lab.adapters.node_agent import AgentIke, AgentLink, NodeAgent
+from lab.run.deploy import IMAGE, check_image
+from lab.run.ports import ContainerInfo, HostNet, IkeControl, LinkControl, RouteControl
+
+
+@dataclass
+class Adapters:
+    runtime: DockerRuntime
+    ike_for: Callable[[ContainerInfo], IkeControl]
+    routes_for: Callable[[ContainerInfo], RouteControl]
+    links_for: Callable[[ContainerInfo], LinkControl]
+    host: HostNet
+
+
+def real_adapters() -> Adapters:
+    runtime = DockerRuntime()
+    return Adapters(
+        runtime=runtime,
+        ike_for=lambda c: AgentIke(NodeAgent(c.node, c.name, runtime)),
+        routes_for=lambda c: FrrRoute(c.node, c.name, runtime),
+        links_for=lambda c: AgentLink(NodeAgent(c.node, c.name, runtime)),
+        host=DockerHost(runtime, check_image(IMAGE)),
+    )

@@ -1,0 +1,1 @@
+"""Failover: faults and their restores, the timed run, RFC 6412 metrics, statistics, committed figures."""

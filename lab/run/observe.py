@@ -1,0 +1,187 @@
+"""Watching a lab during a failover run: probes and events, on one clock.
+
+Live sources (the probes' exec streams, VICI event subscriptions) are read
+by one thread each. Sources that keep their own stamped record (the engine's
+events, container logs, FRR's log) are read once the run is over, for its
+window, so a killed node's history is still there.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from lab.run.clock import LabClock, estimate
+from lab.model.daemon_events import (
+    Event,
+    container_log_events,
+    docker_event,
+    frr_log_events,
+    vici_event,
+)
+from lab.model.errors import LabError
+from lab.model.schema import LabPlan
+from lab.run.ports import EventWatch, ExecStream
+from lab.model.kinds import runs_bgp, runs_ike
+from lab.run.status import running_node
+from lab.failover.metrics import DirectionProbes
+from lab.adapters.wiring import Adapters
+
+VICI_EVENTS = ["ike-updown", "child-updown", "ike-rekey"]
+FRR_LOG = "/var/log/frr/frr.log"
+JOIN_WITHIN_S = 5.0
+WATCH_READY_WITHIN_S = 10.0
+# Round trips to time; the shortest is kept (a busy machine delays some).
+CLOCK_SAMPLES = 16
+
+
+def measure_clock(adapters: Adapters, container: str) -> LabClock:
+    """The lab's clock, from timed round trips to one node's agent."""
+    return estimate(adapters.runtime.clock_samples(container, CLOCK_SAMPLES))
+
+
+def host_address(plan: LabPlan, host: str) -> str:
+    return str(next(iter(plan.nodes[host].links.values())))
+
+
+@dataclass
+class HostProbe:
+    """What one workload host's probe sent and received, filled as lines arrive."""
+    host: str
+    sent: list[tuple[int, int]] = field(default_factory=list)
+    received: list[tuple[int, int, int]] = field(default_factory=list)
+    errors: int = 0
+    finished: bool = False
+    first_slot_ns: int | None = None     # the probe's schedule (its B line)
+    through_ns: int | None = None        # its last heartbeat: its log is complete to here
+
+    def take(self, line: str) -> None:
+        parts = line.split(",")
+        try:
+            if parts[0] == "H" and len(parts) == 2:
+                self.through_ns = int(parts[1])
+            elif parts[0] == "B" and len(parts) == 3:
+                self.first_slot_ns = int(parts[1])
+            elif parts[0] == "S" and len(parts) == 4:
+                self.sent.append((int(parts[1]), int(parts[2])))
+                self.errors += bool(parts[3])
+            elif parts[0] == "R" and len(parts) == 4:
+                self.received.append((int(parts[1]), int(parts[2]), int(parts[3])))
+            elif parts[0] == "E":
+                self.finished = True
+        except ValueError:
+            pass  # a torn line at the very end of the stream
+
+
+class Observation:
+    """Probes both ways between each probe pair, and VICI events of every VPN node."""
+
+    def __init__(self, plan: LabPlan, adapters: Adapters, clock: LabClock, interval_s: float, port: int,
+                 bound_s: float):
+        if not plan.scenario.probes:
+            raise LabError(f"scenario {plan.scenario.name} names no probe hosts (probes:)")
+        self.plan = plan
+        self.adapters = adapters
+        self.interval_s = interval_s
+        self.port = port
+        self.bound_s = bound_s
+        self.hosts: dict[str, HostProbe] = {}
+        self.live_events: list[Event] = []
+        self._streams: list[ExecStream] = []
+        self._watches: list[EventWatch] = []
+        self._threads: list[threading.Thread] = []
+        self.clock = clock
+        self.started_ns = 0
+
+    def directions(self) -> list[DirectionProbes]:
+        found = []
+        for a, b in self.plan.scenario.probes:
+            for src, dst in ((a, b), (b, a)):
+                sender, receiver = self.hosts[src], self.hosts[dst]
+                # Heartbeats read before the lines they vouch for (a pump thread appends meanwhile).
+                # Until a stream's first heartbeat, nothing of it is known to be complete.
+                sender_through, receiver_through = self._through(sender), self._through(receiver)
+                found.append(DirectionProbes(f"{src} → {dst}", list(sender.sent), list(receiver.received),
+                                             first_slot_ns=sender.first_slot_ns, sender_through_ns=sender_through,
+                                             receiver_through_ns=receiver_through))
+        return found
+
+    def _through(self, probe: HostProbe) -> int | None:
+        if probe.through_ns is not None:
+            return probe.through_ns
+        # A probe of an image older than heartbeats (no schedule line either) vouches for nothing: taken
+        # as complete, as before them. One that has them vouches for nothing before its first.
+        return self.started_ns if probe.first_slot_ns is not None else None
+
+    def _thread(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _pump_probe(self, stream: ExecStream, probe: HostProbe) -> None:
+        for line in stream.lines():
+            probe.take(line)
+
+    def _pump_vici(self, watch: EventWatch, node: str) -> None:
+        for stamped_ns, label, message in watch:  # stamped in the node, on the lab's clock
+            self.live_events.extend(vici_event(label, message, node, stamped_ns))
+
+    def start(self) -> None:
+        self.started_ns = self.clock.now_ns()
+        runtime = self.adapters.runtime
+        peers: dict[str, str] = {}
+        for a, b in self.plan.scenario.probes:
+            peers.setdefault(a, b)
+            peers.setdefault(b, a)
+        try:
+            for node in self.plan.nodes.values():
+                if runs_ike(node.kind):
+                    info = running_node(runtime, self.plan.lab, node.name)
+                    watch = self.adapters.ike_for(info).watch(VICI_EVENTS, self.bound_s)
+                    self._watches.append(watch)
+                    self._thread(self._pump_vici, watch, node.name)
+            for host, peer in peers.items():
+                probe = self.hosts[host] = HostProbe(host)
+                argv = ["lab-probe", "--peer", host_address(self.plan, peer), "--port", str(self.port),
+                        "--interval", str(self.interval_s), "--duration", str(self.bound_s),
+                        "--flows", str(self.plan.scenario.probe_flows),
+                        # A slot served later than the Forwarding Delay Threshold is missed, not sent.
+                        "--catch-up", str(self.plan.profile.convergence.threshold_intervals * self.interval_s)]
+                stream = runtime.stream_exec(self.plan.nodes[host].container, argv)
+                self._streams.append(stream)
+                self._thread(self._pump_probe, stream, probe)
+            for watch in self._watches:
+                watch.wait_ready(WATCH_READY_WITHIN_S)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Ends probes and watchers; a second call finds nothing left to stop."""
+        streams, watches, threads = self._streams, self._watches, self._threads
+        self._streams, self._watches, self._threads = [], [], []
+        for stream in streams:
+            stream.stop()
+        for watch in watches:
+            watch.close()
+        deadline = time.monotonic() + JOIN_WITHIN_S
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def recorded_events(self, until_ns: int) -> list[Event]:
+        """The engine's container events, VRRP notifications and FRR's log for this run's window."""
+        runtime = self.adapters.runtime
+        since_wall = self.clock.wall.to_realtime(self.started_ns)
+        until_wall = self.clock.wall.to_realtime(until_ns)
+        found: list[Event] = []
+        for raw in runtime.events({"lab.name": self.plan.lab}, since_wall, until_wall):
+            event = docker_event(raw, self.clock.wall)
+            if event is not None:
+                found.append(event)
+        for node in self.plan.nodes.values():
+            if self.plan.groups_of(node.name):
+                text = runtime.logs(node.container, since_ns=since_wall, until_ns=until_wall, timestamps=True)
+                found.extend(container_log_events(text, node.name, self.clock.wall))
+            if runs_bgp(node.kind):
+                found.extend(frr_log_events(runtime.read_file(node.container, FRR_LOG), node.name, self.clock.wall))
+        return [e for e in found if self.started_ns <= e.t_ns <= until_ns]

@@ -1,0 +1,1 @@
+"""Interfaces for people and tools: the `lab` CLI, status and failover views."""
