@@ -1,18 +1,15 @@
 """Node kinds: what each role runs and which configs it gets.
 
-Kinds are data plus renderer functions, all registered here in one place.
-A new scenario reuses these; a new role (an ExpressRoute edge, say) is a new
-entry, not a new code path in deploy or status.
+Kinds are data, all registered here in one place; a kind names its config
+renderers by key (lab/render/configs.py holds the table), so the model
+never imports the renderers. A new scenario reuses these; a new role (an
+ExpressRoute edge, say) is a new entry, not a new code path in deploy or
+status.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable
-
-from lab.render.configs import render_frr, render_keepalived, render_network, render_strongswan
-
-Renderer = Callable[..., dict[str, str]]
 
 
 class Role(Enum):
@@ -23,6 +20,10 @@ class Role(Enum):
     WORKLOAD_HOST = "workload host"
 
 
+# The image's check: every daemon the node has a config for (images/node/healthcheck.sh).
+READY_CHECK = ("lab-healthcheck",)
+
+
 @dataclass(frozen=True)
 class Kind:
     name: str
@@ -30,7 +31,8 @@ class Kind:
     role: Role
     # The daemons it may run; the entrypoint starts those the node has configs for.
     daemons: tuple[str, ...]
-    renderers: tuple[Renderer, ...]
+    # Keys of lab.render.configs.RENDERERS, in the order the node's files are rendered.
+    renderers: tuple[str, ...]
     needs_tun: bool = False
     required_fields: tuple[str, ...] = ()
     # Exactly what the kind's daemons need, from none (Docker's defaults are dropped); never
@@ -41,6 +43,9 @@ class Kind:
     # Limits, from measured use (README: memory per kind at idle and at its peak in a failover).
     memory_mib: int = 64
     pids: int = 64
+    # Readiness: a command in the node that exits 0 once its daemons run and answer, and else prints
+    # what is missing. `lab` runs it only while it waits for the node, never on a timer.
+    ready_check: tuple[str, ...] = READY_CHECK
 
     @property
     def runs_ike(self) -> bool:
@@ -84,7 +89,7 @@ KINDS: dict[str, Kind] = {
             summary="one VM instance of an Azure VPN gateway (IKEv2, BGP; VRRP when its mode shares the IPs)",
             role=Role.GATEWAY_INSTANCE,
             daemons=("charon", "bgpd", "keepalived"),
-            renderers=(render_network, render_strongswan, render_frr, render_keepalived),
+            renderers=("network", "strongswan", "frr", "keepalived"),
             needs_tun=True,
             capabilities=FRR_CAPABILITIES,
             groups=FRR_GROUPS,
@@ -96,7 +101,7 @@ KINDS: dict[str, Kind] = {
             summary="an on-premises VPN device (IKEv2 initiator, eBGP; VRRP on its LAN when it shares a first hop)",
             role=Role.VPN_DEVICE,
             daemons=("charon", "bgpd", "keepalived"),
-            renderers=(render_network, render_strongswan, render_frr, render_keepalived),
+            renderers=("network", "strongswan", "frr", "keepalived"),
             needs_tun=True,
             required_fields=("asn", "bgp_peer_ip", "address_space"),
             capabilities=FRR_CAPABILITIES,
@@ -109,7 +114,7 @@ KINDS: dict[str, Kind] = {
             summary="the VNet's routing (Azure SDN), fed by the gateway instances over iBGP",
             role=Role.VNET_ROUTER,
             daemons=("bgpd",),
-            renderers=(render_network, render_frr),
+            renderers=("network", "frr"),
             required_fields=("asn", "address_space"),
             capabilities=FRR_CAPABILITIES,
             memory_mib=128,
@@ -120,7 +125,7 @@ KINDS: dict[str, Kind] = {
             summary="a workload VM or host that sends and receives probe traffic",
             role=Role.WORKLOAD_HOST,
             daemons=(),
-            renderers=(render_network,),
+            renderers=("network",),
             required_fields=("router",),
         ),
     )
@@ -140,6 +145,11 @@ def runs_ike(kind_name: str) -> bool:
 def runs_bgp(kind_name: str) -> bool:
     kind = KINDS.get(kind_name)
     return kind is not None and kind.runs_bgp
+
+
+def ready_check(kind_name: str) -> tuple[str, ...]:
+    kind = KINDS.get(kind_name)
+    return kind.ready_check if kind is not None else READY_CHECK
 
 
 def kind_name_of(role: Role) -> str:

@@ -282,8 +282,20 @@ def render_keepalived(plan: LabPlan, node: str) -> dict[str, str]:
     return files
 
 
-def render_node(plan: LabPlan, node: str, renderers) -> dict[str, str]:
+Renderer = Callable[[LabPlan, str], dict[str, str]]
+
+# The renderers a kind names (Kind.renderers, lab/model/kinds.py), by key.
+RENDERERS: dict[str, Renderer] = {
+    "network": render_network,
+    "strongswan": render_strongswan,
+    "frr": render_frr,
+    "keepalived": render_keepalived,
+}
+
+
+def render_node(plan: LabPlan, node: str, renderers: tuple[str, ...]) -> dict[str, str]:
+    """The node's config files: what each renderer its kind names (by key) gives, in order."""
     files: dict[str, str] = {}
-    for renderer in renderers:
-        files.update(renderer(plan, node))
+    for key in renderers:
+        files.update(RENDERERS[key](plan, node))
     return files

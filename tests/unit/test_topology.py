@@ -199,6 +199,14 @@ def test_status_and_observation_find_daemons_through_the_kinds():
     assert sorted(role.name for role in Role) == sorted(k.role.name for k in KINDS.values())
 
 
+def test_every_kind_names_renderers_the_render_table_holds():
+    from lab.model.kinds import KINDS
+    from lab.render.configs import RENDERERS
+
+    named = {key for kind in KINDS.values() for key in kind.renderers}
+    assert named == set(RENDERERS)   # none unknown (a KeyError at `up`), none unused
+
+
 def test_a_gateway_takes_no_more_tunnels_than_its_sku_allows():
     from lab.model.schema import Scenario
     from lab.plan.topology import check_scenario, load_scenario
