@@ -11,6 +11,7 @@ import tempfile
 import time
 
 from lab.run import lifecycle
+from lab.model.events import EventStream, Stage, StageChanged
 from lab.failover.runner import machine_summary
 from lab.failover.statistics import summarize
 from lab.plan.topology import load_plan
@@ -32,15 +33,15 @@ def main() -> int:
         marks = {}
         start = time.monotonic()
 
-        def progress(message: str) -> None:
-            marks.setdefault(message, time.monotonic() - start)
-
+        events = EventStream()
+        events.subscribe(lambda e: marks.setdefault(e.stage, time.monotonic() - start)
+                         if isinstance(e, StageChanged) else None)
         try:
-            lifecycle.up(plan, adapters, progress)
+            lifecycle.up(plan, adapters, events)
             total = time.monotonic() - start
         finally:
             lifecycle.down(plan.lab, adapters)
-        healthy = marks.get("waiting for IKE and BGP to converge", float("nan"))
+        healthy = marks.get(Stage.WAITING_CONVERGED, float("nan"))
         totals.append(total)
         print(f"run {run}: converged in {total:.1f} s (healthy after {healthy:.1f} s, then {total - healthy:.1f} s to IKE+BGP)")
     up = summarize(totals)

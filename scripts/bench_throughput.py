@@ -221,7 +221,7 @@ def main() -> int:
     for name in names:
         plan = load_plan(scenario_with(POLICIES[name], folder), "azure", lab="bench-tput")
         try:
-            status = lifecycle.up(plan, adapters, lambda message: None)
+            status = lifecycle.up(plan, adapters)
             gateway = status.active_instances[0]
             esp = next((t.esp_algorithms for t in status.tunnels if t.node == "onprem-0"), "?")
             lan = str(plan.scenario.nodes["onprem-0"].links["onprem-lan"])

@@ -80,7 +80,7 @@ def soak_cycles(adapters: Adapters, cycles: int) -> dict:
         lab = f"soak-{uuid.uuid4().hex[:6]}"
         plan = load_plan("active-standby", lab=lab)
         started = time.monotonic()
-        lifecycle.up(plan, adapters, progress=lambda m: None)
+        lifecycle.up(plan, adapters)
         up_s.append(time.monotonic() - started)
         lifecycle.down(lab, adapters)
         left = leftovers(adapters, lab, baseline)
@@ -96,7 +96,7 @@ def soak_cycles(adapters: Adapters, cycles: int) -> dict:
 
 def soak_failovers(adapters: Adapters, runs: int, profile: str) -> dict:
     plan = load_plan("active-standby", profile, lab=f"soak-{uuid.uuid4().hex[:6]}")
-    lifecycle.up(plan, adapters, progress=lambda m: None)
+    lifecycle.up(plan, adapters)
     table = guard_table(plan.lab)
     active = lifecycle.read_status(plan.lab, adapters).active_instances[0]
     per_fault = {}
@@ -104,11 +104,11 @@ def soak_failovers(adapters: Adapters, runs: int, profile: str) -> dict:
         for fault in FAULTS:
             def recreate() -> None:
                 lifecycle.down(plan.lab, adapters)
-                lifecycle.up(plan, adapters, progress=lambda m: None)
+                lifecycle.up(plan, adapters)
 
             started = time.monotonic()
             settings = FailoverSettings(fault=fault, target=active, runs=runs)
-            report = FailoverRunner(plan, adapters, settings, lambda live: None, recreate).run_all()
+            report = FailoverRunner(plan, adapters, settings, recreate).run_all()
             counters = adapters.host.counters(table)
             figures = {}
             valid = [run for run in report.runs if run.invalid is None]

@@ -18,6 +18,7 @@ from typing import Callable, Protocol
 from lab.model.azure import azure_rules
 from lab.model.errors import LabError
 from lab.model.daemon_events import FAULT, RESTORE, Event
+from lab.model.events import ControlEvent, EventStream, FailoverDone, PhaseObserved, ProbeTick, RunDone, Stage
 from lab.failover.faults import FaultTarget, TargetSpec, check_target, get_fault
 from lab.run.lifecycle import detach_stale_ports, ensure_guard, poll_until, read_status, wait_for, wait_healthy
 from lab.run.locks import hold_lab
@@ -178,20 +179,6 @@ class FailoverReport:
         if any(r.verdict == "FAIL" for r in self.runs):
             return "FAIL"
         return "PASS" if self.passed else "INVALID"
-
-
-@dataclass
-class Live:
-    """What a live view shows while a run goes on."""
-    run: int
-    runs: int
-    stage: str
-    since_fault_s: float | None = None
-    directions: list[tuple[str, int, int, float | None]] = field(default_factory=list)  # name, received, lost, steady for
-    events: list[Event] = field(default_factory=list)
-
-
-LiveView = Callable[[Live], None]
 
 
 def machine_summary(engine: str) -> str:
@@ -372,8 +359,8 @@ class LabSteps:
     """The steps of a run on a real lab, through the adapters."""
 
     def __init__(self, plan: LabPlan, adapters: Adapters, fault_name: str, spec: TargetSpec,
-                 recreate: Callable[[], None], say: Callable[[str], None]):
-        self.plan, self.adapters, self.spec, self.say = plan, adapters, spec, say
+                 recreate: Callable[[], None], events: EventStream):
+        self.plan, self.adapters, self.spec, self.events = plan, adapters, spec, events
         self.fault = get_fault(fault_name)
         self._recreate = recreate
         self.initial: dict[str, list[str]] = {}
@@ -382,7 +369,7 @@ class LabSteps:
     def prepare(self) -> None:
         repaired = ensure_guard(self.plan.lab, self.adapters)
         if repaired:
-            self.say(repaired)
+            self.events.note(self.plan.lab, repaired)
         status = read_status(self.plan.lab, self.adapters)
         if not status.converged:
             raise LabError(f"lab {self.plan.lab} is not converged ({'; '.join(status.unconverged_reasons()[:3])}): "
@@ -439,20 +426,21 @@ class FailoverRunner:
     run of every fault.
     """
 
-    def __init__(self, plan: LabPlan, adapters: Adapters | None, settings: FailoverSettings, live: LiveView,
-                 recreate: Callable[[], None], say: Callable[[str], None] = lambda line: None,
-                 steps: RunSteps | None = None):
-        """On the lab the adapters reach, or through `steps` (a fake lab, in unit tests)."""
+    def __init__(self, plan: LabPlan, adapters: Adapters | None, settings: FailoverSettings,
+                 recreate: Callable[[], None], events: EventStream | None = None, steps: RunSteps | None = None):
+        """On the lab the adapters reach, or through `steps` (a fake lab, in unit tests). Stages, probe
+        ticks, control events as they arrive, each run's phases and result go to `events`."""
         self.plan = plan
-        self.say = say
+        self.events = events or EventStream()
         self.settings = settings
-        self.live = live
+        self._shown: tuple[int, Stage] | None = None
+        self._published: set[Event] = set()    # the current run's control events already on the stream
         self.fault = get_fault(settings.fault)
         self.spec = check_target(plan, self.fault, settings.target)
         if steps is None:
             if adapters is None:
                 raise ValueError("a runner needs the adapters or its steps")
-            steps = LabSteps(plan, adapters, settings.fault, self.spec, recreate, say)
+            steps = LabSteps(plan, adapters, settings.fault, self.spec, recreate, self.events)
         self.steps = steps
         if settings.runs < 1:
             raise LabError(f"--runs must be at least 1, not {settings.runs}")
@@ -481,7 +469,9 @@ class FailoverRunner:
     def run_all(self) -> FailoverReport:
         """Every run, holding the lab: no `down` or second failover can cut in."""
         with hold_lab(self.plan.lab, "failover"):
-            return self._run_all()
+            report = self._run_all()
+        self.events.publish(FailoverDone(self.plan.lab, report=report))
+        return report
 
     def _run_all(self) -> FailoverReport:
         self.steps.prepare()
@@ -502,22 +492,37 @@ class FailoverRunner:
         while report.valid_count < self.settings.runs and attempt < self.attempts_allowed:
             attempt += 1
             try:
-                report.runs.append(self.run_once(attempt))
+                run = self.run_once(attempt)
             except NotMeasured as exc:
                 report.unmeasured.append(f"run {attempt}: {exc}")
+                self.events.note(self.plan.lab, f"run {attempt} could not be measured: {exc}")
+                continue
+            report.runs.append(run)
+            for phase in run.phases:
+                self.events.publish(PhaseObserved(self.plan.lab, run=attempt, phase=phase.name, at_s=phase.at_s))
+            self.events.publish(RunDone(self.plan.lab, run=attempt, result=run))
         return report
 
-    def _show(self, index: int, stage: str, observation: Observation | None = None,
-              event_ns: int | None = None, events: list[Event] | None = None) -> list[int | None]:
-        now = self.clock.now_ns()
-        live = Live(index, self.settings.runs, stage)
+    def _show(self, index: int, stage: Stage, observation: Observation | None = None,
+              event_ns: int | None = None, events: list[Event] | None = None, detail: str = "") -> list[int | None]:
+        """Publishes where the run is: the stage when it changes, control events not yet published,
+        and a probe tick per direction; returns since when each direction has flowed steadily."""
+        lab = self.plan.lab
+        if self._shown != (index, stage):
+            self._shown = (index, stage)
+            self.events.stage(lab, stage, detail, run=index, runs=self.settings.runs)
         steady: list[int | None] = []
-        if observation is not None:
-            live.directions, steady = _snapshot(observation, now, int(self.settings.interval_s * NS))
-            live.events = sorted((events or []) + observation.live_events, key=lambda e: e.t_ns)
-        if event_ns is not None:
-            live.since_fault_s = (now - event_ns) / NS
-        self.live(live)
+        if observation is None:
+            return steady
+        now = self.clock.now_ns()
+        for event in sorted(set(events or []).union(observation.live_events) - self._published, key=lambda e: e.t_ns):
+            self._published.add(event)
+            self.events.publish(ControlEvent(lab, event=event))
+        rows, steady = _snapshot(observation, now, int(self.settings.interval_s * NS))
+        since_event_s = None if event_ns is None else (now - event_ns) / NS
+        for name, delivered, lost, flowing_for_s in rows:
+            self.events.publish(ProbeTick(lab, run=index, direction=name, delivered=delivered, lost=lost,
+                                          flowing_for_s=flowing_for_s, since_event_s=since_event_s))
         return steady
 
     def run_once(self, index: int) -> RunResult:
@@ -538,7 +543,8 @@ class FailoverRunner:
             handovers.append(now)
             events.append(Event(now, "fault", instance, FAILBACK, f"graceful hand-over from {instance}"))
 
-        self._show(index, "starting probes")
+        self._published = set()
+        self._show(index, Stage.STARTING_PROBES)
         observation.start()
         try:
             self._baseline(index, observation)
@@ -548,30 +554,30 @@ class FailoverRunner:
                 # The node's own stamp of the first change, where it gives one: not the exec's start-up.
                 fault_ns = applied_ns or fault_ns
                 events.append(Event(fault_ns, "fault", s.target, FAULT, f"{self.fault.name}: {detail}"))
-                end_ns = self._measure(index, "measuring", observation, fault_ns, measure_s, events)
+                end_ns = self._measure(index, Stage.MEASURING_FAILOVER, observation, fault_ns, measure_s, events)
             except BaseException:
                 # Half a fault, or an interrupted run, is still a fault: undo it first.
                 observation.stop()
                 self.steps.restore()
                 self._return_to_initial(index)
                 raise
-            self._show(index, "collecting events")
+            self._show(index, Stage.COLLECTING_EVENTS)
             # Read now: a lab re-created by a failed failback no longer has these nodes' logs.
             recorded = observation.recorded_events(end_ns)
-            self._show(index, "restoring")
+            self._show(index, Stage.RESTORING)
             restore_ns = self.clock.now_ns()
             restored = self.steps.restore()
             events.append(Event(restore_ns, "fault", s.target, RESTORE, restored))
             # The restore's own outage (a thawed or restarted instance coming back) is waited out and
             # measured before the failback starts, so the two are told apart.
-            restore_end = self._measure(index, "measuring the restore", observation, restore_ns, returning_s,
+            restore_end = self._measure(index, Stage.MEASURING_RESTORE, observation, restore_ns, returning_s,
                                         events, since_ns=end_ns)
             returned_by = self._return_to_initial(index, handing_over, observation)
             failback_ns = handovers[0] if handovers and returned_by == FAILBACK else None
             if failback_ns is None:
                 stopped_ns = self._reported_until(observation, self.clock.now_ns())
             else:
-                stopped_ns = self._measure(index, "measuring the reversion", observation, failback_ns,
+                stopped_ns = self._measure(index, Stage.MEASURING_REVERSION, observation, failback_ns,
                                            returning_s, events, since_ns=failback_ns)
             recorded += [e for e in observation.recorded_events(stopped_ns) if e.t_ns > end_ns]
         finally:
@@ -618,7 +624,7 @@ class FailoverRunner:
             marks += [m for m in (d.sender_through_ns, d.receiver_through_ns) if m is not None]
         return min(marks)
 
-    def _measure(self, index: int, stage: str, observation: Observation, event_ns: int, within_s: float,
+    def _measure(self, index: int, stage: Stage, observation: Observation, event_ns: int, within_s: float,
                  events: list[Event], since_ns: int | None = None) -> int:
         """Waits until every direction has converged after the event, or the time is up; returns the window's end."""
         min_end = event_ns + int(self.settings.settle_s * NS)
@@ -644,7 +650,7 @@ class FailoverRunner:
         def clean_long_enough() -> bool:
             nonlocal problem
             now = self._reported_until(observation, self.clock.now_ns())
-            steady = self._show(index, "baseline", observation)
+            steady = self._show(index, Stage.BASELINE, observation)
             if not steady or not all(t is not None and now - t >= self.settings.baseline_s * NS for t in steady):
                 problem = "not flowing steadily both ways"
                 return False
@@ -659,14 +665,14 @@ class FailoverRunner:
     def _return_to_initial(self, index: int, handing_over: Callable[[str], None] | None = None,
                            observation: Observation | None = None) -> str:
         """Failback to the instances that were active at the start; re-creates the lab if that fails."""
-        self._show(index, "failing back")
+        self._show(index, Stage.FAILING_BACK, observation)
         try:
             self.steps.fail_back(handing_over or (lambda instance: None))
             return FAILBACK
         except LabError as exc:
             if observation is not None:
                 observation.stop()      # its probes die with the nodes
-            self._show(index, f"re-creating the lab ({exc})")
+            self._show(index, Stage.RECREATING, detail=str(exc))
             self.steps.recreate()
             return f"re-created ({exc})"
 

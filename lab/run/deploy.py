@@ -16,13 +16,13 @@ import secrets
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from lab import __version__
 
 from lab.model import names
 from lab.model.azure import azure_rules
 from lab.model.errors import DeployError, LabError
+from lab.model.events import EventStream, Stage
 from lab.model.kinds import KINDS
 from lab.model.schema import LabPlan, Profile, Scenario
 from lab.plan.redundancy import strategy_for
@@ -42,7 +42,6 @@ SYSCTLS = {
     "net.ipv4.fib_multipath_hash_policy": "1",
 }
 
-Progress = Callable[[str], None]
 
 # Docker's embedded DNS forwards a node's lookups to this list from the node's own namespace:
 # its loopback, where nothing answers. Without it, a host whose resolv.conf names a loopback
@@ -250,28 +249,28 @@ def load_or_create_config_key(state_dir: Path) -> bytes:
     return key
 
 
-def create_networks(deploy: DeployPlan, runtime: ContainerRuntime, progress: Progress) -> None:
+def create_networks(deploy: DeployPlan, runtime: ContainerRuntime, events: EventStream) -> None:
     for net in deploy.networks:
-        progress(f"network {net.name} ({net.subnet})")
+        events.stage(deploy.lab, Stage.CREATING_NETWORKS, f"{net.name} ({net.subnet})")
         runtime.create_network(net)
 
 
-def create_nodes(deploy: DeployPlan, runtime: ContainerRuntime, progress: Progress) -> None:
+def create_nodes(deploy: DeployPlan, runtime: ContainerRuntime, events: EventStream) -> None:
     """Idempotent: a running node with the same config is kept; others are recreated."""
     existing = {c.name: c for c in runtime.containers({"lab.name": deploy.lab})}
     for spec in deploy.nodes:
         current = existing.get(spec.name)
         same = current is not None and current.config_hash == spec.labels["lab.config-hash"]
         if same and current.status == "running":
-            progress(f"node {spec.hostname}: unchanged")
+            events.stage(deploy.lab, Stage.CREATING_NODES, f"{spec.hostname}: unchanged")
             continue
         if current is not None and not same:
             runtime.remove_lab({"lab.name": deploy.lab, "lab.node": spec.hostname})
             current = None
         if current is None:
-            progress(f"node {spec.hostname}: creating")
+            events.stage(deploy.lab, Stage.CREATING_NODES, f"{spec.hostname}: creating")
             runtime.create_container(spec)
-        progress(f"node {spec.hostname}: starting")
+        events.stage(deploy.lab, Stage.CREATING_NODES, f"{spec.hostname}: starting")
         runtime.start(spec.name)
 
 

@@ -30,6 +30,8 @@ from lab.run.deploy import (
 )
 from lab.model import names
 from lab.model.errors import LabError, WaitTimeout
+from lab.model.kinds import ready_check
+from lab.model.events import EventStream, LabDown, LabUp, Stage
 from lab.run.locks import hold_lab
 from lab.model.names import check_lab_name
 from lab.model.schema import LabPlan
@@ -41,8 +43,10 @@ from lab.run.state import check_state_root, lab_dir, lab_files, make_lab_dir, re
 from lab.run.status import LabStatus, collect_status, not_ready
 from lab.adapters.wiring import Adapters
 
-Progress = Callable[[str], None]
 HEALTHY_WITHIN_S = 60.0
+# One node's readiness check (its vtysh is bounded at 2 s); coreutils' timeout exits 124 at the bound.
+READY_CHECK_WITHIN_S = 5.0
+TIMED_OUT = 124
 CONVERGED_WITHIN_S = 120.0
 # Removing is repeated until the engine has shown nothing of the lab for a
 # while: a create that was in flight when the user pressed Ctrl-C lands late.
@@ -96,14 +100,39 @@ def wait_for(what: str, check: Callable[[], list[str]], within_s: float, interva
 
 
 def wait_healthy(lab: str, runtime: ContainerRuntime, within_s: float) -> None:
-    """Waits until every node runs and passes its healthcheck; a node that exited fails at once."""
+    """Waits until every node runs and passes its kind's readiness check; a node that exited fails at once.
+
+    The check runs here, while something waits, each node's until it passes: Docker's own
+    healthcheck (an exec into every node every 2 s, for the lab's whole life) kept an idle lab at
+    a fifth of a core (issue 18), so the nodes have none. A restarted node (a new pid) is checked again.
+    """
+    passed: set[tuple[str, int]] = set()
 
     def not_healthy() -> list[str]:
         raise_if_dead(lab, runtime)
-        return [f"{c.node} is {c.health or c.status}" for c in runtime.containers(lab_labels(lab))
-                if not_ready(c.status, c.health)]
+        nodes = runtime.containers(lab_labels(lab))
+        due = [c for c in nodes if c.status == "running" and (c.name, c.pid) not in passed]
+        with ThreadPoolExecutor(max_workers=max(1, len(due))) as pool:
+            answers = dict(zip((c.name for c in due), pool.map(lambda c: not_ready_because(runtime, c), due)))
+        passed.update((c.name, c.pid) for c in due if answers[c.name] is None)
+        return [f"{c.node} is {c.status}" if c.status != "running" else f"{c.node}: {answers[c.name]}"
+                for c in nodes if c.status != "running" or answers.get(c.name)]
 
     wait_for("healthy nodes", not_healthy, within_s)
+
+
+def not_ready_because(runtime: ContainerRuntime, c: ContainerInfo) -> str | None:
+    """None when the node's readiness check passes, else what it said was missing."""
+    try:
+        code, output = runtime.exec(c.name, list(ready_check(c.kind)), timeout_s=READY_CHECK_WITHIN_S)
+    except LabError as exc:
+        return str(exc)
+    if code == 0:
+        return None
+    if code == TIMED_OUT:
+        return f"its readiness check did not answer within {READY_CHECK_WITHIN_S:.0f} s"
+    said = output.strip().splitlines()
+    return said[-1] if said else f"not ready (its check exited {code})"
 
 
 def place_segments(plan: LabPlan, adapters: Adapters) -> LabPlan:
@@ -116,20 +145,25 @@ def place_segments(plan: LabPlan, adapters: Adapters) -> LabPlan:
 def up(
     plan: LabPlan,
     adapters: Adapters,
-    progress: Progress,
+    events: EventStream | None = None,
     image: str = IMAGE,
     extra_labels: dict[str, str] | None = None,
     converge_within_s: float = CONVERGED_WITHIN_S,
 ) -> LabStatus:
-    """Builds the lab (or completes a running one) and waits until it has converged; holds the lab."""
+    """Builds the lab (or completes a running one) and waits until it has converged; holds the lab.
+    Its stages, and LabUp at the end, go to `events`."""
+    events = events or EventStream()
+    started = time.monotonic()
     with hold_lab(plan.lab, "up"):
-        return _up(plan, adapters, progress, image, extra_labels, converge_within_s)
+        status = _up(plan, adapters, events, image, extra_labels, converge_within_s)
+    events.publish(LabUp(plan.lab, status=status, took_s=time.monotonic() - started))
+    return status
 
 
-def _up(plan: LabPlan, adapters: Adapters, progress: Progress, image: str, extra_labels: dict[str, str] | None,
+def _up(plan: LabPlan, adapters: Adapters, events: EventStream, image: str, extra_labels: dict[str, str] | None,
         converge_within_s: float) -> LabStatus:
     runtime = adapters.runtime
-    progress("checking the Docker engine")
+    events.stage(plan.lab, Stage.CHECKING_ENGINE)
     runtime.ping()
     image_id = ensure_image(runtime, image)
     # A repeated `up` that fails or is interrupted leaves the running lab as it was.
@@ -144,25 +178,25 @@ def _up(plan: LabPlan, adapters: Adapters, progress: Progress, image: str, extra
     try:
         # Two `up`s at once must not pick the same free subnets.
         with _placement_lock():
-            progress("placing the lab's networks on free transport subnets")
+            events.stage(plan.lab, Stage.PLACING_NETWORKS, "on free transport subnets")
             plan = place_segments(plan, adapters)
             psks = load_or_create_psks(state_dir, [t.name for t in plan.tunnels])
             deploy: DeployPlan = plan_deploy(plan, psks, image=image, extra_labels=extra_labels, image_id=image_id,
                                              config_key=load_or_create_config_key(state_dir))
             # Before the first bridge exists, so no lab packet can ever be forwarded off the lab;
             # kept when whole, so its counters cover the lab's whole life.
-            progress(f"installing the host's forwarding guard (nftables table inet {guard_table(plan.lab)})")
+            events.stage(plan.lab, Stage.INSTALLING_GUARD, f"nftables table inet {guard_table(plan.lab)}")
             repaired = ensure_guard(plan.lab, adapters)
             if repaired and existed:
-                progress(repaired)
-            create_networks(deploy, runtime, progress)
-        create_nodes(deploy, runtime, progress)
+                events.note(plan.lab, repaired)
+            create_networks(deploy, runtime, events)
+        create_nodes(deploy, runtime, events)
 
-        progress("waiting for daemons to be healthy")
+        events.stage(plan.lab, Stage.WAITING_HEALTHY)
         wait_healthy(plan.lab, runtime, HEALTHY_WITHIN_S)
         if existed:
             detach_stale_ports(plan, adapters)
-        progress("waiting for IKE and BGP to converge")
+        events.stage(plan.lab, Stage.WAITING_CONVERGED)
         wait_for("convergence", lambda: read_status(plan.lab, adapters).unconverged_reasons(), converge_within_s)
         save_plan_source(state_dir, plan)
         return read_status(plan.lab, adapters)
@@ -171,7 +205,7 @@ def _up(plan: LabPlan, adapters: Adapters, progress: Progress, image: str, extra
             raise
         cause = str(exc) or exc.__class__.__name__
         with _uninterruptible():
-            progress("start-up failed: removing what was created")
+            events.stage(plan.lab, Stage.REMOVING_FAILED_START, cause)
             try:
                 _, left = teardown(plan.lab, adapters, run=run, keep_files=had_files)
             except LabError as cleanup:
@@ -319,14 +353,17 @@ def teardown(lab: str, adapters: Adapters, run: str | None = None,
         return removed, left
 
 
-def down(lab: str, adapters: Adapters) -> list[str]:
+def down(lab: str, adapters: Adapters, events: EventStream | None = None) -> list[str]:
     """Removes the lab and returns what was removed; raises naming what is left. Holds the lab."""
+    events = events or EventStream()
     check_lab_name(lab, "lab")
     adapters.runtime.ping()
     with hold_lab(lab, "down"):
+        events.stage(lab, Stage.REMOVING)
         removed, left = teardown(lab, adapters)
     if left:
         raise LabError(f"lab {lab}: could not remove {', '.join(left)}; run `lab down --lab {lab}` again")
+    events.publish(LabDown(lab, removed=len([r for r in removed if not r.startswith(KEPT)])))
     return removed
 
 

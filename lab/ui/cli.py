@@ -2,31 +2,34 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from lab.run import lifecycle
-from lab.failover.breakfix import break_lab, faults_in_place, repair_lab
+from lab.failover.breakfix import faults_in_place
 from lab.model import names
 from lab.run.deploy import IMAGE, check_image
 from lab.model.errors import LabError
 from lab.adapters.image import prepare_context
 from lab.ui.status_view import print_status, status_json
 from lab.model.schema import LabPlan
-from lab.run.locks import LabBusy, hold_lab, try_hold_lab
+from lab.run.locks import LabBusy, try_hold_lab
 from lab.render.configs import guard_table
-from lab.run.state import lab_dir
+from lab.run.state import check_state_root, lab_dir
+from lab.model.events import EventStream, Stage
+from lab.session import DEFAULT_SCENARIO, LabSession
+from lab.ui.progress import StageDisplay, log, log_event, setup_logging
 from lab.plan.topology import builtin_profiles, builtin_scenarios, load_plan
 from lab.adapters.wiring import real_adapters
-
-DEFAULT_SCENARIO = "active-standby"
 
 # No locals in tracebacks: they could hold pre-shared keys.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Azure VPN gateway high-availability lab.")
@@ -59,6 +62,38 @@ def _lab_option(help: str = "lab name (default: the running one)"):
     return typer.Option(None, "--lab", help=help, callback=_checked(names.LAB, "--lab"))
 
 
+def _stream() -> EventStream:
+    """A command's event stream, every event logged (the file, and the screen with --verbose)."""
+    events = EventStream()
+    events.subscribe(log_event)
+    return events
+
+
+@contextmanager
+def _showing(events: EventStream, what: str) -> Iterator[StageDisplay]:
+    """The live stage line on stderr while a command runs."""
+    display = StageDisplay(err, what)
+    stop = events.subscribe(display)
+    try:
+        with display:
+            yield display
+    finally:
+        stop()
+
+
+@app.callback()
+def _options(verbose: bool = typer.Option(False, "--verbose", "-v", help="show the log on stderr as well")) -> None:
+    """Azure VPN gateway high-availability lab."""
+    setup_logging(_log_folder(), verbose, err)
+
+
+def _log_folder() -> Path:
+    try:
+        return check_state_root() / "logs"
+    except LabError:
+        return Path(tempfile.gettempdir()) / f"azlab-{os.geteuid()}" / "logs"
+
+
 @app.command()
 def up(
     scenario: str = typer.Argument(DEFAULT_SCENARIO, help=f"built-in scenario ({', '.join(builtin_scenarios())}) or a YAML file"),
@@ -67,16 +102,12 @@ def up(
     json_out: bool = typer.Option(False, "--json", help="print the final status as JSON"),
 ) -> None:
     """Build and start a lab; returns once IKE and BGP have converged."""
-    plan = adapters = None
+    session = None
     try:
-        plan = load_plan(scenario, profile, lab)
-        adapters = real_adapters()
-        with err.status("starting") as spinner:
-            def progress(message: str) -> None:
-                spinner.update(message)
-                err.log(message)
-
-            status = lifecycle.up(plan, adapters, progress)
+        session = LabSession(scenario, profile, lab, adapters=real_adapters(), events=_stream())
+        with _showing(session.events, f"lab {session.name} up") as display:
+            status = session.up()
+        err.print(f"lab {session.name}: converged in {display.elapsed_s:.1f} s", highlight=False)
         if json_out:
             out.print(status_json(status), highlight=False)
         else:
@@ -85,8 +116,8 @@ def up(
         _fail(exc)
     except KeyboardInterrupt:
         # Either `up` removed what it made, or the lab was running (before, or converged just now) and stays.
-        left = adapters.runtime.lab_objects({"lab.name": plan.lab}) if plan and adapters else []
-        err.print(f"interrupted: lab {plan.lab} is running and left as it is (`lab down --lab {plan.lab}` removes it)"
+        left = session.adapters.runtime.lab_objects({"lab.name": session.name}) if session else []
+        err.print(f"interrupted: lab {session.name} is running and left as it is (`lab down --lab {session.name}` removes it)"
                   if left else "interrupted: the lab was removed")
         raise typer.Exit(130)
 
@@ -97,7 +128,9 @@ def down(lab: Optional[str] = _lab_option()) -> None:
     try:
         adapters = real_adapters()
         name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
-        removed = lifecycle.down(name, adapters)
+        events = _stream()
+        with _showing(events, f"lab {name} down"):
+            removed = lifecycle.down(name, adapters, events)
     except LabError as exc:
         _fail(exc)
     kept = [line.removeprefix(lifecycle.KEPT) for line in removed if line.startswith(lifecycle.KEPT)]
@@ -112,6 +145,8 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
     window: float = typer.Option(1.0, min=0.0, max=30.0,
                                  help="seconds over which each tunnel's ESP rate is measured (0: totals only)"),
+    wide: bool = typer.Option(False, "--wide", help="every column at full width (SKUs, ESP packet totals, "
+                                                   "negotiated algorithms), past the terminal's width if need be"),
 ) -> None:
     """Tunnels (with the rate each carries now), BGP sessions and the ECMP next hops in use,
     which instances are active, and the data plane."""
@@ -128,7 +163,7 @@ def status(
     if json_out:
         out.print(status_json(result), highlight=False, soft_wrap=True)
     else:
-        print_status(result, out)
+        print_status(result, out, wide=wide)
     raise typer.Exit(0 if result.converged else 1)
 
 
@@ -154,35 +189,6 @@ def _guard_counters(lab: str, adapters) -> dict[str, int]:
         return {}
 
 
-def _active_instance(plan: LabPlan, adapters) -> str:
-    """The default failover target: the first gateway's instance that is active now."""
-    active = lifecycle.read_status(plan.lab, adapters).active_instances
-    return active[0] if active else _first_instance(plan)
-
-
-def _first_instance(plan: LabPlan) -> str:
-    """The default fault target: the first instance of the first gateway."""
-    return next(iter(plan.gateway_instances()), "")
-
-
-def _lab_for_failover(plan: LabPlan, scenario: str, profile: Optional[str], lab: Optional[str], adapters,
-                      progress) -> LabPlan:
-    """The lab to test (`plan`, as asked): the running one, or one brought up now with the asked profile."""
-    adapters.runtime.ping()
-    running = adapters.runtime.containers({"lab.name": plan.lab})
-    running_profile = lifecycle.label_name(plan.lab, running[0].labels, "lab.profile") if running else None
-    if running_profile and profile is None:
-        plan = load_plan(scenario, running_profile, lab)
-    elif running_profile and running_profile != plan.profile.name:
-        progress(f"lab {plan.lab} runs profile {running_profile}: re-creating it with {plan.profile.name}")
-        lifecycle.down(plan.lab, adapters)
-        running = []
-    if not running:
-        progress(f"bringing lab {plan.lab} up (profile {plan.profile.name})")
-        lifecycle.up(plan, adapters, progress)
-    return plan
-
-
 @app.command()
 def failover(
     fault: str = typer.Option(..., help="kill, maintenance, pause, link-down or blackhole"),
@@ -198,18 +204,20 @@ def failover(
 ) -> None:
     """Time a real failover against the profile's target; exit 1 when a target is missed, 3 when the runs
     asked for could not all be measured (invalid runs are repeated, up to as many again)."""
-    from lab.ui.failover_view import render_failover, write_outputs
+    from rich.live import Live as RichLive
+
     from lab.failover.faults import get_fault
+    from lab.ui.failover_view import LiveFailoverView, render_failover, write_outputs
 
     try:
         get_fault(fault)
-        adapters = real_adapters()
-        asked = load_plan(scenario, profile, lab)
-        with hold_lab(asked.lab, "failover"):
-            report, settings, plan = _failover(asked, fault, target, runs, profile, scenario, lab, interval_ms,
-                                               adapters)
-        where = settings.target.replace(":", "-").replace("/", "-")
-        folder = out_dir or Path("results") / f"{plan.lab}-{plan.profile.name}-{fault}-{where}"
+        session = LabSession(scenario, profile, lab, adapters=real_adapters(), events=_stream())
+        view = LiveFailoverView()
+        session.events.subscribe(view)
+        with RichLive(view, console=err, refresh_per_second=4, transient=True, auto_refresh=err.is_terminal):
+            result = session.failover(fault, target, runs, interval_ms)
+        report = result.report
+        folder = out_dir or session.default_out(fault, report.target)
         written = write_outputs(report, folder)
     except LabError as exc:
         _fail(exc)
@@ -219,33 +227,6 @@ def failover(
     out.print(render_failover(report))
     out.print(f"results: {folder}/ ({', '.join(p.name for p in written)})")
     raise typer.Exit(0 if report.passed else NOT_MEASURED_EXIT if report.verdict == "INVALID" else 1)
-
-
-def _failover(asked: LabPlan, fault: str, target: Optional[str], runs: int, profile: Optional[str], scenario: str,
-              lab: Optional[str], interval_ms: float, adapters):
-    """The timed runs, on the running lab or one brought up for them; the caller holds the lab."""
-    from rich.live import Live as RichLive
-
-    from lab.failover.runner import FailoverRunner, FailoverSettings
-    from lab.ui.failover_view import render_live
-
-    plan = _lab_for_failover(asked, scenario, profile, lab, adapters, lambda m: err.log(m))
-    settings = FailoverSettings(fault=fault, target=target or _active_instance(plan, adapters), runs=runs,
-                                interval_s=interval_ms / 1000)
-    stages: list[str] = []
-    with RichLive(console=err, refresh_per_second=4, transient=True) as view:
-        def show(live) -> None:
-            if not stages or stages[-1] != f"{live.run}:{live.stage}":
-                stages.append(f"{live.run}:{live.stage}")
-                err.log(f"run {live.run}/{live.runs}: {live.stage}")
-            view.update(render_live(live))
-
-        def recreate() -> None:
-            lifecycle.down(plan.lab, adapters)
-            lifecycle.up(plan, adapters, lambda m: err.log(m))
-
-        report = FailoverRunner(plan, adapters, settings, show, recreate, say=lambda m: err.log(m)).run_all()
-    return report, settings, plan
 
 
 def _running_plan(lab: Optional[str], adapters) -> LabPlan:
@@ -284,10 +265,9 @@ def break_(
 ) -> None:
     """Inject a fault and leave it in place (training); `lab repair` undoes it."""
     try:
-        adapters = real_adapters()
-        plan = _running_plan(lab, adapters)
-        chosen = target or _first_instance(plan)
-        done = break_lab(plan, adapters, fault, chosen, lab_dir(plan.lab))
+        session = LabSession.attach(lab, adapters=real_adapters(), events=_stream())
+        chosen = target or session.first_instance()
+        done = session.break_(fault, chosen)
     except LabError as exc:
         _fail(exc)
     out.print(f"{fault} on {chosen}: {done}. Watch it with `lab status`; `lab repair` puts it right.")
@@ -297,10 +277,9 @@ def break_(
 def repair(lab: Optional[str] = _lab_option()) -> None:
     """Undo every fault `lab break` left in place and fail back to the initial instances."""
     try:
-        adapters = real_adapters()
-        plan = _running_plan(lab, adapters)
-        with err.status("repairing"):
-            done = repair_lab(plan, adapters, lab_dir(plan.lab))
+        session = LabSession.attach(lab, adapters=real_adapters(), events=_stream())
+        with _showing(session.events, f"lab {session.name} repair"):
+            done = session.repair()
     except LabError as exc:
         _fail(exc)
     for line in done or ["nothing to repair"]:
@@ -352,13 +331,21 @@ def build_image(
         check_image(tag)
         runtime = real_adapters().runtime
         runtime.ping()
-        with err.status("building") as spinner, tempfile.TemporaryDirectory(prefix="lab-image-") as scratch:
-            spinner.update("fetching lab-agent's wheels")
+        events = _stream()
+        with _showing(events, f"image {tag}") as display, tempfile.TemporaryDirectory(prefix="lab-image-") as scratch:
+            events.stage(tag, Stage.BUILDING_IMAGE, "fetching lab-agent's wheels")
             ready = prepare_context(context, Path(scratch))
-            runtime.build_image(str(ready), tag, lambda line: (spinner.update(line), err.log(line)))
+
+            def step(line: str) -> None:
+                # Each Dockerfile step to the log; its first words on the live line.
+                log.debug("image %s: %s", tag, line)
+                if line.startswith("Step "):
+                    events.stage(tag, Stage.BUILDING_IMAGE, line[:60])
+
+            runtime.build_image(str(ready), tag, step)
     except LabError as exc:
         _fail(exc)
-    out.print(f"image {tag}: built")
+    out.print(f"image {tag}: built in {display.elapsed_s:.1f} s")
 
 
 @app.command()

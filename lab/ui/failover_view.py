@@ -25,12 +25,14 @@ from lab.model.daemon_events import (
     FAULT,
     IKE_DOWN,
     IKE_UP,
-    RESTORE,
+    RESTORE as RESTORE_EVENT,
     VRRP_FAULT,
     VRRP_MASTER,
     VRRP_STOP,
+    Event,
 )
-from lab.failover.runner import FAILBACK, FailoverReport, Live, RunResult
+from lab.failover.runner import FAILBACK, FailoverReport, RunResult
+from lab.model.events import ControlEvent, LabEvent, ProbeTick, Stage, StageChanged
 from lab.failover.statistics import Summary, shown, summarize
 from lab.failover.metrics import NS, TRAFFIC_RESTORED, DirectionResult, Phase, observed_order
 
@@ -302,19 +304,49 @@ def render_failover(report: FailoverReport) -> Group:
     return Group(head, runs, legend, phases, *notes, verdict)
 
 
-def render_live(live: Live) -> Group:
-    head = Text(f"run {live.run}/{live.runs}: {live.stage}", style="bold")
-    if live.since_fault_s is not None:
-        since = "failback" if "reversion" in live.stage else "restore" if "restore" in live.stage else "fault"
-        head.append(f"   {live.since_fault_s:6.1f} s since the {since}")
-    table = Table(box=None)
-    for col in ("direction", "received", "lost", "state"):
-        table.add_column(col)
-    for name, received, lost, steady in live.directions:
-        state = Text(f"flowing for {steady:.1f} s", style="green") if steady is not None else Text("interrupted", style="red")
-        table.add_row(name, str(received), str(lost), state)
-    recent = [f"{e.node}: {e.kind}" for e in live.events[-4:]]
-    return Group(head, table, Text("events: " + ("; ".join(recent) or "-"), style="dim"))
+class LiveFailoverView:
+    """The failover live view: a subscriber that keeps what the stream said, and draws it."""
+
+    def __init__(self) -> None:
+        self.run: int | None = None
+        self.runs: int | None = None
+        self.stage: Stage | None = None
+        self.detail = ""
+        self.since_event_s: float | None = None
+        self.directions: dict[str, ProbeTick] = {}
+        self.recent: list[Event] = []
+
+    def __call__(self, event: LabEvent) -> None:
+        if isinstance(event, StageChanged):
+            if event.run != self.run:
+                self.directions, self.recent = {}, []
+            self.stage, self.detail, self.since_event_s = event.stage, event.detail, None
+            self.run, self.runs = event.run, event.runs
+        elif isinstance(event, ProbeTick):
+            self.directions[event.direction] = event
+            self.since_event_s = event.since_event_s
+        elif isinstance(event, ControlEvent):
+            self.recent = (self.recent + [event.event])[-4:]
+
+    def __rich__(self) -> Group:
+        stage = self.stage.value if self.stage else "starting"
+        head = Text(f"run {self.run or '-'}/{self.runs or '-'}: {stage}" + (f" ({self.detail})" if self.detail else ""),
+                    style="bold")
+        if self.since_event_s is not None and self.stage in SINCE:
+            head.append(f"   {self.since_event_s:6.1f} s since the {SINCE[self.stage]}")
+        table = Table(box=None)
+        for col in ("direction", "received", "lost", "state"):
+            table.add_column(col)
+        for tick in list(self.directions.values()):
+            state = (Text(f"flowing for {tick.flowing_for_s:.1f} s", style="green") if tick.flowing_for_s is not None
+                     else Text("interrupted", style="red"))
+            table.add_row(tick.direction, str(tick.delivered), str(tick.lost), state)
+        recent = [f"{e.node}: {e.kind}" for e in self.recent]
+        return Group(head, table, Text("events: " + ("; ".join(recent) or "-"), style="dim"))
+
+
+# The event each measuring stage counts from.
+SINCE = {Stage.MEASURING_FAILOVER: "fault", Stage.MEASURING_RESTORE: "restore", Stage.MEASURING_REVERSION: "failback"}
 
 
 def failover_dict(report: FailoverReport) -> dict:
@@ -451,7 +483,7 @@ def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
 
 # Events worth a mark on the plot, and their colours.
 PLOTTED = {
-    FAULT: "red", RESTORE: "grey", FAILBACK: "grey", VRRP_MASTER: "tab:purple", VRRP_STOP: "tab:purple", VRRP_FAULT: "tab:purple",
+    FAULT: "red", RESTORE_EVENT: "grey", FAILBACK: "grey", VRRP_MASTER: "tab:purple", VRRP_STOP: "tab:purple", VRRP_FAULT: "tab:purple",
     IKE_UP: "tab:blue", IKE_DOWN: "tab:blue", CHILD_UP: "tab:cyan", CHILD_DOWN: "tab:cyan",
     BGP_UP: "tab:green", BGP_DOWN: "tab:green", BFD_UP: "tab:olive", BFD_DOWN: "tab:olive",
     **{CONTAINER_PREFIX + action: "black" for action in ("kill", "die", "pause")},

@@ -58,7 +58,7 @@ def start_lab(adapters, profile=None, plan=None, scenario="active-standby"):
     """
     plan = plan or load_plan(scenario, profile, lab=f"it-{uuid.uuid4().hex[:6]}")
     started = time.monotonic()
-    status = lifecycle.up(plan, adapters, progress=lambda m: None, extra_labels=SESSION_LABELS)
+    status = lifecycle.up(plan, adapters, extra_labels=SESSION_LABELS)
     return plan, status, time.monotonic() - started
 
 

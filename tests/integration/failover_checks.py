@@ -1,5 +1,6 @@
 """Running one fault through the real runner, and what every run must show."""
 from lab.run import lifecycle
+from lab.model.events import EventStream, StageChanged
 from lab.failover.runner import FailoverRunner, FailoverSettings
 from lab.failover.published import published
 from lab.failover.statistics import summarize
@@ -14,7 +15,9 @@ def run_fault(plan, adapters, fault, **overrides):
 
     settings = FailoverSettings(fault=fault, target="azure-gw-0", **overrides)
     stages = []
-    report = FailoverRunner(plan, adapters, settings, lambda live: stages.append(live.stage), recreate).run_all()
+    events = EventStream()
+    events.subscribe(lambda e: stages.append(e.stage) if isinstance(e, StageChanged) else None)
+    report = FailoverRunner(plan, adapters, settings, recreate, events).run_all()
     return report, stages
 
 

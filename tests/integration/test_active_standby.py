@@ -4,6 +4,7 @@ import time
 
 
 from lab.run import lifecycle
+from lab.model.events import EventStream, Recorder, Stage, StageChanged
 from lab.adapters.frr_route import FrrRoute
 from lab.run.deploy import IMAGE
 from lab.failover.runner import fail_back
@@ -97,13 +98,15 @@ def test_forwarded_traffic_crosses_and_nothing_can_leave(running_lab, adapters):
 
 def test_up_again_is_idempotent(running_lab, adapters):
     plan, _, _ = running_lab
-    seen = []
+    events = EventStream()
+    seen = Recorder()
+    events.subscribe(seen)
     before = {c.name: c.pid for c in adapters.runtime.containers({"lab.name": plan.lab})}
-    status = lifecycle.up(plan, adapters, progress=seen.append)
+    status = lifecycle.up(plan, adapters, events)
     after = {c.name: c.pid for c in adapters.runtime.containers({"lab.name": plan.lab})}
     assert status.converged
     assert before == after
-    assert sum("unchanged" in m for m in seen) == len(plan.nodes)
+    assert sum(e.stage is Stage.CREATING_NODES and "unchanged" in e.detail for e in seen.of(StageChanged)) == len(plan.nodes)
 
 
 def test_standby_takes_over_when_the_active_steps_down(running_lab, adapters):

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from lab.run import lifecycle
+from lab.model.events import Stage
 from lab.run.deploy import plan_deploy
 
 from lab.plan.topology import load_plan
@@ -75,7 +76,7 @@ def test_repeated_up_leaves_every_nodes_files_as_rendered(fast_lab, adapters):
 
 def test_kill_fast(fast_lab, adapters):
     report, stages = run_fault(fast_lab, adapters, "kill", runs=3)
-    assert {"baseline", "measuring", "restoring", "failing back"} <= set(stages)
+    assert {Stage.BASELINE, Stage.MEASURING_FAILOVER, Stage.RESTORING, Stage.FAILING_BACK} <= set(stages)
     for run in report.runs:
         assert_restored_in_order(run)
         assert "container-kill" in kinds(run, "azure-gw-0") and "container-die" in kinds(run, "azure-gw-0")

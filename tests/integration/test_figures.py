@@ -53,7 +53,7 @@ def test_published_figure(labs, adapters, name, scenario, profile, fault, target
         start_lab(adapters, plan=plan)
 
     report = FailoverRunner(plan, adapters, FailoverSettings(fault=fault, target=target, runs=3),
-                            lambda live: None, recreate).run_all()
+                            recreate).run_all()
     assert_within_published(report, name)
 
 
@@ -62,7 +62,7 @@ def test_published_dead_peer_detection_with_azure_s_timers(labs, adapters):
     # interval and the 45 s retransmission sequence (docs/figures/as-azure-blackhole): a FAIL, rightly.
     plan = labs("active-standby", "azure")
     report = FailoverRunner(plan, adapters, FailoverSettings(fault="blackhole", target="azure-gw-0"),
-                            lambda live: None, lambda: None).run_all()
+                            lambda: None).run_all()
     run = first_valid(report)
     assert report.verdict == "FAIL" and all(not d.converged for d in run.directions)
     dead = [e.t_ns - run.fault_ns for e in run.events if e.kind == "ike-down" and e.node in ("onprem-0", "azure-gw-0")]

@@ -17,7 +17,7 @@ def failover(plan, adapters, fault, target):
         start_lab(adapters, plan=plan)
 
     settings = FailoverSettings(fault=fault, target=target)
-    return FailoverRunner(plan, adapters, settings, lambda live: None, recreate).run_all()
+    return FailoverRunner(plan, adapters, settings, recreate).run_all()
 
 
 @pytest.fixture(scope="module", params=["active-active", "dual-redundancy"])

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from lab.model.daemon_events import ClockOffset, Event
+from lab.model.events import EventStream, Stage, StageChanged
 from lab.failover.runner import FailoverRunner, FailoverSettings, NotMeasured
 from lab.failover.metrics import NS, DirectionProbes
 from lab.plan.topology import load_plan
@@ -158,8 +159,10 @@ class FakeObservation:
 def runner(lab: FakeLab, runs: int = 1, fault: str = "pause", stages: list | None = None) -> FailoverRunner:
     plan = load_plan("active-standby", "fast")
     settings = FailoverSettings(fault=fault, target="azure-gw-0", runs=runs)
-    return FailoverRunner(plan, None, settings, lambda live: stages.append(live.stage) if stages is not None else None,
-                          lambda: None, steps=lab)
+    events = EventStream()
+    if stages is not None:
+        events.subscribe(lambda e: stages.append(e.stage) if isinstance(e, StageChanged) else None)
+    return FailoverRunner(plan, None, settings, lambda: None, events, steps=lab)
 
 
 def figures(results) -> list[float | None]:
@@ -178,7 +181,7 @@ def test_a_run_measures_the_fault_the_restore_and_the_failback_each_in_its_own_w
     assert run.invalid is None and run.verdict == "PASS" and report.verdict == "PASS"
     # The restore waited out before the failback, so the two outages are told apart.
     assert run.end_ns < run.restore_ns < run.failback_ns
-    for stage in ("baseline", "measuring", "measuring the restore", "measuring the reversion"):
+    for stage in (Stage.BASELINE, Stage.MEASURING_FAILOVER, Stage.MEASURING_RESTORE, Stage.MEASURING_REVERSION):
         assert stage in stages
     # Every check: the fault against the unplanned target, the restore against the planned; the
     # failback is measured, not judged.
