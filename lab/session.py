@@ -65,7 +65,7 @@ class FailoverResult:
 
     @property
     def directions(self) -> list[DirectionFigures]:
-        names = [d.name for run in self._valid for d in run.directions]
+        names = [d.direction for run in self._valid for d in run.directions]
         return [self._direction(name) for name in dict.fromkeys(names)]
 
     @property
@@ -91,7 +91,7 @@ class FailoverResult:
         return [r for r in self.report.runs if r.invalid is None]
 
     def _direction(self, name: str) -> DirectionFigures:
-        found = [d for run in self._valid for d in run.directions if d.name == name]
+        found = [d for run in self._valid for d in run.directions if d.direction == name]
         full = [d.full_convergence_s for d in found if d.full_convergence_s is not None]
         return DirectionFigures(name, median(full) if full else None,
                                 median(d.loss_derived_s for d in found) if found else None,

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from lab.model.daemon_events import ClockOffset, Event
-from lab.model.events import EventStream, Stage, StageChanged
-from lab.failover.runner import FailoverRunner, FailoverSettings, NotMeasured
-from lab.failover.metrics import NS, DirectionProbes
+from lab.model.daemon_events import FAULT, RESTORE, ClockOffset, Event
+from lab.model.events import (ControlEvent, EventStream, FailoverDone, Note, PhaseObserved, ProbeTick, Recorder, RunDone,
+                              Stage, StageChanged)
+from lab.failover.runner import FAILBACK, FailoverRunner, FailoverSettings, NotMeasured
+from lab.failover.metrics import NS
+from lab.model.probes import DirectionProbes
 from lab.plan.topology import load_plan
 
 INTERVAL_NS = 20_000_000
@@ -269,3 +271,49 @@ def test_loss_while_the_lab_waits_to_fail_back_is_reported_apart_and_not_judged(
     assert figures(run.restore) == [0.0, 0.0] and run.verdict == "PASS"
     assert [d.convergence_packet_loss for d in run.waiting] == [2, 2]
     assert run.restore_end_ns < run.failback_ns
+
+
+def test_the_run_is_published_on_the_event_stream_as_it_goes():
+    """Stages in order, probe ticks that show the outage live, the runner's own events (fault,
+    restore, failback) as they happen, then each phase, the run and the failover."""
+    lab = FakeLab(outages=[Outage("fault", 0, 1.0)])
+    events = EventStream()
+    seen = Recorder()
+    events.subscribe(seen)
+    plan = load_plan("active-standby", "fast")
+    report = FailoverRunner(plan, None, FailoverSettings(fault="pause", target="azure-gw-0"), lambda: None, events,
+                            steps=lab).run_all()
+    stages = [e.stage for e in seen.of(StageChanged)]
+    order = [Stage.STARTING_PROBES, Stage.BASELINE, Stage.MEASURING_FAILOVER, Stage.RESTORING,
+             Stage.MEASURING_RESTORE, Stage.FAILING_BACK, Stage.MEASURING_REVERSION]
+    assert [s for s in stages if s in order] == order
+    # While the failover was measured, some tick saw an interrupted direction, and later ones saw it flow.
+    during = [t for t in seen.of(ProbeTick) if t.since_event_s is not None]
+    assert any(t.flowing_for_s is None for t in during) and any(t.flowing_for_s is not None for t in during)
+    assert {t.direction for t in seen.of(ProbeTick)} == {d.direction for d in report.runs[0].directions}
+    kinds = [e.event.kind for e in seen.of(ControlEvent)]
+    assert kinds.index(FAULT) < kinds.index(RESTORE) < kinds.index(FAILBACK)
+    assert len(kinds) == len(set((e.event for e in seen.of(ControlEvent)))), "an event published twice"
+    (done,) = seen.of(RunDone)
+    assert done.result is report.runs[0]
+    assert [p.phase for p in seen.of(PhaseObserved)] == [p.name for p in report.runs[0].phases]
+    assert isinstance(seen.events[-1], FailoverDone) and seen.events[-1].report is report
+
+
+def test_a_broken_subscriber_does_not_stop_the_run():
+    lab = FakeLab(outages=[Outage("fault", 0, 0.5)])
+    events = EventStream()
+
+    def broken(event):
+        raise RuntimeError("a view that fails")
+
+    events.subscribe(broken)
+    seen = Recorder()
+    unsubscribe = events.subscribe(seen)
+    plan = load_plan("active-standby", "fast")
+    report = FailoverRunner(plan, None, FailoverSettings(fault="pause", target="azure-gw-0"), lambda: None, events,
+                            steps=lab).run_all()
+    assert report.verdict == "PASS" and seen.of(FailoverDone)
+    unsubscribe()
+    events.note("x", "after")
+    assert not any(isinstance(e, Note) and e.text == "after" for e in seen.events)
