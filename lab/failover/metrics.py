@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from lab.model.daemon_events import (
@@ -78,6 +78,7 @@ from lab.model.daemon_events import (
     VRRP_STOP,
     Event,
 )
+from lab.model.probes import DirectionProbes, Received
 
 NS = 1_000_000_000
 # The live view calls traffic interrupted after this many intervals without an arrival.
@@ -90,22 +91,7 @@ THRESHOLD_INTERVALS = 5
 # of the path (one threshold's worth at the default).
 MISSED_SLOTS_ALLOWED = 5
 
-Sent = tuple[int, int]               # slot (sequence number), sent_ns
-Received = tuple[int, int, int]      # slot, sent_ns (as the probe carried it), recv_ns
-
 DELIVERED, LATE, LOST, MISSED = "delivered", "late", "lost", "missed"
-
-
-@dataclass
-class DirectionProbes:
-    """Everything one direction's probes saw: what the sender sent, what the receiver got."""
-    name: str
-    sent: list[Sent] = field(default_factory=list)
-    received: list[Received] = field(default_factory=list)
-    first_slot_ns: int | None = None        # when slot 0 was due; None: read from `sent`
-    # How far each log is known to be complete (the probe's heartbeats); None: complete.
-    sender_through_ns: int | None = None
-    receiver_through_ns: int | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.failover.statistics import Summary, summarize
-from lab.failover.metrics import NS, DirectionProbes, Method, RunWindows, run_windows
+from lab.failover.metrics import NS, Method, RunWindows, run_windows
+from lab.model.probes import DirectionProbes
 
 FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures"
 

@@ -3,7 +3,8 @@ import json
 from pathlib import Path
 
 from lab.model.daemon_events import Event
-from lab.failover.metrics import DirectionProbes, Handover
+from lab.failover.metrics import Handover
+from lab.model.probes import DirectionProbes
 
 DATA = json.loads((Path(__file__).parent / "data" / "recorded-kill-fast.json").read_text())
 # Who takes over from the target in that run's scenario (active-standby).

@@ -1,5 +1,6 @@
 """Synthetic probe streams around a fault, for the timeline and report tests."""
-from lab.failover.metrics import NS, DirectionProbes, Handover, Method
+from lab.failover.metrics import NS, Handover, Method
+from lab.model.probes import DirectionProbes
 
 MS = 1_000_000
 INTERVAL = 20 * MS
