@@ -26,7 +26,7 @@ from lab.model.names import check_lab_name
 from lab.model.schema import LabPlan
 from lab.plan.topology import load_plan
 from lab.run import lifecycle
-from lab.adapters.wiring import Adapters
+from lab.run.ports import Adapters
 from lab.run.locks import hold_lab
 from lab.run.state import lab_dir
 from lab.run.status import LabStatus

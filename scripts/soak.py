@@ -32,7 +32,8 @@ from lab.failover.faults import FAULTS
 from lab.render.configs import guard_table
 from lab.failover.statistics import summarize
 from lab.plan.topology import load_plan
-from lab.adapters.wiring import Adapters, real_adapters
+from lab.adapters.wiring import real_adapters
+from lab.run.ports import Adapters
 
 
 def host_links(adapters: Adapters) -> dict[str, int]:

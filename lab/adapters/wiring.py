@@ -1,24 +1,12 @@
-"""The one place where real adapters are built and handed to the core."""
+"""The one place where real adapters are built and handed to the core (as lab.run.ports.Adapters)."""
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Callable
 
 from lab.adapters.docker_host import DockerHost
 from lab.adapters.docker_runtime import DockerRuntime
 from lab.adapters.frr_route import FrrRoute
 from lab.adapters.node_agent import AgentIke, AgentLink, NodeAgent
 from lab.run.deploy import IMAGE, check_image
-from lab.run.ports import ContainerInfo, HostNet, IkeControl, LinkControl, RouteControl
-
-
-@dataclass
-class Adapters:
-    runtime: DockerRuntime
-    ike_for: Callable[[ContainerInfo], IkeControl]
-    routes_for: Callable[[ContainerInfo], RouteControl]
-    links_for: Callable[[ContainerInfo], LinkControl]
-    host: HostNet
+from lab.run.ports import Adapters
 
 
 def real_adapters() -> Adapters:

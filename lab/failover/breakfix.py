@@ -17,7 +17,7 @@ from lab.run.lifecycle import ensure_guard
 from lab.run.locks import hold_lab
 from lab.model.schema import LabPlan
 from lab.run.state import make_lab_dir, read_private, write_private
-from lab.adapters.wiring import Adapters
+from lab.run.ports import Adapters
 
 RECORD = "injected-faults.json"
 

@@ -45,7 +45,7 @@ from lab.failover.metrics import (
     run_windows,
     steady_since,
 )
-from lab.adapters.wiring import Adapters
+from lab.run.ports import Adapters
 
 # How often the live view and the end-of-run check look at the probes.
 LOOK_EVERY_S = 0.1

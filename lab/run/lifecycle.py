@@ -38,10 +38,9 @@ from lab.model.schema import LabPlan
 from lab.plan.topology import check_scenario, load_plan, resolve
 from lab.render.configs import GUARD_RULES, guard_table, render_guard
 from lab.plan.segments import plan_segments, split_host_subnets
-from lab.run.ports import ContainerInfo, ContainerRuntime
+from lab.run.ports import Adapters, ContainerInfo, ContainerRuntime
 from lab.run.state import check_state_root, lab_dir, lab_files, make_lab_dir, remove_lab_files
 from lab.run.status import LabStatus, collect_status, not_ready
-from lab.adapters.wiring import Adapters
 
 HEALTHY_WITHIN_S = 60.0
 # One node's readiness check (its vtysh is bounded at 2 s); coreutils' timeout exits 124 at the bound.

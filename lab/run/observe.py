@@ -25,7 +25,7 @@ from lab.run.ports import EventWatch, ExecStream
 from lab.model.kinds import runs_bgp, runs_ike
 from lab.model.probes import DirectionProbes
 from lab.run.status import running_node
-from lab.adapters.wiring import Adapters
+from lab.run.ports import Adapters
 
 VICI_EVENTS = ["ike-updown", "child-updown", "ike-rekey"]
 FRR_LOG = "/var/log/frr/frr.log"

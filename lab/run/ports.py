@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ class ContainerRuntime(Protocol):
     def read_file(self, name: str, path: str) -> str: ...
     def events(self, labels: dict[str, str], since_ns: int, until_ns: int) -> list[dict]: ...
     def stream_exec(self, name: str, argv: list[str]) -> "ExecStream": ...
+    def build_image(self, context: str, tag: str, progress: Callable[[str], None]) -> None: ...
 
 
 class HostNet(Protocol):
@@ -167,3 +168,14 @@ class LinkControl(Protocol):
     def fence(self, on: bool) -> int | None: ...
     def route_lookup(self, destination: str) -> str | None: ...
     def kernel_option(self, option: str) -> tuple[str | None, str]: ...
+
+
+@dataclass
+class Adapters:
+    """Everything the core reaches the outside world through, typed by the ports: importing the core
+    loads no adapter. lab/adapters/wiring.py builds the real ones; unit tests pass fakes."""
+    runtime: ContainerRuntime
+    ike_for: Callable[[ContainerInfo], IkeControl]
+    routes_for: Callable[[ContainerInfo], RouteControl]
+    links_for: Callable[[ContainerInfo], LinkControl]
+    host: HostNet
