@@ -27,7 +27,6 @@ READY_CHECK = ("lab-healthcheck",)
 @dataclass(frozen=True)
 class Kind:
     name: str
-    summary: str
     role: Role
     # The daemons it may run; the entrypoint starts those the node has configs for.
     daemons: tuple[str, ...]
@@ -84,9 +83,9 @@ FRR_GROUPS = ("frr", "frrvty")
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
+        # One VM instance of an Azure VPN gateway (IKEv2, BGP; VRRP when its mode shares the IPs).
         Kind(
             name="azure-gateway-instance",
-            summary="one VM instance of an Azure VPN gateway (IKEv2, BGP; VRRP when its mode shares the IPs)",
             role=Role.GATEWAY_INSTANCE,
             daemons=("charon", "bgpd", "keepalived"),
             renderers=("network", "strongswan", "frr", "keepalived"),
@@ -96,9 +95,9 @@ KINDS: dict[str, Kind] = {
             memory_mib=192,
             pids=256,
         ),
+        # An on-premises VPN device (IKEv2 initiator, eBGP; VRRP on its LAN when it shares a first hop).
         Kind(
             name="onprem-vpn-device",
-            summary="an on-premises VPN device (IKEv2 initiator, eBGP; VRRP on its LAN when it shares a first hop)",
             role=Role.VPN_DEVICE,
             daemons=("charon", "bgpd", "keepalived"),
             renderers=("network", "strongswan", "frr", "keepalived"),
@@ -109,9 +108,9 @@ KINDS: dict[str, Kind] = {
             memory_mib=192,
             pids=256,
         ),
+        # The VNet's routing (Azure SDN), fed by the gateway instances over iBGP.
         Kind(
             name="vnet-router",
-            summary="the VNet's routing (Azure SDN), fed by the gateway instances over iBGP",
             role=Role.VNET_ROUTER,
             daemons=("bgpd",),
             renderers=("network", "frr"),
@@ -120,9 +119,9 @@ KINDS: dict[str, Kind] = {
             memory_mib=128,
             pids=128,
         ),
+        # A workload VM or host that sends and receives probe traffic.
         Kind(
             name="workload-host",
-            summary="a workload VM or host that sends and receives probe traffic",
             role=Role.WORKLOAD_HOST,
             daemons=(),
             renderers=("network",),

@@ -211,7 +211,6 @@ class TunnelPlan(Strict):
     """
 
     name: str
-    index: int
     device: str
     gateway: str
     # The instances that can serve this tunnel: all of them behind a shared

@@ -492,7 +492,7 @@ def plan_tunnels(s: Scenario) -> list[TunnelPlan]:
             serving = addresses[instances[0]]
             name = t.name if len(served_by) == 1 else f"{t.name}-{gw.instances.index(instances[0])}"
             plans.append(TunnelPlan(
-                name=name, index=index, device=t.device, gateway=t.gateway, instances=instances,
+                name=name, device=t.device, gateway=t.gateway, instances=instances,
                 gateway_public_ip=serving.public_ip, gateway_bgp_ip=serving.bgp_ip,
                 gateway_bgp_passive=serving.bgp_on_loopback,
                 device_public_ip=s.nodes[t.device].links[gw.public_ip.network],

@@ -95,7 +95,6 @@ def node_labels(plan: LabPlan, node: str) -> dict[str, str]:
         labels["lab.sku"] = gateway.sku
         # The address that makes this instance active: the shared one, or its own.
         labels["lab.public-ip"] = str(strategy_for(gateway.mode).addresses(plan.scenario, gateway)[node].public_ip)
-        labels["lab.public-network"] = gateway.public_ip.network
     tunnels = plan.tunnels_of(node)
     if tunnels:
         # What status expects this node to hold once the lab has settled.

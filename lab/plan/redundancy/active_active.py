@@ -11,7 +11,6 @@ from lab.plan.redundancy.base import GatewayView, InstanceAddress, Strategy
 
 # Azure's custom APIPA BGP address range for VPN gateways.
 APIPA_RANGE = (IPv4Network("169.254.21.0/24"), IPv4Network("169.254.22.0/24"))
-APIPA_SOURCE = "Azure VPN Gateway BGP: custom APIPA BGP addresses are in 169.254.21.0 - 169.254.22.255"
 
 
 class ActiveActive(Strategy):
