@@ -21,7 +21,8 @@ from docker.types import EndpointConfig, IPAMConfig, IPAMPool
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from lab.model.errors import DeployError, EngineError, LabError
-from lab.run.ports import ContainerInfo, ContainerSpec, NetworkSpec
+from lab.model.specs import ContainerSpec, NetworkSpec
+from lab.run.ports import ContainerInfo
 
 # Container events a failover timeline cares about (not the healthchecks' execs).
 LIFECYCLE_EVENTS = ("kill", "die", "stop", "start", "restart", "pause", "unpause", "oom")

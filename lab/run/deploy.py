@@ -26,7 +26,8 @@ from lab.model.events import EventStream, Stage
 from lab.model.kinds import KINDS
 from lab.model.schema import LabPlan, Profile, Scenario
 from lab.plan.redundancy import strategy_for
-from lab.run.ports import ConfigFile, ContainerRuntime, ContainerSpec, NetworkSpec
+from lab.model.specs import ConfigFile, ContainerSpec, NetworkSpec
+from lab.run.ports import ContainerRuntime
 from lab.render.configs import render_node, render_psk_secrets
 from lab.run.state import read_private, write_private
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Callable, Iterator, Protocol
 
+from lab.model.specs import ContainerSpec, NetworkSpec
+
 
 @dataclass(frozen=True)
 class ContainerInfo:
@@ -20,45 +22,6 @@ class ContainerInfo:
     pid: int             # 0 when not running
     config_hash: str
     labels: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class NetworkSpec:
-    name: str
-    subnet: IPv4Network
-    bridge_address: str
-    labels: dict[str, str]
-    # Bridge driver options (no NAT); `lab up` and the Compose file use the same.
-    options: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ConfigFile:
-    path: str            # under the node's /lab
-    text: str = field(repr=False)
-    mode: int = 0o644
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    name: str
-    hostname: str
-    image: str
-    labels: dict[str, str]
-    # Copied into the container before its first start, never shared with the
-    # host: a repeated `up` can't change what a running node sees.
-    files: tuple[ConfigFile, ...]
-    # network name -> address; the first one is attached at create time
-    addresses: dict[str, str]
-    capabilities: tuple[str, ...]
-    needs_tun: bool
-    sysctls: dict[str, str] = field(default_factory=dict)
-    # Limits sized from measured use (lab/model/kinds.py); 0: none.
-    memory_bytes: int = 0
-    pids: int = 0
-    groups: tuple[str, ...] = ()
-    # Resolvers for Docker's embedded DNS to forward to (deploy.NO_NAME_SERVICE).
-    dns: tuple[str, ...] = ()
 
 
 class ContainerRuntime(Protocol):
