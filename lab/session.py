@@ -24,7 +24,7 @@ from lab.model.errors import LabError
 from lab.model.events import EventStream, Stage
 from lab.model.names import check_lab_name
 from lab.model.schema import LabPlan
-from lab.plan.topology import load_plan
+from lab.plan.load import load_plan
 from lab.run import lifecycle
 from lab.run.ports import Adapters
 from lab.run.locks import hold_lab

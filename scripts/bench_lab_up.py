@@ -14,7 +14,7 @@ from lab.run import lifecycle
 from lab.model.events import EventStream, Stage, StageChanged
 from lab.failover.runner import machine_summary
 from lab.failover.statistics import summarize
-from lab.plan.topology import load_plan
+from lab.plan.load import load_plan
 from lab.adapters.wiring import real_adapters
 
 TARGET_S = 15.0

@@ -31,7 +31,8 @@ from lab.model.azure import azure_rules
 from lab.model.limits import lab_limits
 from lab.model.schema import Scenario
 from lab.plan.segments import plan_segments
-from lab.plan.topology import load_profile, load_scenario, resolve
+from lab.plan.load import load_profile, load_scenario
+from lab.plan.resolve import resolve
 
 SKU = "VpnGw5"
 SITES = (25, 50, 100, 200)

@@ -35,7 +35,7 @@ from lab.run import lifecycle
 from lab.model.azure import azure_rules
 from lab.failover.runner import machine_summary
 from lab.failover.statistics import summarize
-from lab.plan.topology import load_plan, load_scenario
+from lab.plan.load import load_plan, load_scenario
 from lab.adapters.wiring import real_adapters
 
 TARGET_MBPS = azure_rules().skus.limits["VpnGw1"].throughput_mbps

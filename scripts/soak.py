@@ -31,7 +31,7 @@ from lab.failover.runner import FailoverRunner, FailoverSettings, machine_summar
 from lab.failover.faults import FAULTS
 from lab.render.configs import guard_table
 from lab.failover.statistics import summarize
-from lab.plan.topology import load_plan
+from lab.plan.load import load_plan
 from lab.adapters.wiring import real_adapters
 from lab.run.ports import Adapters
 

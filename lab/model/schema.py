@@ -1,8 +1,8 @@
 """Typed models of a scenario, a timer profile and the resolved lab plan.
 
 Pure data: imports nothing from the rest of the package. Field checks live
-here; checks that span fields (references, overlaps) live in topology.py,
-which collects every problem before reporting.
+here; checks that span fields (references, overlaps) live in
+lab/plan/checks.py, which collects every problem before reporting.
 """
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ class Tunnel(Strict):
 class Scenario(Strict):
     name: ShortName
     description: Text
-    # A built-in profile's name or a profile file's path (resolved by topology.py).
+    # A built-in profile's name or a profile file's path (found by lab/plan/load.py).
     profile: Text = "azure"
     networks: dict[NetworkName, Network] = Field(min_length=1)
     tunnel_pool: IPv4Network = IPv4Network("100.64.0.0/22")

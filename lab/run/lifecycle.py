@@ -35,7 +35,9 @@ from lab.model.events import EventStream, LabDown, LabUp, Stage
 from lab.run.locks import hold_lab
 from lab.model.names import check_lab_name
 from lab.model.schema import LabPlan
-from lab.plan.topology import check_scenario, load_plan, resolve
+from lab.plan.checks import check_scenario
+from lab.plan.load import load_plan
+from lab.plan.resolve import resolve
 from lab.render.configs import GUARD_RULES, guard_table, render_guard
 from lab.plan.segments import plan_segments, split_host_subnets
 from lab.run.ports import Adapters, ContainerInfo, ContainerRuntime

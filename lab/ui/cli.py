@@ -28,7 +28,7 @@ from lab.run.state import check_state_root, lab_dir
 from lab.model.events import EventStream, Stage
 from lab.session import DEFAULT_SCENARIO, LabSession
 from lab.ui.progress import StageDisplay, log, log_event, setup_logging
-from lab.plan.topology import builtin_profiles, builtin_scenarios, load_plan
+from lab.plan.load import builtin_profiles, builtin_scenarios, load_plan
 from lab.adapters.wiring import real_adapters
 
 # No locals in tracebacks: they could hold pre-shared keys.
@@ -364,7 +364,7 @@ def compose(
 @app.command()
 def scenarios() -> None:
     """List the built-in scenarios."""
-    from lab.plan.topology import load_scenario
+    from lab.plan.load import load_scenario
 
     for name in builtin_scenarios():
         _, s = load_scenario(name)

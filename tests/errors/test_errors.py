@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from lab.ui.cli import app
 from lab.model.errors import TopologyError
-from lab.plan.topology import load_scenario
+from lab.plan.load import load_scenario
 
 HERE = Path(__file__).parent
 CASES = sorted(HERE.glob("*.yaml"))

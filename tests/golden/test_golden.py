@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from lab.run.deploy import plan_deploy
-from lab.plan.topology import load_plan
+from lab.plan.load import load_plan
 
 HERE = Path(__file__).parent
 CASES = sorted(p.name for p in HERE.iterdir() if (p / "case.yaml").exists())

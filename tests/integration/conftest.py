@@ -11,7 +11,7 @@ import pytest
 
 from lab.run import lifecycle
 from lab.run.deploy import IMAGE
-from lab.plan.topology import load_plan
+from lab.plan.load import load_plan
 from lab.adapters.wiring import real_adapters
 
 SESSION = f"pytest-{uuid.uuid4().hex[:8]}"

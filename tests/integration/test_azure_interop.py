@@ -18,7 +18,7 @@ import yaml
 
 from lab.run import lifecycle
 from lab.adapters.node_agent import NodeAgent
-from lab.plan.topology import load_scenario
+from lab.plan.load import load_scenario
 
 from .conftest import forwarded_out, start_lab
 
@@ -283,7 +283,7 @@ def _custom_scenario(tmp_path, policy: dict):
 
 
 def test_a_custom_policy_with_pfs_establishes_and_rekeys_with_pfs_from_both_ends(adapters, state_dir, tmp_path):
-    from lab.plan.topology import load_plan
+    from lab.plan.load import load_plan
     plan = load_plan(str(_custom_scenario(tmp_path, CUSTOM_POLICY)), "azure", lab=f"it-{uuid.uuid4().hex[:6]}")
     plan, status, _ = start_lab(adapters, plan=plan)
     try:
@@ -317,7 +317,7 @@ def test_a_disallowed_custom_policy_is_refused_in_one_line_before_anything_is_ma
 
 def test_policy_based_selectors_carry_the_sites_prefixes_by_policy_beside_the_tunnel_link(adapters, state_dir,
                                                                                           tmp_path):
-    from lab.plan.topology import load_plan
+    from lab.plan.load import load_plan
     _, scenario = load_scenario("active-standby")
     raw = scenario.model_dump(mode="json")
     raw["tunnels"][0]["policy_based_selectors"] = True

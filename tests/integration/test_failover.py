@@ -11,7 +11,7 @@ from lab.run import lifecycle
 from lab.model.events import Stage
 from lab.run.deploy import plan_deploy
 
-from lab.plan.topology import load_plan
+from lab.plan.load import load_plan
 
 from .conftest import forwarded_out, start_lab
 from .outside import OutsideCapture

@@ -17,7 +17,7 @@ from lab.run import lifecycle
 from lab.failover.breakfix import RECORD, faults_in_place
 from lab.run.deploy import IMAGE
 from lab.model.errors import WaitTimeout
-from lab.plan.topology import load_plan
+from lab.plan.load import load_plan
 
 from .conftest import SESSION
 

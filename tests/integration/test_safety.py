@@ -20,7 +20,7 @@ from lab.run import lifecycle
 from lab.model.kinds import KINDS
 from lab.run.locks import holder_of
 from lab.render.configs import GUARD_RULES, guard_table
-from lab.plan.topology import load_plan
+from lab.plan.load import load_plan
 
 from .conftest import start_lab
 from .outside import OutsideCapture, run_on_host

@@ -3,7 +3,7 @@ import pytest
 
 from lab.failover import breakfix
 from lab.model.errors import LabError
-from lab.plan.topology import load_plan
+from lab.plan.load import load_plan
 
 
 class HalfFault:

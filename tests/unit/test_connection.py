@@ -12,7 +12,8 @@ from lab.model.errors import LabError
 from lab.model.schema import IpsecPolicy
 from lab.run.ports import ContainerInfo
 from lab.ui.status_view import render_connections
-from lab.plan.topology import load_plan, resolve
+from lab.plan.load import load_plan
+from lab.plan.resolve import resolve
 
 
 def _text(views) -> str:

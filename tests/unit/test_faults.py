@@ -4,7 +4,7 @@ import pytest
 from lab.model.errors import LabError
 from lab.failover.faults import FAULTS, FaultTarget, check_target, get_fault, resolve_target
 from lab.run.ports import ContainerInfo
-from lab.plan.topology import load_plan
+from lab.plan.load import load_plan
 
 
 class Recorder:

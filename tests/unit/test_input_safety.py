@@ -28,7 +28,7 @@ from lab.run.locks import LabBusy, hold_lab, try_hold_lab
 from lab.run.lifecycle import ensure_guard
 from lab.render.configs import GUARD_RULES, UnsafeValue, _shell_word, _template, render_guard
 from lab.run.state import lab_dir, lab_files, make_lab_dir, remove_lab_files, write_private
-from lab.plan.topology import load_plan, load_scenario
+from lab.plan.load import load_plan, load_scenario
 
 runner = CliRunner()
 LAB_COMMANDS = [["down"], ["status"], ["repair"], ["connection"], ["break", "kill"], ["up"],

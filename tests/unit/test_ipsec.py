@@ -9,7 +9,8 @@ from lab.model.errors import TopologyError
 from lab.model.ipsec import device_proposals, esp_proposal, gateway_proposals, ike_proposal
 from lab.model.schema import IpsecPolicy
 from lab.render.configs import render_strongswan
-from lab.plan.topology import load_plan, load_profile, resolve
+from lab.plan.load import load_plan, load_profile
+from lab.plan.resolve import resolve
 
 CUSTOM = dict(ike_encryption="GCMAES256", ike_integrity="SHA384", dh_group="DHGroup24",
               ipsec_encryption="AES256", ipsec_integrity="SHA256", pfs_group="PFS2048")
@@ -109,7 +110,7 @@ def test_a_custom_policy_and_its_lifetimes_reach_both_ends_configs():
 
 
 def test_every_policy_problem_is_named_at_once():
-    from lab.plan.topology import check_scenario
+    from lab.plan.checks import check_scenario
     bad = dict(CUSTOM, ike_integrity="SHA512", pfs_group="PFS14", sa_data_kb=10)
     problems = check_scenario(_with_policy(bad, sku="Basic"))
     assert [p.split(":")[0] for p in problems] == [
@@ -119,7 +120,7 @@ def test_every_policy_problem_is_named_at_once():
 
 
 def test_ike_without_a_key_exchange_is_refused_as_a_lab_limit():
-    from lab.plan.topology import check_scenario
+    from lab.plan.checks import check_scenario
     problems = check_scenario(_with_policy(dict(CUSTOM, dh_group="None")))
     assert len(problems) == 1 and "IKEv2 SA always needs a key exchange" in problems[0]
 
@@ -233,7 +234,7 @@ def test_policy_based_selectors_add_the_prefix_pairs_to_both_ends():
 
 
 def test_policy_based_selectors_on_a_device_with_two_tunnels_are_refused():
-    from lab.plan.topology import check_scenario
+    from lab.plan.checks import check_scenario
     problems = check_scenario(_policy_based("active-active"))
     assert problems == ["tunnels[0].policy_based_selectors: onprem-0 has more than one tunnel; the lab's userspace "
                         "ESP picks an SA by traffic selector alone, so two tunnels can't carry the same prefixes "

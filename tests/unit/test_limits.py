@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from lab.ui.cli import app
 from lab.model.errors import TopologyError
 from lab.model.limits import Limits, lab_limits
-from lab.plan.topology import load_profile, load_scenario
+from lab.plan.load import load_profile, load_scenario
 
 LIMITS = lab_limits()
 DEPTH = LIMITS.yaml_depth.value

@@ -11,7 +11,8 @@ from lab.plan.redundancy import STRATEGIES, strategy_for
 from lab.plan.redundancy.base import GatewayView
 from lab.run.status import BgpRow, GatewayRow, LabStatus, NodeRow, TunnelRow, VrrpRow
 from lab.failover.metrics import withdrawal_breakdown
-from lab.plan.topology import check_scenario, load_plan, load_scenario
+from lab.plan.checks import check_scenario
+from lab.plan.load import load_plan, load_scenario
 
 
 class Leaving:

@@ -17,7 +17,7 @@ from lab.model.events import (ControlEvent, EventStream, FailoverDone, Note, Pha
 from lab.failover.runner import FAILBACK, FailoverRunner, FailoverSettings, NotMeasured
 from lab.failover.metrics import NS
 from lab.model.probes import DirectionProbes
-from lab.plan.topology import load_plan
+from lab.plan.load import load_plan
 
 INTERVAL_NS = 20_000_000
 LATENCY_NS = 3_000_000

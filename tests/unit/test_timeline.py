@@ -25,7 +25,7 @@ from lab.failover.metrics import (
     observed_order,
     steady_since,
 )
-from lab.plan.topology import load_plan
+from lab.plan.load import load_plan
 
 RFC_METHOD = dataclasses.replace(METHOD, sustained_ns=5 * NS)
 

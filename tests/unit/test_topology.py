@@ -10,7 +10,7 @@ from lab.run.hostcheck import kernel_esp_support
 from lab.plan.segments import bridge_prefix, plan_segments, split_host_subnets
 from lab.render.configs import host_routes, retransmit_schedule
 from lab.run.status import BgpRow, GatewayRow, LabStatus, NodeRow, TunnelRow
-from lab.plan.topology import builtin_profiles, builtin_scenarios, load_plan
+from lab.plan.load import builtin_profiles, builtin_scenarios, load_plan
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +209,8 @@ def test_every_kind_names_renderers_the_render_table_holds():
 
 def test_a_gateway_takes_no_more_tunnels_than_its_sku_allows():
     from lab.model.schema import Scenario
-    from lab.plan.topology import check_scenario, load_scenario
+    from lab.plan.checks import check_scenario
+    from lab.plan.load import load_scenario
 
     _, s = load_scenario("active-active")
     raw = s.model_dump(mode="json")
@@ -261,7 +262,7 @@ def test_the_overlap_sweep_says_what_every_pair_said(networks, pool):
     def subnet(third_octet, prefixlen):
         return str(IPv4Network(f"10.0.{third_octet}.0/{prefixlen}", strict=False))
     from lab.model.schema import Scenario
-    from lab.plan.topology import _check_overlaps
+    from lab.plan.checks import _check_overlaps
     s = Scenario.model_validate({"name": "prop", "description": "-", "tunnel_pool": subnet(*pool),
                                  "networks": {f"n{i}": {"subnet": subnet(*n)} for i, n in enumerate(networks)},
                                  "nodes": {"host": {"kind": "workload-host", "links": {"n0": "10.0.0.1"}}}})
