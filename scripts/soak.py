@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 
 from lab.run import lifecycle
-from lab.run.deploy import IMAGE
+from lab.render.deploy_plan import IMAGE
 from lab.run.state import state_root
 from lab.failover.runner import FailoverRunner, FailoverSettings, machine_summary
 from lab.failover.faults import FAULTS

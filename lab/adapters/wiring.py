@@ -5,7 +5,8 @@ from lab.adapters.docker_host import DockerHost
 from lab.adapters.docker_runtime import DockerRuntime
 from lab.adapters.frr_route import FrrRoute
 from lab.adapters.node_agent import AgentIke, AgentLink, NodeAgent
-from lab.run.deploy import IMAGE, check_image
+from lab.render.deploy_plan import IMAGE
+from lab.run.deploy import check_image
 from lab.run.ports import Adapters
 
 

@@ -1,5 +1,5 @@
 """What a lab asks an engine to create, as values: networks, and containers with their config files.
-Planned from a LabPlan (lab/run/deploy.py: plan_deploy), created through the runtime port (lab/run/ports.py)."""
+Planned from a LabPlan (lab/render/deploy_plan.py), created through the runtime port (lab/run/ports.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -41,5 +41,5 @@ class ContainerSpec:
     memory_bytes: int = 0
     pids: int = 0
     groups: tuple[str, ...] = ()
-    # Resolvers for Docker's embedded DNS to forward to (lab/run/deploy.py: NO_NAME_SERVICE).
+    # Resolvers for Docker's embedded DNS to forward to (lab/render/deploy_plan.py: NO_NAME_SERVICE).
     dns: tuple[str, ...] = ()

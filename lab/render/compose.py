@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from lab.run.deploy import IMAGE, NO_NAME_SERVICE, DeployPlan, plan_deploy
+from lab.render.deploy_plan import IMAGE, NO_NAME_SERVICE, DeployPlan, plan_deploy
 from lab.model.schema import LabPlan
 from lab.render.configs import render_guard
 

@@ -14,9 +14,8 @@ from typing import Callable, Iterator
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from lab.render.deploy_plan import IMAGE, DeployPlan, plan_deploy
 from lab.run.deploy import (
-    IMAGE,
-    DeployPlan,
     create_networks,
     create_nodes,
     ensure_image,
@@ -24,7 +23,6 @@ from lab.run.deploy import (
     load_or_create_config_key,
     load_or_create_psks,
     load_plan_source,
-    plan_deploy,
     raise_if_dead,
     save_plan_source,
 )

@@ -17,7 +17,8 @@ from rich.markup import escape
 from lab.run import lifecycle
 from lab.failover.breakfix import faults_in_place
 from lab.model import names
-from lab.run.deploy import IMAGE, check_image
+from lab.render.deploy_plan import IMAGE
+from lab.run.deploy import check_image
 from lab.model.errors import LabError
 from lab.adapters.image import prepare_context
 from lab.ui.status_view import print_status, status_json

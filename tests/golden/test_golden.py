@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.run.deploy import plan_deploy
+from lab.render.deploy_plan import plan_deploy
 from lab.plan.load import load_plan
 
 HERE = Path(__file__).parent

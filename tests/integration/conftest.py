@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from lab.run import lifecycle
-from lab.run.deploy import IMAGE
+from lab.render.deploy_plan import IMAGE
 from lab.plan.load import load_plan
 from lab.adapters.wiring import real_adapters
 

@@ -21,7 +21,7 @@ import shlex
 import time
 from ipaddress import IPv4Network
 
-from lab.run.deploy import IMAGE
+from lab.render.deploy_plan import IMAGE
 from lab.plan.segments import transport_pool
 from lab.model.schema import LabPlan
 

@@ -6,7 +6,7 @@ import time
 from lab.run import lifecycle
 from lab.model.events import EventStream, Recorder, Stage, StageChanged
 from lab.adapters.frr_route import FrrRoute
-from lab.run.deploy import IMAGE
+from lab.render.deploy_plan import IMAGE
 from lab.failover.runner import fail_back
 from lab.run.lifecycle import CONVERGED_WITHIN_S, HEALTHY_WITHIN_S
 

@@ -9,7 +9,7 @@ import pytest
 
 from lab.run import lifecycle
 from lab.model.events import Stage
-from lab.run.deploy import plan_deploy
+from lab.render.deploy_plan import plan_deploy
 
 from lab.plan.load import load_plan
 

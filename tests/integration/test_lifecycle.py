@@ -15,7 +15,7 @@ import pytest
 
 from lab.run import lifecycle
 from lab.failover.breakfix import RECORD, faults_in_place
-from lab.run.deploy import IMAGE
+from lab.render.deploy_plan import IMAGE
 from lab.model.errors import WaitTimeout
 from lab.plan.load import load_plan
 

@@ -5,7 +5,7 @@ import yaml
 
 from lab import __version__
 from lab.render.compose import compose_files
-from lab.run.deploy import plan_deploy
+from lab.render.deploy_plan import plan_deploy
 from lab.plan.load import load_plan
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,8 @@ from rich.console import Console
 
 from lab.run import lifecycle
 from lab.render.connection import device_connections
-from lab.run.deploy import load_plan_source, plan_deploy, save_plan_source
+from lab.render.deploy_plan import plan_deploy
+from lab.run.deploy import load_plan_source, save_plan_source
 from lab.model.errors import LabError
 from lab.model.schema import IpsecPolicy
 from lab.run.ports import ContainerInfo

@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 from lab.model import names
 from lab.ui.cli import BUSY_EXIT, app
 from lab.render.compose import render_psk_init
-from lab.run.deploy import load_or_create_psks, plan_deploy
+from lab.render.deploy_plan import plan_deploy
+from lab.run.deploy import load_or_create_psks
 from lab.model.errors import LabError, TopologyError
 from lab.run.locks import LabBusy, hold_lab, try_hold_lab
 from lab.run.lifecycle import ensure_guard

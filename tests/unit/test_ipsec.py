@@ -180,7 +180,7 @@ def test_negotiated_algorithms_are_read_from_vici_answers():
 def test_status_says_where_the_running_profile_departs_from_azure():
     from rich.console import Console
 
-    from lab.run.deploy import plan_deploy
+    from lab.render.deploy_plan import plan_deploy
     from lab.ui.status_view import render_status
     from lab.run.status import _departures
 

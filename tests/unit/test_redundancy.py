@@ -182,7 +182,7 @@ class FakeLab:
     every planned tunnel up, every session Established, the devices' ESP counters growing."""
 
     def __init__(self, plan, holders):
-        from lab.run.deploy import plan_deploy
+        from lab.render.deploy_plan import plan_deploy
         self.plan = plan
         self.specs = {s.hostname: s for s in plan_deploy(plan, {t.name: "k" for t in plan.tunnels}).nodes}
         self.holders = holders     # shared address -> the node holding it
