@@ -93,9 +93,11 @@ class StageDisplay:
         self.live = Live(self, console=console, refresh_per_second=8, transient=True)
 
     def __rich__(self) -> Text:
+        # One line whatever the width: the elapsed time first, the stage's detail cut if need be.
         line = self.spinner.render(time.monotonic())
-        line.append(f" {self.what}: {self.stage}  ")
-        line.append(f"{time.monotonic() - self.started:5.1f} s", style="dim")
+        line.append(f" {time.monotonic() - self.started:5.1f} s ", style="dim")
+        line.append(f" {self.what}: {self.stage}")
+        line.no_wrap, line.overflow = True, "ellipsis"
         return line
 
     def __call__(self, event: LabEvent) -> None:
