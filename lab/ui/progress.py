@@ -92,13 +92,13 @@ class StageDisplay:
         self.spinner = Spinner("dots")
         self.live = Live(self, console=console, refresh_per_second=8, transient=True)
 
-    def __rich__(self) -> Text:
+    def __rich_console__(self, console: Console, options):
         # One line whatever the width: the elapsed time first, the stage's detail cut if need be.
         line = self.spinner.render(time.monotonic())
         line.append(f" {time.monotonic() - self.started:5.1f} s ", style="dim")
         line.append(f" {self.what}: {self.stage}")
-        line.no_wrap, line.overflow = True, "ellipsis"
-        return line
+        line.truncate(options.max_width, overflow="ellipsis")
+        yield line
 
     def __call__(self, event: LabEvent) -> None:
         if isinstance(event, StageChanged):
