@@ -92,3 +92,18 @@ def check_lab_name(lab: object, where: str) -> str:
     if problem:
         raise TopologyError(where, [problem])
     return lab  # type: ignore[return-value]
+
+
+def engine_prefix(lab: str) -> str:
+    """How the name of each container and network of a lab starts on the engine."""
+    return f"lab-{lab}-"
+
+
+def container_name(lab: str, node: str) -> str:
+    """A node's container: lab-<lab>-<node>, the one place the pattern is built."""
+    return engine_prefix(lab) + node
+
+
+def network_name(lab: str, network: str) -> str:
+    """A scenario network's Docker network: lab-<lab>-<network>."""
+    return engine_prefix(lab) + network

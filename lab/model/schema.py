@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lab.model import names
 from lab.model.names import Key, LabName, NetworkName, NodeName, ShortName, Text
 
 
@@ -308,7 +309,7 @@ class LabPlan(Strict):
     bridge_prefix: str
 
     def network_name(self, network: str) -> str:
-        return f"lab-{self.lab}-{network}"
+        return names.network_name(self.lab, network)
 
     def instance_gateway(self, node: str) -> tuple[str, Gateway] | None:
         for name, gateway in self.scenario.gateways.items():

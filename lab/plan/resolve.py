@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from ipaddress import IPv4Address, IPv4Network
 
+from lab.model.names import container_name
 from lab.model.schema import (
     BgpSessionPlan,
     LabPlan,
@@ -126,7 +127,7 @@ def resolve(scenario: Scenario, profile: Profile, lab: str | None = None,
     """The plan; without `segments`, transport subnets are the pool's first (the host decides at `up`)."""
     lab_name = lab or scenario.name
     nodes = {
-        name: NodePlan(name=name, kind=node.kind, container=f"lab-{lab_name}-{name}", links=node.links, zone=node.zone)
+        name: NodePlan(name=name, kind=node.kind, container=container_name(lab_name, name), links=node.links, zone=node.zone)
         for name, node in scenario.nodes.items()
     }
     # The planning pipeline: sites and addresses (the scenario, checked) → tunnels →

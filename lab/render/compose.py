@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from lab.render.deploy_plan import IMAGE, NO_NAME_SERVICE, DeployPlan, plan_deploy
+from lab.model.names import engine_prefix
 from lab.model.schema import LabPlan
 from lab.render.configs import render_guard
 
@@ -117,7 +118,7 @@ def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
             "labels": {k: v for k, v in spec.labels.items() if k != "lab.config-hash"},
             "volumes": [f"{config_root}/{spec.hostname}:/lab:ro"],
             "networks": {
-                net.removeprefix(f"lab-{plan.lab}-"): {"ipv4_address": address}
+                net.removeprefix(engine_prefix(plan.lab)): {"ipv4_address": address}
                 for net, address in spec.addresses.items()
             },
             "depends_on": {"guard": {"condition": "service_completed_successfully"}},

@@ -300,7 +300,7 @@ def exec_(
     try:
         adapters = real_adapters()
         name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
-        code, output = adapters.runtime.exec(f"lab-{name}-{node}", argv, timeout_s=60)
+        code, output = adapters.runtime.exec(names.container_name(name, node), argv, timeout_s=60)
     except LabError as exc:
         _fail(exc)
     sys.stdout.write(output)
@@ -317,7 +317,7 @@ def logs(
     try:
         adapters = real_adapters()
         name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
-        sys.stdout.write(adapters.runtime.logs(f"lab-{name}-{node}", tail=tail))
+        sys.stdout.write(adapters.runtime.logs(names.container_name(name, node), tail=tail))
     except LabError as exc:
         _fail(exc)
 

@@ -31,7 +31,7 @@ def test_compose_nodes_match_what_lab_up_creates():
         assert service["container_name"] == spec.name
         assert service["labels"]["lab.name"] == plan.lab
         assert set(service["cap_add"]) == set(spec.capabilities)
-        addresses = {f"lab-{plan.lab}-{net}": v["ipv4_address"] for net, v in service["networks"].items()}
+        addresses = {plan.network_name(net): v["ipv4_address"] for net, v in service["networks"].items()}
         assert addresses == spec.addresses
     for net in deploy.networks:
         assert document["networks"][net.labels["lab.network"]]["driver_opts"] == net.options

@@ -177,6 +177,7 @@ def test_docker_sdk_permission_text_is_recognised(monkeypatch):
 
 def test_one_node_failing_to_answer_does_not_hide_the_others():
     from lab.model.errors import LabError
+    from lab.model.names import container_name
     from lab.run.ports import BgpPeerState, ContainerInfo
     from lab.run.status import read_node
 
@@ -202,7 +203,7 @@ def test_one_node_failing_to_answer_does_not_hide_the_others():
             return {}
 
     def node(name, kind):
-        return ContainerInfo(f"lab-t-{name}", name, kind, "running", "healthy", 1, "h")
+        return ContainerInfo(container_name("t", name), name, kind, "running", "healthy", 1, "h")
 
     router = read_node(node("vnet-router", "vnet-router"), lambda c: Broken(), lambda c: Routes(), lambda c: Links(),
                        with_kernel=False)

@@ -2,6 +2,7 @@
 import pytest
 
 from lab.model.errors import LabError
+from lab.model.names import container_name
 from lab.failover.faults import FAULTS, FaultTarget, check_target, get_fault, resolve_target
 from lab.run.ports import ContainerInfo
 from lab.plan.load import load_plan
@@ -16,7 +17,7 @@ class Recorder:
     # runtime
     def containers(self, labels):
         node = labels.get("lab.node", "azure-gw-0")
-        return [ContainerInfo(f"lab-t-{node}", node, "azure-gateway-instance", "running", "healthy", 42, "h")]
+        return [ContainerInfo(container_name("t", node), node, "azure-gateway-instance", "running", "healthy", 42, "h")]
 
     def kill(self, name, signal_name="SIGKILL"):
         self.log.append(("kill", name, signal_name))
