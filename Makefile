@@ -13,7 +13,7 @@ RESULTS ?= results
 UP_ARGS ?=
 FAULTS := kill maintenance pause link-down blackhole
 
-.PHONY: lab-up lab-down lab-status test test-unit test-integration images engine venv bench bench-throughput bench-plan clean failover failover-all figures test-figures
+.PHONY: lab-up lab-down lab-status test test-unit test-integration images engine venv bench bench-throughput bench-plan bench-side-by-side clean failover failover-all figures test-figures
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -85,6 +85,11 @@ bench-throughput: images
 # sites the limits take, and the ratio when the sites double; no Docker.
 bench-plan: venv
 	$(VENV)/bin/python scripts/bench_plan.py
+
+# Idle CPU (cgroups + the engine's processes), memory and `lab up` time of 1, 2 and 4 default labs
+# side by side (--profile fast), and a fast kill failover on the last one; all taken down at the end.
+bench-side-by-side: images
+	$(VENV)/bin/python scripts/bench_side_by_side.py
 
 clean:
 	-$(LAB) down

@@ -37,6 +37,8 @@ EXEC_NICENESS = 19
 CLOCK_SESSION_WITHIN_S = 30
 SSH_SOCKET = "$XDG_RUNTIME_DIR/azlab-docker.sock"
 SSH_FORWARD = f"ssh -NL {SSH_SOCKET}:/var/run/docker.sock"
+# Docker's way to turn an image's HEALTHCHECK off.
+NO_HEALTHCHECK = {"test": ["NONE"]}
 # Long-lived streams (probes, event watches) and a status read of every node at once share the pool.
 CONNECTIONS = 32
 
@@ -152,6 +154,9 @@ class DockerRuntime:
                 network=first_net,
                 networking_config={first_net: EndpointConfig(version="1.41", ipv4_address=first_ip)},
                 init=True,
+                # None of the image's periodic healthcheck: an exec into every node every 2 s kept an idle
+                # lab at a fifth of a core (issue 18). `lab` runs the check itself while it waits for a node.
+                healthcheck=NO_HEALTHCHECK,
                 detach=True,
             )
             container.put_archive("/", _config_archive(spec.files))
