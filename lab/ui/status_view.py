@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 
 from rich.console import Console, Group
+from rich.measure import Measurement
+from rich.segment import Segments
 from rich.table import Table
 from rich.text import Text
 
@@ -11,12 +13,37 @@ from lab.model.azure import azure_rules
 from lab.plan.redundancy import strategy_for
 from lab.run.status import LabStatus
 
+# Wide enough for any status: only its natural width is measured against it.
+UNBOUNDED = 10_000
+
 
 def _state(text: str, good: set[str]) -> Text:
     return Text(text, style="green" if text in good else "red")
 
 
-def render_status(status: LabStatus) -> Group:
+def _pps(rate: float, wide: bool) -> str:
+    """Narrow, a rate of 10 packets/s or more is rounded to a whole number (12345.6 -> 12346)."""
+    return f"{rate:g}" if wide or rate < 10 else f"{round(rate)}"
+
+
+# What `lab status` leaves out to fit 80 columns, and `--wide` shows; said under the tables.
+WIDE_ONLY = "SKUs, ESP packet totals and negotiated algorithms: `lab status --wide`"
+
+
+def _table(title: str, *columns: str, whole: tuple[str, ...] = ()) -> Table:
+    """A table whose `whole` columns (names, addresses, states) never wrap; the others wrap at spaces."""
+    # As wide as its title at least: a title wraps at the table's width.
+    table = Table(title=title, title_justify="left", min_width=len(title))
+    for col in columns:
+        table.add_column(col, no_wrap=col in whole)
+    return table
+
+
+def render_status(status: LabStatus, wide: bool = False) -> Group:
+    """The lab now. Without `wide` it fits 80 columns and no name, address or state is cut:
+    SKUs, ESP packet totals (but when no rate was measured) and negotiated algorithms are left
+    to `wide`; an unsettled tunnel's IKE and CHILD states, and each ECMP next hop, get a line
+    of their own; a rate of 10 packets/s or more is a whole number."""
     head = Table.grid(padding=(0, 2))
     head.add_row("lab", f"{status.lab} (scenario {status.scenario}, profile {status.profile})")
     head.add_row("data plane", status.data_plane)
@@ -33,64 +60,65 @@ def render_status(status: LabStatus) -> Group:
     if status.faults_in_place:
         head.add_row("faults in place", Text(", ".join(status.faults_in_place) + " (`lab repair` undoes them)", style="yellow"))
 
-    gateways = Table(title="Gateways (SKU: Azure's aggregate throughput, for reference)", title_justify="left")
-    for col in ("gateway", "mode", "SKU", "instance", "public IP", "state"):
-        gateways.add_column(col)
+    gateway_columns = ("gateway", "mode") + (("SKU",) if wide else ()) + ("instance", "public IP", "state")
+    gateways = _table("Gateways (SKU: Azure's aggregate throughput, for reference)" if wide else "Gateways",
+                      *gateway_columns, whole=("gateway", "mode", "instance", "public IP", "state"))
     skus = azure_rules().skus.limits
     for gw in status.gateways:
         sku = f"{gw.sku} ({skus[gw.sku].throughput_mbps} Mbit/s)" if gw.sku in skus else gw.sku or "-"
-        for i in gw.instances:
+        for n, i in enumerate(gw.instances):
             state = Text("active", style="green") if i in gw.active else Text(
                 "standby" if strategy_for(gw.mode).has_standbys else "not live",
                 style="" if strategy_for(gw.mode).has_standbys else "red")
-            gateways.add_row(gw.gateway, gw.mode, sku, i, gw.public_ips.get(i, "?"), state)
+            # The gateway's own values once, on its first instance's row.
+            own = (gw.gateway, gw.mode) + ((sku,) if wide else ()) if n == 0 else ("", "") + (("",) if wide else ())
+            gateways.add_row(*own, i, gw.public_ips.get(i, "?"), state)
 
-    shared = Table(title="Shared addresses (VRRP)", title_justify="left")
-    for col in ("group", "address", "held by", "routers"):
-        shared.add_column(col)
+    shared = _table("Shared addresses (VRRP)", "group", "address", "held by", "routers", whole=("group", "address"))
     for g in status.vrrp:
         shared.add_row(g.group, g.address, ", ".join(g.holders) or Text("none", style="red"), ", ".join(g.routers))
 
     window = f"; ESP packets/s over the last {status.rate_window_s:g} s" if status.rate_window_s else ""
-    tunnels = Table(title=f"Tunnels (IKEv2 / ESP{window})", title_justify="left")
-    for col in ("node", "tunnel", "remote", "SAs", "pkt/s in/out", "ESP pkts in/out"):
-        tunnels.add_column(col)
-    negotiated = Table(title="Negotiated algorithms (IKE SA, CHILD SA)", title_justify="left")
-    for col in ("node", "tunnel", "IKE", "ESP"):
-        negotiated.add_column(col)
+    # Narrow, the totals stand in for the rate only when none was measured.
+    counts = ("pkt/s in/out", "ESP pkts in/out") if wide else (
+        ("pkt/s in/out",) if status.rate_window_s else ("ESP pkts in/out",))
+    tunnels = _table(f"Tunnels (IKEv2 / ESP{window})", "node", "tunnel", "remote", "SAs", *counts,
+                     whole=("node", "tunnel", "remote", "SAs") + counts)
+    negotiated = _table("Negotiated algorithms (IKE SA, CHILD SA)", "node", "tunnel", "IKE", "ESP",
+                        whole=("node", "tunnel", "IKE", "ESP"))
     for t in status.tunnels:
         settled = t.ike_state == "ESTABLISHED" and t.child_state == "INSTALLED"
-        rate = Text("-") if t.pps_in is None else Text(f"{t.pps_in:g}/{t.pps_out:g}",
+        rate = Text("-") if t.pps_in is None else Text(f"{_pps(t.pps_in, wide)}/{_pps(t.pps_out, wide)}",
                                                        style="bold green" if t.carrying else "")
+        cells = {"pkt/s in/out": rate, "ESP pkts in/out": f"{t.packets_in}/{t.packets_out}"}
         tunnels.add_row(t.node, t.tunnel, t.remote,
-                        Text("up", style="green") if settled else Text(f"IKE {t.ike_state}, CHILD {t.child_state}",
-                                                                       style="red"),
-                        rate, f"{t.packets_in}/{t.packets_out}")
+                        Text("up", style="green") if settled else Text(
+                            f"IKE {t.ike_state}{', ' if wide else chr(10)}CHILD {t.child_state}", style="red"),
+                        *(cells[c] for c in counts))
         negotiated.add_row(t.node, t.tunnel, t.ike_algorithms or "-", t.esp_algorithms or "-")
 
-    routes = Table(title="BGP routes in use (several next hops: ECMP)", title_justify="left")
-    for col in ("node", "prefix", "next hops"):
-        routes.add_column(col)
+    routes = _table("BGP routes in use (several next hops: ECMP)", "node", "prefix", "next hops",
+                    whole=("node", "prefix"))
     for r in status.routes:
-        routes.add_row(r.node, r.prefix, Text(", ".join(r.next_hops) or "none",
+        routes.add_row(r.node, r.prefix, Text((", " if wide else "\n").join(r.next_hops) or "none",
                                               style="bold" if len(r.next_hops) > 1 else ""))
 
-    bgp = Table(title="BGP sessions", title_justify="left")
-    for col in ("node", "peer", "description", "state", "prefixes received"):
-        bgp.add_column(col)
+    bgp = _table("BGP sessions", "node", "peer", "description", "state",
+                 "prefixes received" if wide else "prefixes", whole=("node", "peer", "state"))
     for b in status.bgp:
         bgp.add_row(b.node, b.peer, b.description, _state(b.state, {"Established"}), str(b.prefixes_received))
 
-    nodes = Table(title="Nodes", title_justify="left")
-    for col in ("node", "kind", "container", "health"):
-        nodes.add_column(col)
+    nodes = _table("Nodes", "node", "kind", "container", "health", whole=("node", "kind", "container", "health"))
     for n in status.nodes:
         nodes.add_row(n.node, n.kind, n.status, n.health or "-")
 
-    parts = [head, gateways] + ([shared] if status.vrrp else []) + [tunnels, negotiated, bgp, routes, nodes]
+    parts = ([head, gateways] + ([shared] if status.vrrp else []) + [tunnels] + ([negotiated] if wide else [])
+             + [bgp, routes, nodes])
     reasons = status.unconverged_reasons()
     if reasons:
         parts.append(Text("waiting on: " + "; ".join(reasons), style="yellow"))
+    if not wide:
+        parts.append(Text(WIDE_ONLY, style="dim"))
     return Group(*parts)
 
 
@@ -98,8 +126,17 @@ def status_json(status: LabStatus) -> str:
     return json.dumps(status.to_dict(), indent=2, sort_keys=True)
 
 
-def print_status(status: LabStatus, console: Console) -> None:
-    console.print(render_status(status))
+def print_status(status: LabStatus, console: Console, wide: bool = False) -> None:
+    """Narrow, it fits the console (80 columns and up). Wide, every column at full width, past the
+    console's if need be: a pipe's console is 80 columns, and `--wide` is asked for to see it all."""
+    view = render_status(status, wide)
+    # The tables' width: the head's and the notes' lines wrap at any width.
+    needed = max((Measurement.get(console, console.options.update_width(UNBOUNDED), part).maximum
+                  for part in view.renderables if isinstance(part, Table) and part.title), default=0) if wide else 0
+    if needed <= console.width:
+        console.print(view)
+    else:
+        console.print(Segments(console.render(view, console.options.update_width(needed))), crop=False)
 
 
 CONNECTION_FIELDS = [
