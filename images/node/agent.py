@@ -5,13 +5,14 @@
 namespace with nothing but the Docker API: no /proc/<pid> of the engine's
 host, no root on it, and the same whether the engine is local, in Docker
 Desktop's VM or across a TCP or SSH link. Each command prints one JSON
-document; `watch` and `clock` print one JSON object per line. Stamps are the
+document; `watch`, `tail` and `clock` print one JSON object per line. Stamps are the
 node's CLOCK_MONOTONIC, which every container of the engine shares with the
 probes.
 
     lab-agent sas                          IKE and CHILD SAs
     lab-agent terminate IKE TIMEOUT_MS     ends an IKE_SA (force after the timeout)
     lab-agent watch --within S EVENT...    VICI events as they come, stamped here
+    lab-agent tail --within S FILE...      lines written to the files from now on, stamped when read
     lab-agent links                        interfaces: kinds and IPv4 addresses
     lab-agent set-link NAME up|down        a link's state; prints when it changed
     lab-agent block-udp on|off PORT...     blackhole rules for UDP ports
@@ -35,6 +36,9 @@ BLACKHOLE_RULE_PRIORITY = 100
 # The packet filter tables of the fence (`fence on`), in the node's own namespace.
 FENCE_TABLE = "lab_fence"
 LISTEN_TICK_S = 0.2
+# Without inotify, a tail looks for new lines this often.
+TAIL_POLL_S = 0.05
+IN_MODIFY = 0x2
 
 
 class AgentError(Exception):
@@ -91,8 +95,7 @@ def cmd_watch(args):
     """VICI events, one JSON line each, until SIGTERM, charon goes away or the bound."""
     from vici.exception import CommandException, SessionException
 
-    within_s = float(args[args.index("--within") + 1]) if "--within" in args else 3600.0
-    names = [a for i, a in enumerate(args) if a != "--within" and (i == 0 or args[i - 1] != "--within")]
+    within_s, names = within_and_names(args)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     deadline = time.monotonic() + within_s
@@ -112,6 +115,97 @@ def cmd_watch(args):
         pass
     finally:
         sock.close()
+    return None
+
+
+def within_and_names(args):
+    """`--within S NAME...` as (S, names); an hour when no bound is given."""
+    within_s = float(args[args.index("--within") + 1]) if "--within" in args else 3600.0
+    names = [a for i, a in enumerate(args) if a != "--within" and (i == 0 or args[i - 1] != "--within")]
+    return within_s, names
+
+
+class Followed:
+    """One file followed from its end (from its start if it appears later): complete lines only."""
+
+    def __init__(self, path):
+        self.path = path
+        self.handle = None
+        self.pending = b""
+        self.open(at_end=True)
+
+    def open(self, at_end):
+        try:
+            self.handle = open(self.path, "rb")
+        except OSError:
+            return
+        if at_end:
+            self.handle.seek(0, os.SEEK_END)
+
+    def new_lines(self):
+        if self.handle is None:
+            self.open(at_end=False)   # written for the first time since the tail began
+            if self.handle is None:
+                return []
+        if os.fstat(self.handle.fileno()).st_size < self.handle.tell():
+            self.handle.seek(0)       # truncated: what is there now is new
+        self.pending += self.handle.read()
+        *complete, self.pending = self.pending.split(b"\n")
+        return [line.decode(errors="replace") for line in complete]
+
+
+def file_watch(paths):
+    """An inotify descriptor that wakes on writes to the files there are, or None (then: poll)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, AttributeError):
+        return None, None
+    if fd < 0:
+        return None, None
+    for path in paths:
+        libc.inotify_add_watch(fd, path.encode(), IN_MODIFY)   # a file not there yet is polled
+    return fd, libc
+
+
+def cmd_tail(args):
+    """Lines written to the files from now on, one JSON line each, stamped when read, until
+    SIGTERM or the bound. inotify wakes it on a write, so the stamp is close to the write's."""
+    import select
+
+    within_s, paths = within_and_names(args)
+    if not paths:
+        raise AgentError("tail: name at least one file")
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    deadline = time.monotonic() + within_s
+    followed = [Followed(path) for path in paths]
+    fd, libc = file_watch([f.path for f in followed if f.handle is not None])
+    watched = {f.path for f in followed if f.handle is not None}
+    emit({"ready": time.monotonic_ns()})
+    try:
+        while not stopping and time.monotonic() < deadline:
+            if fd is None:
+                time.sleep(TAIL_POLL_S)
+            elif select.select([fd], [], [], LISTEN_TICK_S)[0]:
+                try:
+                    while os.read(fd, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+            for f in followed:
+                lines = f.new_lines()
+                read_ns = time.monotonic_ns()
+                for line in lines:
+                    emit({"t": read_ns, "path": f.path, "line": line})
+                if fd is not None and f.handle is not None and f.path not in watched:
+                    libc.inotify_add_watch(fd, f.path.encode(), IN_MODIFY)
+                    watched.add(f.path)
+    finally:
+        if fd is not None:
+            os.close(fd)
     return None
 
 
@@ -252,7 +346,7 @@ def cmd_kernel_config(args):
 
 
 COMMANDS = {
-    "sas": cmd_sas, "terminate": cmd_terminate, "watch": cmd_watch,
+    "sas": cmd_sas, "terminate": cmd_terminate, "watch": cmd_watch, "tail": cmd_tail,
     "links": cmd_links, "set-link": cmd_set_link,
     "block-udp": cmd_block_udp, "fence": cmd_fence, "route-get": cmd_route_get, "clock": cmd_clock,
     "kernel-config": cmd_kernel_config,

@@ -1,4 +1,4 @@
-"""strongSwan (VICI) and the node's netlink, through lab-agent in its container.
+"""strongSwan (VICI), the node's netlink and its logs, through lab-agent in its container.
 
 Everything goes through the engine's exec API, so `lab` needs no root and
 no view of the engine host's /proc: the same code drives a local engine, a
@@ -110,24 +110,26 @@ class AgentIke:
         return AgentEventWatch(self.agent.node, self.agent.stream("watch", "--within", f"{within_s:.0f}", *names))
 
 
-class AgentEventWatch:
-    """One VICI subscription in the node: (stamp, name, message) per event, stamped there."""
+class AgentStream:
+    """A streaming lab-agent command: a ready line once it listens, then one JSON document per line."""
+
+    what = "stream"
 
     def __init__(self, node: str, stream: ExecStream):
         self.node = node
         self._stream = stream
         self._ready = threading.Event()
-        self._subscribed = False
+        self._listening = False
         self._said = ""
 
     def wait_ready(self, within_s: float) -> None:
-        """Returns once every event is registered in charon, so none is missed from then on."""
+        """Returns once the agent listens, so nothing is missed from then on."""
         if not self._ready.wait(within_s):
-            raise LabError(f"{self.node}: charon's event subscription was not ready within {within_s:.0f} s")
-        if not self._subscribed:
-            raise LabError(f"{self.node}: charon's event subscription ended at once ({self._said or 'no output'})")
+            raise LabError(f"{self.node}: {self.what} was not ready within {within_s:.0f} s")
+        if not self._listening:
+            raise LabError(f"{self.node}: {self.what} ended at once ({self._said or 'no output'})")
 
-    def __iter__(self) -> Iterator[tuple[int, str, dict]]:
+    def documents(self) -> Iterator[dict]:
         try:
             for line in self._stream.lines():
                 try:
@@ -136,15 +138,46 @@ class AgentEventWatch:
                     self._said = line.strip() or self._said  # the agent's error, or a torn last line
                     continue
                 if "ready" in document:
-                    self._subscribed = True
+                    self._listening = True
                     self._ready.set()
-                elif "label" in document:
-                    yield int(document["t"]), str(document["label"]), document.get("message") or {}
+                else:
+                    yield document
         finally:
-            self._ready.set()  # a watch that ended can't become ready: don't keep anyone waiting
+            self._ready.set()  # a stream that ended can't become ready: don't keep anyone waiting
 
     def close(self) -> None:
         self._stream.stop()
+
+
+class AgentEventWatch(AgentStream):
+    """One VICI subscription in the node: (stamp, name, message) per event, stamped there."""
+
+    what = "charon's event subscription"
+
+    def __iter__(self) -> Iterator[tuple[int, str, dict]]:
+        for document in self.documents():
+            if "label" in document:
+                yield int(document["t"]), str(document["label"]), document.get("message") or {}
+
+
+class AgentLogTail(AgentStream):
+    """Lines written to a node's files: (stamp, file, line), stamped in the node when read."""
+
+    what = "the tail of its logs"
+
+    def __iter__(self) -> Iterator[tuple[int, str, str]]:
+        for document in self.documents():
+            if "line" in document:
+                yield int(document["t"]), str(document["path"]), str(document["line"])
+
+
+class AgentLogs:
+    def __init__(self, agent: NodeAgent):
+        self.agent = agent
+
+    def tail(self, paths: list[str], within_s: float) -> AgentLogTail:
+        """Follows the files from their end for at most `within_s`; iterate it, close it to stop."""
+        return AgentLogTail(self.agent.node, self.agent.stream("tail", "--within", f"{within_s:.0f}", *paths))
 
 
 class AgentLink:

@@ -1,10 +1,13 @@
 """Control-plane events on one clock, parsed from what the daemons report.
 
 Pure: each parser takes what an adapter collected (a VICI message, a Docker
-event, a log's text) and returns `Event`s stamped in CLOCK_MONOTONIC
-nanoseconds, the clock the probes use. Sources that stamp wall-clock time
-(Docker, FRR's log) are converted with the offset between the two clocks,
-read once per run on the same host.
+event, a log's text or one line of it) and returns `Event`s stamped in
+CLOCK_MONOTONIC nanoseconds, the clock the probes use. Sources that stamp
+wall-clock time (Docker, FRR's log) are converted with the offset between
+the two clocks, read once per run on the same host. FRR's and keepalived's
+events are read twice, live (FRR's log, keepalived's log) and from the
+record after the run (FRR's log, the notify hook's lines in Docker's log):
+`not_yet_seen` keeps each once.
 """
 from __future__ import annotations
 
@@ -110,6 +113,19 @@ def container_log_events(text: str, node: str, clock: ClockOffset) -> list[Event
     return found
 
 
+# keepalived's own log (--log-console): the moment it changes state, before it runs the notify hook.
+# Its stamp is to the second: a line is stamped when the node's agent read it.
+_KEEPALIVED_STATE = re.compile(r"\((\S+)\) Entering (MASTER|BACKUP|FAULT) STATE")
+
+
+def keepalived_log_event(line: str, node: str, t_ns: int) -> Event | None:
+    """A VRRP transition from one line of keepalived's log, read at `t_ns`."""
+    state = _KEEPALIVED_STATE.search(line)
+    if state is None:
+        return None
+    return Event(t_ns, "vrrp", node, _VRRP_KINDS[state.group(2).lower()], f"keepalived, group {state.group(1)}")
+
+
 # FRR stamps its log in the container's local time, which is UTC in the image.
 _FRR_STAMP = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d)(?:\.(\d+))? (.*)$")
 _ADJCHANGE = re.compile(r"%ADJCHANGE: neighbor (\S+?)(?:\(\S*\))? in vrf \S+ (Up|Down)(.*)$")
@@ -132,3 +148,35 @@ def frr_log_events(text: str, node: str, clock: ClockOffset) -> list[Event]:
             found.append(Event(t, "frr", node, BFD_UP if bfd.group(3) == "up" else BFD_DOWN,
                                f"{peer.group(1) if peer else bfd.group(1)} {bfd.group(2)} -> {bfd.group(3)}"))
     return found
+
+
+# How far apart two reports of one event may be stamped. FRR's: one line of its log, read live and
+# read again after the run, so the same stamp and detail. A VRRP transition: keepalived's log line,
+# read live, then its notify hook's line in Docker's log, a few ms later (the hook is a process of
+# its own); the same node and kind, whatever the detail (a gateway's notify names no group).
+SAME_EVENT_WITHIN_NS = {"frr": 0, "vrrp": 1_000_000_000}
+
+
+def _same(a: Event, b: Event) -> bool:
+    within = SAME_EVENT_WITHIN_NS.get(a.source)
+    return (within is not None and (a.source, a.node, a.kind) == (b.source, b.node, b.kind)
+            and (a.source == "vrrp" or a.detail == b.detail) and abs(a.t_ns - b.t_ns) <= within)
+
+
+def twin_of(event: Event, candidates) -> Event | None:
+    """The candidate nearest in time that reports the same event, if one does."""
+    return min((c for c in candidates if _same(event, c)), key=lambda c: abs(c.t_ns - event.t_ns), default=None)
+
+
+def not_yet_seen(found: list[Event], seen: list[Event]) -> list[Event]:
+    """The events of `found` that no event of `seen` already reports, each seen event standing for
+    one found event at most. Sources read once only (docker, vici) are all kept."""
+    unused = list(seen)
+    kept = []
+    for event in sorted(found, key=lambda e: e.t_ns):
+        twin = twin_of(event, unused)
+        if twin is None:
+            kept.append(event)
+        else:
+            unused.remove(twin)
+    return kept

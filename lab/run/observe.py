@@ -1,9 +1,16 @@
 """Watching a lab during a failover run: probes and events, on one clock.
 
-Live sources (the probes' exec streams, VICI event subscriptions) are read
-by one thread each. Sources that keep their own stamped record (the engine's
-events, container logs, FRR's log) are read once the run is over, for its
-window, so a killed node's history is still there.
+Live sources (the probes' exec streams, VICI event subscriptions, the tails
+of FRR's and keepalived's logs) are read by one thread each, and their
+events join `live_events` as they arrive. Sources that keep their own
+stamped record (the engine's events, container logs, FRR's log) are
+read once the run is over, for its window, so a killed node's history is
+still there: a tail dies with its node and is re-attached only once the
+node runs again. What the record holds twice (an FRR or VRRP event that
+also came live) is kept once, the live one: FRR's stamp is the same either
+way; keepalived's log line is written as it changes state, before its
+notify hook writes the line Docker stamps, and is read in the node, on the
+lab's clock itself, not moved onto it from Docker's wall clock.
 """
 from __future__ import annotations
 
@@ -17,11 +24,14 @@ from lab.model.daemon_events import (
     container_log_events,
     docker_event,
     frr_log_events,
+    keepalived_log_event,
+    not_yet_seen,
+    twin_of,
     vici_event,
 )
 from lab.model.errors import LabError
 from lab.model.schema import LabPlan
-from lab.run.ports import EventWatch, ExecStream
+from lab.run.ports import ContainerInfo, EventWatch, ExecStream, LogTail
 from lab.model.kinds import runs_bgp, runs_ike
 from lab.model.probes import DirectionProbes
 from lab.run.status import running_node
@@ -29,6 +39,10 @@ from lab.run.ports import Adapters
 
 VICI_EVENTS = ["ike-updown", "child-updown", "ike-rekey"]
 FRR_LOG = "/var/log/frr/frr.log"
+# keepalived's own log (lab-vrrp starts it with --log-console into it).
+KEEPALIVED_LOG = "/var/log/keepalived.log"
+# How often a tail whose node went away (killed) looks for it again.
+REATTACH_EVERY_S = 1.0
 JOIN_WITHIN_S = 5.0
 WATCH_READY_WITHIN_S = 10.0
 # Round trips to time; the shortest is kept (a busy machine delays some).
@@ -86,10 +100,18 @@ class Observation:
         self.port = port
         self.bound_s = bound_s
         self.hosts: dict[str, HostProbe] = {}
+        # In the order they arrived (their stamps may be earlier than an event's before them).
         self.live_events: list[Event] = []
+        # When each tailed event reached `lab`, on the lab's clock.
+        self.received_ns: dict[Event, int] = {}
         self._streams: list[ExecStream] = []
         self._watches: list[EventWatch] = []
+        self._tails: list[LogTail] = []
         self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        # Handed out by recorded_events with no live twin yet: a late live twin is dropped.
+        self._recorded_only: list[Event] = []
         self.clock = clock
         self.started_ns = 0
 
@@ -124,7 +146,61 @@ class Observation:
 
     def _pump_vici(self, watch: EventWatch, node: str) -> None:
         for stamped_ns, label, message in watch:  # stamped in the node, on the lab's clock
-            self.live_events.extend(vici_event(label, message, node, stamped_ns))
+            with self._lock:
+                self.live_events.extend(vici_event(label, message, node, stamped_ns))
+
+    def tailed_files(self, node: str) -> list[str]:
+        """The logs of a node that report BGP, BFD or VRRP changes (none without a way to tail them)."""
+        if self.adapters.logs_for is None:
+            return []
+        return (([FRR_LOG] if runs_bgp(self.plan.nodes[node].kind) else [])
+                + ([KEEPALIVED_LOG] if self.plan.groups_of(node) else []))
+
+    def _open_tail(self, info: ContainerInfo, within_s: float) -> LogTail | None:
+        """A tail of the node's logs, kept to be closed by stop(); None once stopping."""
+        assert self.adapters.logs_for is not None
+        tail = self.adapters.logs_for(info).tail(self.tailed_files(info.node), within_s)
+        with self._lock:
+            if not self._stopping.is_set():
+                self._tails.append(tail)
+                return tail
+        tail.close()
+        return None
+
+    def take_line(self, node: str, path: str, line: str, read_ns: int) -> list[Event]:
+        """A tailed line's events, added to the live ones unless the record already gave them."""
+        if path == FRR_LOG:
+            found = frr_log_events(line, node, self.clock.wall)    # FRR's own stamp
+        else:
+            found = [e for e in [keepalived_log_event(line, node, read_ns)] if e is not None]
+        received = self.clock.now_ns()
+        added = []
+        with self._lock:
+            for event in found:
+                twin = twin_of(event, self._recorded_only)
+                if twin is not None:
+                    self._recorded_only.remove(twin)
+                    continue
+                self.live_events.append(event)
+                self.received_ns[event] = received
+                added.append(event)
+        return added
+
+    def _follow(self, tail: LogTail | None, node: str) -> None:
+        """One node's tail until the observation stops; re-attached when a killed node runs again."""
+        bound_ns = self.started_ns + int(self.bound_s * 1e9)
+        while True:
+            if tail is not None:
+                for read_ns, path, line in tail:
+                    self.take_line(node, path, line, read_ns)
+            if self._stopping.wait(REATTACH_EVERY_S) or self.clock.now_ns() >= bound_ns:
+                return
+            try:
+                # Not waited for: this thread is the one that reads its ready line.
+                tail = self._open_tail(running_node(self.adapters.runtime, self.plan.lab, node),
+                                       (bound_ns - self.clock.now_ns()) / 1e9)
+            except LabError:
+                tail = None     # not running yet: looked for again
 
     def start(self) -> None:
         self.started_ns = self.clock.now_ns()
@@ -140,6 +216,12 @@ class Observation:
                     watch = self.adapters.ike_for(info).watch(VICI_EVENTS, self.bound_s)
                     self._watches.append(watch)
                     self._thread(self._pump_vici, watch, node.name)
+            tails = []
+            for node in self.plan.nodes.values():
+                if self.tailed_files(node.name):
+                    tail = self._open_tail(running_node(runtime, self.plan.lab, node.name), self.bound_s)
+                    tails += [tail] if tail is not None else []
+                    self._thread(self._follow, tail, node.name)
             for host, peer in peers.items():
                 probe = self.hosts[host] = HostProbe(host)
                 argv = ["lab-probe", "--peer", host_address(self.plan, peer), "--port", str(self.port),
@@ -150,26 +232,29 @@ class Observation:
                 stream = runtime.stream_exec(self.plan.nodes[host].container, argv)
                 self._streams.append(stream)
                 self._thread(self._pump_probe, stream, probe)
-            for watch in self._watches:
+            for watch in self._watches + tails:
                 watch.wait_ready(WATCH_READY_WITHIN_S)
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        """Ends probes and watchers; a second call finds nothing left to stop."""
-        streams, watches, threads = self._streams, self._watches, self._threads
-        self._streams, self._watches, self._threads = [], [], []
+        """Ends probes, watchers and tails; a second call finds nothing left to stop."""
+        with self._lock:
+            self._stopping.set()
+            streams, watches, threads, tails = self._streams, self._watches, self._threads, self._tails
+            self._streams, self._watches, self._threads, self._tails = [], [], [], []
         for stream in streams:
             stream.stop()
-        for watch in watches:
+        for watch in watches + tails:
             watch.close()
         deadline = time.monotonic() + JOIN_WITHIN_S
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def recorded_events(self, until_ns: int) -> list[Event]:
-        """The engine's container events, VRRP notifications and FRR's log for this run's window."""
+        """The engine's container events, VRRP notifications and FRR's log for this run's window,
+        but those that already came live."""
         runtime = self.adapters.runtime
         since_wall = self.clock.wall.to_realtime(self.started_ns)
         until_wall = self.clock.wall.to_realtime(until_ns)
@@ -184,4 +269,8 @@ class Observation:
                 found.extend(container_log_events(text, node.name, self.clock.wall))
             if runs_bgp(node.kind):
                 found.extend(frr_log_events(runtime.read_file(node.container, FRR_LOG), node.name, self.clock.wall))
-        return [e for e in found if self.started_ns <= e.t_ns <= until_ns]
+        found = [e for e in found if self.started_ns <= e.t_ns <= until_ns]
+        with self._lock:
+            kept = not_yet_seen(found, self.live_events)
+            self._recorded_only += [e for e in kept if e not in self._recorded_only]
+        return kept

@@ -103,6 +103,17 @@ class EventWatch(Protocol):
     def close(self) -> None: ...
 
 
+class LogTail(Protocol):
+    """(engine-monotonic ns when read, file, line) for each line written to a node's files from now on."""
+    def wait_ready(self, within_s: float) -> None: ...
+    def __iter__(self) -> Iterator[tuple[int, str, str]]: ...
+    def close(self) -> None: ...
+
+
+class NodeLogs(Protocol):
+    def tail(self, paths: list[str], within_s: float) -> LogTail: ...
+
+
 @dataclass(frozen=True)
 class BgpPeerState:
     peer: str
@@ -142,3 +153,5 @@ class Adapters:
     routes_for: Callable[[ContainerInfo], RouteControl]
     links_for: Callable[[ContainerInfo], LinkControl]
     host: HostNet
+    # A node's logs followed live (FRR's, keepalived's); None: read from the record after the run only.
+    logs_for: Callable[[ContainerInfo], NodeLogs] | None = None
