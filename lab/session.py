@@ -19,6 +19,7 @@ from statistics import median
 
 from lab.failover.breakfix import break_lab, faults_in_place, repair_lab
 from lab.failover.faults import get_fault
+from lab.failover.metrics import checks
 from lab.failover.runner import FailoverReport, FailoverRunner, FailoverSettings
 from lab.model.errors import LabError
 from lab.model.events import EventStream, Stage
@@ -44,24 +45,47 @@ class DirectionFigures:
     late: int
 
 
-@dataclass
+@dataclass(repr=False)
 class FailoverResult:
-    """A failover as a value: the verdict, the figures, the phases and where the files went."""
+    """A failover as a value: the verdict, the figures, the phases and where the files went.
+
+    `limit_s` judges the fault against a target of the caller's own instead of the profile's (the
+    restore keeps the planned target; the report files keep the profile's, which `profile_target_s`
+    gives)."""
     report: FailoverReport
     folder: Path | None = None
     files: list[Path] = field(default_factory=list)
+    limit_s: float | None = None
 
     @property
     def passed(self) -> bool:
-        return self.report.passed
+        if self.limit_s is None:
+            return self.report.passed
+        return self.report.measured and all(all(c.passed for c in self._judged(r)) for r in self._valid)
 
     @property
     def verdict(self) -> str:
-        return self.report.verdict
+        if self.limit_s is None:
+            return self.report.verdict
+        if any(not all(c.passed for c in self._judged(r)) for r in self._valid):
+            return "FAIL"
+        return "PASS" if self.passed else "INVALID"
 
     @property
     def target_s(self) -> float:
+        return self.report.target_s if self.limit_s is None else self.limit_s
+
+    @property
+    def profile_target_s(self) -> float:
         return self.report.target_s
+
+    @property
+    def fault(self) -> str:
+        return self.report.fault
+
+    @property
+    def target(self) -> str:
+        return self.report.target
 
     @property
     def directions(self) -> list[DirectionFigures]:
@@ -86,9 +110,65 @@ class FailoverResult:
         """The first valid run's phase breakdown: (phase, seconds after the fault or None)."""
         return [(p.name, p.at_s) for p in self._valid[0].phases] if self._valid else []
 
+    def run_verdicts(self) -> list[tuple[int, str, float | None]]:
+        """Each run as judged here: (run, verdict, its slowest direction's full convergence or None)."""
+        rows = []
+        for r in self.report.runs:
+            worst = [d.full_convergence_s for d in r.directions]
+            slowest = max(worst) if worst and None not in worst else None
+            verdict = ("INVALID" if r.invalid is not None
+                       else "PASS" if all(c.passed for c in self._judged(r)) else "FAIL")
+            rows.append((r.index, verdict, slowest))
+        return rows
+
+    def breakdown(self) -> str:
+        """The result as a person reads it: verdict, per-direction figures, each run's phases."""
+        r = self.report
+        target = f"{self.target_s:g} s"
+        if self.limit_s is not None:
+            target += f" (asked for; the profile's is {r.target_s:g} s)"
+        else:
+            target += f" ({r.target_source})"
+        lines = [f"{r.fault} on {r.target}: {self.verdict}, target {target}",
+                 f"lab {r.lab}, scenario {r.scenario}, profile {r.profile}; "
+                 f"{r.valid_count} valid of {r.runs_asked} runs asked"
+                 + (f" ({len(r.runs) - r.valid_count} invalid, repeated)" if len(r.runs) > r.valid_count else ""),
+                 f"rate-derived {_seconds(self.rate_derived_s)}, loss-derived {_seconds(self.loss_derived_s)} "
+                 "(slowest direction, median over the valid runs)",
+                 "per direction (median over the valid runs):"]
+        width = max((len(d.name) for d in self.directions), default=0)
+        runs = f"{r.valid_count} run{'s' if r.valid_count != 1 else ''}"
+        lines += [f"  {d.name:<{width}}  rate-derived {_seconds(d.rate_derived_s):>13}  loss-derived "
+                  f"{_seconds(d.loss_derived_s):>6}  lost {d.lost} (late {d.late}) in {runs}" for d in self.directions]
+        lines.append("runs: " + "; ".join(f"{i}: {v} {_seconds(s)}" for i, v, s in self.run_verdicts()))
+        for run in self.report.runs:
+            if run.invalid is not None:
+                lines.append(f"run {run.index} INVALID: {run.invalid}")
+                continue
+            lines.append(f"breakdown of run {run.index} (seconds after the fault):")
+            width = max((len(p.name) for p in run.phases), default=0)
+            lines += [(f"  {p.name:<{width}}  {_seconds(p.at_s, 'not observed'):>12}  "
+                       + (p.evidence if p.at_s is not None else "")
+                       + (" (out of order)" if p.out_of_order else "")).rstrip() for p in run.phases]
+        lines += [f"not measured: {why}" for why in r.unmeasured]
+        if self.folder is not None:
+            lines.append(f"report: {self.folder / 'summary.md'}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        # Short: pytest prints it under a failed assertion (`where 1.2 = FailoverResult(...).rate_derived_s`).
+        return (f"FailoverResult({self.fault} on {self.target}: {self.verdict}, rate-derived "
+                f"{_seconds(self.rate_derived_s)}, target {self.target_s:g} s)")
+
     @property
     def _valid(self) -> list:
         return [r for r in self.report.runs if r.invalid is None]
+
+    def _judged(self, run) -> list:
+        """A run's checks: the report's own, or the fault against `limit_s` and the restore as planned."""
+        if self.limit_s is None:
+            return run.checks
+        return checks(run.directions, self.limit_s) + checks(run.restore, self.report.return_target_s, "restore")
 
     def _direction(self, name: str) -> DirectionFigures:
         found = [d for run in self._valid for d in run.directions if d.direction == name]
@@ -98,11 +178,16 @@ class FailoverResult:
                                 sum(d.lost for d in found), sum(d.late for d in found))
 
 
+def _seconds(value: float | None, missing: str = "not converged") -> str:
+    return missing if value is None else f"{value:.2f} s"
+
+
 class LabSession:
     """One lab: up, down, status, failover, break and repair, with its events on one stream.
 
     `lab` names the lab (default: the scenario's name); `profile` None means the running lab's,
-    else the scenario's. Adapters are built on first use unless given (tests pass fakes)."""
+    else the scenario's. Adapters are built on first use unless given (tests pass fakes). `labels`
+    go on everything the session creates, a re-created lab's too (the pytest plugin's session label)."""
 
     def __init__(self, scenario: str = DEFAULT_SCENARIO, profile: str | None = None, lab: str | None = None,
                  *, adapters: Adapters | None = None, events: EventStream | None = None):
@@ -110,7 +195,17 @@ class LabSession:
             check_lab_name(lab, "lab")
         self.scenario, self.profile, self.events = scenario, profile, events or EventStream()
         self._adapters = adapters
+        self.labels: dict[str, str] = {}
         self.plan: LabPlan = load_plan(scenario, profile, lab)
+
+    @classmethod
+    def from_plan(cls, plan: LabPlan, *, adapters: Adapters | None = None,
+                  events: EventStream | None = None) -> "LabSession":
+        """The session of a plan already resolved (a test's own, or one brought up before)."""
+        session = cls.__new__(cls)
+        session.scenario, session.profile, session.events = plan.scenario.name, plan.profile.name, events or EventStream()
+        session._adapters, session.plan, session.labels = adapters, plan, {}
+        return session
 
     @classmethod
     def attach(cls, lab: str | None = None, *, adapters: Adapters | None = None,
@@ -120,10 +215,7 @@ class LabSession:
         adapters.runtime.ping()
         name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
         plan = lifecycle.running_plan(name, adapters, DEFAULT_SCENARIO)
-        session = cls.__new__(cls)
-        session.scenario, session.profile, session.events = plan.scenario.name, plan.profile.name, events or EventStream()
-        session._adapters, session.plan = adapters, plan
-        return session
+        return cls.from_plan(plan, adapters=adapters, events=events)
 
     @property
     def name(self) -> str:
@@ -142,7 +234,7 @@ class LabSession:
     # -- lifecycle -------------------------------------------------------------------------------
     def up(self, extra_labels: dict[str, str] | None = None) -> LabStatus:
         """Builds the lab (or completes it) and waits until it has converged."""
-        return lifecycle.up(self.plan, self.adapters, self.events, extra_labels=extra_labels)
+        return lifecycle.up(self.plan, self.adapters, self.events, extra_labels={**self.labels, **(extra_labels or {})})
 
     def down(self) -> list[str]:
         """Removes every container, network, guard and file of the lab; returns what was removed."""
@@ -186,10 +278,13 @@ class LabSession:
         return next(iter(self.plan.gateway_instances()), "")
 
     def failover(self, fault: str, target: str | None = None, runs: int = 1, interval_ms: float = 20.0,
-                 out: Path | None = None) -> FailoverResult:
+                 out: Path | None = None, target_s: float | None = None) -> FailoverResult:
         """Timed runs of `fault` on `target` (default: the active instance), on the running lab or one
-        brought up for them; with `out`, the report files are written there."""
+        brought up for them; with `out`, the report files are written there; with `target_s`, the
+        result is judged against it instead of the profile's target."""
         get_fault(fault)
+        if target_s is not None and not target_s > 0:
+            raise LabError(f"target_s {target_s:g}: must be above 0")
         if not 1.0 <= interval_ms <= 1000.0:
             raise LabError(f"--interval-ms {interval_ms:g}: must be between 1 and 1000")
         # Held from the first look: no `down` or other failover may cut in between choosing and running.
@@ -201,10 +296,10 @@ class LabSession:
             def recreate() -> None:
                 self.events.stage(self.name, Stage.RECREATING)
                 lifecycle.down(self.name, self.adapters, self.events)
-                lifecycle.up(self.plan, self.adapters, self.events)
+                lifecycle.up(self.plan, self.adapters, self.events, extra_labels=self.labels)
 
             report = FailoverRunner(self.plan, self.adapters, settings, recreate, self.events).run_all()
-        result = FailoverResult(report)
+        result = FailoverResult(report, limit_s=target_s)
         if out is not None:
             from lab.ui.failover_view import write_outputs   # matplotlib: only when files are asked for
 
@@ -220,6 +315,10 @@ class LabSession:
         chosen = target or self.first_instance()
         self.events.stage(self.name, Stage.BREAKING, f"{fault} on {chosen}")
         return break_lab(self.plan, self.adapters, fault, chosen, self.state_dir)
+
+    def faults(self) -> list[str]:
+        """The faults `break_` left in place (recorded in the lab's folder; no engine call)."""
+        return faults_in_place(self.state_dir)
 
     def repair(self) -> list[str]:
         """Undoes every fault `break_` left in place and fails back to the initial instances."""
