@@ -49,14 +49,17 @@ def test_down_leaves_nothing_behind(adapters, state_dir):
 
 
 def test_psk_never_appears_in_status_or_logs(adapters, state_dir):
-    """Not in `lab up`'s output (its progress and the status it prints), status (value or `lab status
-    --json`), other `lab` output, container logs or any file under /var/log."""
+    """Not in `lab up`'s output (every event it logs, with --verbose, and the status it prints), status
+    (value or `lab status --json`), other `lab` output, `lab`'s own log file, container logs or any
+    file under /var/log."""
     name = f"psk-{uuid.uuid4().hex[:6]}"
     lab = ["--lab", name]
     try:
         # The first `up`, which draws the keys, through the installed command: all it prints is read.
-        up = subprocess.run([LAB, "up", *lab], capture_output=True, text=True, timeout=300, env=os.environ.copy())
+        up = subprocess.run([LAB, "--verbose", "up", *lab], capture_output=True, text=True, timeout=300,
+                            env=os.environ.copy())
         assert up.returncode == 0 and "waiting for IKE and BGP to converge" in up.stderr, up.stderr[-2000:]
+        assert f"lab {name}: converged in" in up.stderr
         plan = lifecycle.running_plan(name, adapters, "active-standby")
         keys = json.loads((state_dir / name / "psk.json").read_text()).values()
         assert (state_dir / name / "psk.json").stat().st_mode & 0o077 == 0
@@ -71,6 +74,9 @@ def test_psk_never_appears_in_status_or_logs(adapters, state_dir):
             text += adapters.runtime.logs(node.container)
             code, logs = adapters.runtime.exec(node.container, ["sh", "-c", "cat /var/log/*.log /var/log/*/* 2>/dev/null"])
             text += logs
+        log_file = state_dir / "logs" / "lab.log"
+        text += log_file.read_text()
+        assert f"lab {name}: converged in" in log_file.read_text()
         assert keys and all(len(k) >= 16 for k in keys)
         assert not any(k in text for k in keys)
     finally:
