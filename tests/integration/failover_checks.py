@@ -8,14 +8,14 @@ from lab.failover.statistics import summarize
 from .conftest import start_lab
 
 
-def run_fault(plan, adapters, fault, **overrides):
+def run_fault(plan, adapters, fault, events=None, **overrides):
     def recreate():
         lifecycle.down(plan.lab, adapters)
         start_lab(adapters, plan=plan)
 
     settings = FailoverSettings(fault=fault, target="azure-gw-0", **overrides)
     stages = []
-    events = EventStream()
+    events = events or EventStream()
     events.subscribe(lambda e: stages.append(e.stage) if isinstance(e, StageChanged) else None)
     report = FailoverRunner(plan, adapters, settings, recreate, events).run_all()
     return report, stages

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from lab.run import lifecycle
-from lab.model.events import Stage
+from lab.model.events import ControlEvent, EventStream, Recorder, Stage
 from lab.render.deploy_plan import plan_deploy
 
 from lab.plan.load import load_plan
@@ -75,7 +75,11 @@ def test_repeated_up_leaves_every_nodes_files_as_rendered(fast_lab, adapters):
 
 
 def test_kill_fast(fast_lab, adapters):
-    report, stages = run_fault(fast_lab, adapters, "kill", runs=3)
+    events, heard = EventStream(), Recorder()
+    events.subscribe(heard)
+    report, stages = run_fault(fast_lab, adapters, "kill", events, runs=3)
+    # FRR's and keepalived's changes were published as the runs went on, not only read after them.
+    assert {"frr", "vrrp"} <= {c.event.source for c in heard.of(ControlEvent)}
     assert {Stage.BASELINE, Stage.MEASURING_FAILOVER, Stage.RESTORING, Stage.FAILING_BACK} <= set(stages)
     for run in report.runs:
         assert_restored_in_order(run)
