@@ -1,7 +1,9 @@
 """Real labs for integration tests: real containers, strongSwan and FRR.
 
-Every object a test session creates carries its session label; whatever
-happens, the finalizer removes everything with that label.
+The labs come from the lab's pytest plugin (lab/ui/pytest_plugin.py), as users' own tests get
+theirs: a name of its own, this test session's label, removed even when start-up fails; at the
+end the plugin sweeps whatever still carries the label. The fixtures and helpers below keep the
+names the tests use.
 """
 import os
 import time
@@ -9,13 +11,24 @@ import uuid
 
 import pytest
 
-from lab.run import lifecycle
-from lab.render.deploy_plan import IMAGE
 from lab.plan.load import load_plan
-from lab.adapters.wiring import real_adapters
+from lab.render.deploy_plan import IMAGE
+from lab.session import LabSession
+from lab.ui.pytest_plugin import LabFactory, factory_of
 
 SESSION = f"pytest-{uuid.uuid4().hex[:8]}"
 SESSION_LABELS = {"lab.session": SESSION}
+LABS: LabFactory | None = None   # the plugin's factory of this run, set up in pytest_configure
+
+
+def pytest_configure(config):
+    global LABS
+    LABS = factory_of(config)
+    # The suite's own labs are it-...; tests that call lifecycle.up themselves label with SESSION,
+    # so one sweep covers both. A missing engine fails the suite: it must never pass by skipping.
+    LABS.prefix = "it"
+    LABS.use_session(SESSION)
+    LABS.require_engine = True
 
 
 def pytest_collection_modifyitems(items):
@@ -33,17 +46,12 @@ def state_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def adapters(state_dir):
-    """Real adapters. A user's own labs may run beside the tests: every test lab has its own name."""
-    a = real_adapters()
-    a.runtime.ping()
+def adapters(state_dir, lab_factory):
+    """Real adapters (the plugin's). A user's own labs may run beside the tests: every test lab has its own name."""
+    a = lab_factory.adapters()
     if a.runtime.image_id(IMAGE) is None:
         pytest.fail(f"{IMAGE} is not built: run `make images`")
-    yield a
-    labs = {c.labels.get("lab.name") for c in a.runtime.containers(SESSION_LABELS)}
-    for lab in sorted(labs - {None}):
-        lifecycle.teardown(lab, a)
-    a.runtime.remove_lab(SESSION_LABELS)
+    return a
 
 
 def forwarded_out(adapters, plan):
@@ -54,11 +62,12 @@ def forwarded_out(adapters, plan):
 def start_lab(adapters, profile=None, plan=None, scenario="active-standby"):
     """A scenario (or `plan` again), up and converged, labelled with the test session.
 
-    `up` removes what it made when it fails; the session finalizer sweeps the rest.
+    A start that fails leaves nothing (the plugin removes it) and fails the test in one line.
     """
-    plan = plan or load_plan(scenario, profile, lab=f"it-{uuid.uuid4().hex[:6]}")
+    plan = plan or load_plan(scenario, profile, lab=LABS.new_name())
+    session = LABS.adopt(LabSession.from_plan(plan, adapters=adapters))
     started = time.monotonic()
-    status = lifecycle.up(plan, adapters, extra_labels=SESSION_LABELS)
+    status = LABS.up(session)
     return plan, status, time.monotonic() - started
 
 
@@ -67,4 +76,4 @@ def running_lab(adapters, state_dir):
     """The default scenario (azure profile); torn down after the module."""
     plan, status, elapsed = start_lab(adapters)
     yield plan, status, elapsed
-    lifecycle.down(plan.lab, adapters)
+    LABS.stop(LabSession.from_plan(plan, adapters=adapters))
