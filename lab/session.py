@@ -278,10 +278,10 @@ class LabSession:
         return next(iter(self.plan.gateway_instances()), "")
 
     def failover(self, fault: str, target: str | None = None, runs: int = 1, interval_ms: float = 20.0,
-                 out: Path | None = None, target_s: float | None = None) -> FailoverResult:
+                 target_s: float | None = None) -> FailoverResult:
         """Timed runs of `fault` on `target` (default: the active instance), on the running lab or one
-        brought up for them; with `out`, the report files are written there; with `target_s`, the
-        result is judged against it instead of the profile's target."""
+        brought up for them; with `target_s`, the result is judged against it instead of the
+        profile's target. The report files are the caller's to write (`lab.ui.failover_view`)."""
         get_fault(fault)
         if target_s is not None and not target_s > 0:
             raise LabError(f"target_s {target_s:g}: must be above 0")
@@ -299,12 +299,7 @@ class LabSession:
                 lifecycle.up(self.plan, self.adapters, self.events, extra_labels=self.labels)
 
             report = FailoverRunner(self.plan, self.adapters, settings, recreate, self.events).run_all()
-        result = FailoverResult(report, limit_s=target_s)
-        if out is not None:
-            from lab.ui.failover_view import write_outputs   # matplotlib: only when files are asked for
-
-            result.folder, result.files = out, write_outputs(report, out)
-        return result
+        return FailoverResult(report, limit_s=target_s)
 
     def default_out(self, fault: str, target: str) -> Path:
         where = target.replace(":", "-").replace("/", "-")

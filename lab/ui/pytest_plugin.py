@@ -141,30 +141,23 @@ def _session_type():
     return LabSession
 
 
+def _write_outputs(report, folder: Path) -> list[Path]:
+    from lab.ui.failover_view import write_outputs   # matplotlib: only once a failover has run
+
+    return write_outputs(report, folder)
+
+
 def _worker() -> str:
     """pytest-xdist's worker id (gw0, gw1, ...) as a name part; empty when not under xdist."""
     return re.sub(r"[^a-z0-9]", "", os.environ.get("PYTEST_XDIST_WORKER", "").lower())[:8]
 
 
-def _log_event(event) -> None:
-    """The lab's stages and notes to the `lab.pytest` logger: pytest shows them with a failed test."""
-    from lab.model.events import LabDown, LabUp, Note, StageChanged
-
-    if isinstance(event, StageChanged):
-        log.info("%s: %s%s", event.lab, event.stage.value, f" ({event.detail})" if event.detail else "")
-    elif isinstance(event, Note):
-        log.log(event.level, "%s: %s", event.lab, event.text)
-    elif isinstance(event, LabUp):
-        log.info("%s: up and converged in %.1f s", event.lab, event.took_s)
-    elif isinstance(event, LabDown):
-        log.info("%s: removed (%d objects)", event.lab, event.removed)
-
-
 class LabFactory:
     """Makes, names, labels and removes the labs of one pytest process (one xdist worker).
 
-    `connect` and `session_type` are where the real engine and LabSession come in; a test of the
-    plugin replaces both (the plugin's own logic under test, not the daemons)."""
+    `connect`, `session_type` and `write_outputs` are where the real engine, LabSession and the
+    report files come in; a test of the plugin replaces them (the plugin's own logic under test,
+    not the daemons)."""
 
     def __init__(self, prefix: str = DEFAULT_PREFIX, keep: bool = False, require_engine: bool = False,
                  results: Path | None = None):
@@ -176,6 +169,7 @@ class LabFactory:
         self.labels = {SESSION_LABEL: self.session_id}
         self.connect: Callable[[], Any] = _connect_real
         self.session_type: Callable[..., "LabSession"] | None = None
+        self.write_outputs: Callable[[Any, Path], list[Path]] = _write_outputs
         self.kept: list[str] = []
         self._count = 0
         self._adapters = None
@@ -234,7 +228,9 @@ class LabFactory:
     def adopt(self, session: "LabSession") -> "LabSession":
         """Puts the session label (and the event log) on a session made elsewhere, e.g. from a plan."""
         session.labels.update(self.labels)
-        session.events.subscribe(_log_event)
+        from lab.ui.progress import log_event   # stages and notes to pytest's captured log
+
+        session.events.subscribe(log_event)
         return session
 
     def up(self, session: "LabSession"):
@@ -411,8 +407,8 @@ class LabFailover:
         n = len(self.done) + 1
         out = self.factory.results_dir(self.item, self.tmp_path, n, fault, target)
         try:
-            result = self.session.failover(fault, target, runs=runs, interval_ms=interval_ms, out=out,
-                                           target_s=target_s)
+            result = self.session.failover(fault, target, runs=runs, interval_ms=interval_ms, target_s=target_s)
+            result.folder, result.files = out, self.factory.write_outputs(result.report, out)
         except LabError as exc:
             problem = str(exc)
         else:

@@ -106,10 +106,14 @@ class FakeSession:
         self.broken.clear()
         return []
 
-    def failover(self, fault, target=None, runs=1, interval_ms=20.0, out=None, target_s=None):
-        record(call="failover", lab=self.name, fault=fault, out=str(out))
+    def failover(self, fault, target=None, runs=1, interval_ms=20.0, target_s=None):
         return FailoverResult(report([run(1, (1.2, 0.9))], lab=self.name, target=target or "azure-gw-0"),
-                              folder=out, limit_s=target_s)
+                              limit_s=target_s)
+
+
+def fake_outputs(report, folder):
+    record(call="failover", lab=report.lab, fault=report.fault, out=str(folder))
+    return []
 
 
 @pytest.fixture
@@ -117,12 +121,13 @@ def project(pytester):
     """A pytester folder whose conftest puts the fakes in the plugin's factory."""
     pytester.makeconftest(f"""
         import pytest
-        from {__name__} import FakeAdapters, FakeSession
+        from {__name__} import FakeAdapters, FakeSession, fake_outputs
 
         @pytest.fixture(scope="session")
         def lab_factory(lab_factory):
             lab_factory.connect = FakeAdapters
             lab_factory.session_type = FakeSession
+            lab_factory.write_outputs = fake_outputs
             return lab_factory
     """)
     return pytester
