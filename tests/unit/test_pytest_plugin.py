@@ -388,3 +388,17 @@ def test_without_results_dir_the_reports_go_to_the_test_s_tmp_path(project):
     """)
     project.runpytest(*FLAGS).assert_outcomes(passed=1)
 
+
+
+def test_under_xdist_each_worker_has_labs_of_its_own(project, monkeypatch):
+    """pytest-xdist for real, two workers: a lab per module, two side by side, never one name twice."""
+    # The workers import the fakes from this file.
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    for n in range(4):
+        project.makepyfile(**{f"test_w{n}": "def test_it(lab):\n    assert lab.name\n"})
+    result = project.runpytest_subprocess(*FLAGS, "-p", "xdist", "-n", "2", "--dist", "loadfile")
+    result.assert_outcomes(passed=4)
+    names = [c["lab"] for c in of(calls(project), "new")]
+    assert len(names) == len(set(names)) == 4
+    workers = {re.match(r"pt-(gw\d)-", name).group(1) for name in names}
+    assert workers == {"gw0", "gw1"}, names
