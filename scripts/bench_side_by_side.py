@@ -265,7 +265,9 @@ class Labs:
                 child.terminate()
                 child.wait(timeout=60)
                 raise RuntimeError(f"lab {' '.join(args)} did not end within {within_s} s (log: {self.logs / log})")
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as stop:
+                if isinstance(stop, Terminated):
+                    child.send_signal(signal.SIGINT)   # a Ctrl-C reached it already; SIGTERM only us
                 try:
                     child.wait(timeout=DOWN_WITHIN_S)
                 except subprocess.TimeoutExpired:
@@ -300,7 +302,8 @@ class Labs:
 
     def close(self) -> list[str]:
         """Takes every lab this run started down; returns those that are left."""
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second Ctrl-C must not leave labs
+        # A second Ctrl-C, or a SIGTERM, must not leave labs behind.
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
         left = []
         try:
             for lab in reversed(self.started):
@@ -313,7 +316,8 @@ class Labs:
                 print(f"lab down --lab {lab}: {'done' if code == 0 else f'FAILED ({code}), see {self.logs}'}",
                       flush=True)
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return left
 
 
@@ -332,8 +336,12 @@ def memory_mib(nodes: list[Node]) -> tuple[float, float]:
     return sum(cgroup_memory_bytes(n) for n in nodes) / 2**20, shim_bytes / 2**20
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: the run ends as on Ctrl-C, and the labs are taken down."""
+
+
 def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def main() -> int:
@@ -367,7 +375,6 @@ def main() -> int:
     logs = Path(tempfile.mkdtemp(prefix="lab-sbs-"))
     own_state = "LAB_STATE_DIR" not in os.environ
     os.environ.setdefault("LAB_STATE_DIR", str(logs / "state"))
-    # SIGTERM ends the run as Ctrl-C does: the labs are taken down.
     signal.signal(signal.SIGTERM, _interrupt)
     print(f"machine: {machine_summary(real_adapters().runtime.engine_summary())}", flush=True)
     print(f"labs: {args.scenario} --profile {args.profile}; idle measured over {args.idle_s:.0f} s, "
