@@ -40,7 +40,7 @@ from lab.render.configs import GUARD_RULES, guard_table, render_guard
 from lab.plan.segments import plan_segments, split_host_subnets
 from lab.run.ports import Adapters, ContainerInfo, ContainerRuntime
 from lab.run.state import check_state_root, lab_dir, lab_files, make_lab_dir, remove_lab_files
-from lab.run.status import LabStatus, collect_status, not_ready
+from lab.run.status import LabStatus, collect_status
 
 HEALTHY_WITHIN_S = 60.0
 # One node's readiness check (its vtysh is bounded at 2 s); coreutils' timeout exits 124 at the bound.

@@ -108,9 +108,13 @@ def render_status(status: LabStatus, wide: bool = False) -> Group:
     for b in status.bgp:
         bgp.add_row(b.node, b.peer, b.description, _state(b.state, {"Established"}), str(b.prefixes_received))
 
-    nodes = _table("Nodes", "node", "kind", "container", "health", whole=("node", "kind", "container", "health"))
+    # Docker's health only where a healthcheck runs (a Compose lab): `lab up` checks readiness itself,
+    # while it waits, and an idle lab runs none.
+    health = any(n.health for n in status.nodes)
+    columns = ("node", "kind", "container") + (("health",) if health else ())
+    nodes = _table("Nodes", *columns, whole=columns)
     for n in status.nodes:
-        nodes.add_row(n.node, n.kind, n.status, n.health or "-")
+        nodes.add_row(n.node, n.kind, n.status, *((n.health or "-",) if health else ()))
 
     parts = ([head, gateways] + ([shared] if status.vrrp else []) + [tunnels] + ([negotiated] if wide else [])
              + [bgp, routes, nodes])
