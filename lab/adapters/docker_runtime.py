@@ -22,7 +22,7 @@ from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wa
 
 from lab.model.errors import DeployError, EngineError, LabError
 from lab.model.specs import ContainerSpec, NetworkSpec
-from lab.run.ports import ContainerInfo
+from lab.run.ports import HELPER_LABEL, ContainerInfo
 
 # Container events a failover timeline cares about (not the healthchecks' execs).
 LIFECYCLE_EVENTS = ("kill", "die", "stop", "start", "restart", "pause", "unpause", "oom")
@@ -175,6 +175,8 @@ class DockerRuntime:
         filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
         found = []
         for c in self.client.containers.list(all=True, filters=filters):
+            if HELPER_LABEL in c.labels:
+                continue
             state = c.attrs.get("State", {})
             found.append(
                 ContainerInfo(

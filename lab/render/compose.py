@@ -1,10 +1,15 @@
 """The default lab as a Docker Compose project (pure rendering).
 
-`docker compose up -d` on its own then gives the same lab: same image, same
-labels (so `lab status` and `lab down` recognise it), same configs, which
-live under compose/<lab>/ in the repository. Only the pre-shared keys are
-not in git: a one-shot service draws them from the kernel's CSPRNG into a
-volume the VPN nodes read.
+`docker compose up -d` (or Debian's docker-compose 1.29) on its own then gives
+the same lab: same image, same labels (so `lab status`, `lab failover` and
+`lab down` recognise it), same configs, which live under compose/<lab>/ in the
+repository. Only the pre-shared keys are not in git: a one-shot service draws
+them from the kernel's CSPRNG into one volume per VPN node, which mounts only
+its own.
+
+Written for docker-compose 1.29 as much as for the Compose plugin: no top-level
+`name` (1.29 refuses it), and every `$` of a shell script doubled (both
+substitute `$VAR` and `$(...)` from the host's environment otherwise).
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from lab.render.deploy_plan import IMAGE, NO_NAME_SERVICE, DeployPlan, plan_deploy
+from lab.run.ports import HELPER_LABEL
 from lab.model.names import engine_prefix
 from lab.model.schema import LabPlan
 from lab.render.configs import render_guard
@@ -36,6 +42,11 @@ _Dumper.add_representer(str, _str)
 
 def _key_volume(node: str) -> str:
     return f"{PSK_VOLUME}-{node}"
+
+
+def _compose_script(script: str) -> str:
+    """A shell script as a Compose value: `$$` is Compose's escape for a literal `$`."""
+    return script.replace("$", "$$")
 
 
 def _key_variable(tunnel: str) -> str:
@@ -67,7 +78,11 @@ def render_psk_init(plan: LabPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
+def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str,
+                   extra_labels: dict[str, str] | None = None) -> str:
+    """The compose file; `config_root` as the file's folder sees it, `extra_labels` on every object
+    (as on the nodes and networks, through `deploy`)."""
+    extra = extra_labels or {}
     networks = {
         net.labels["lab.network"]: {
             "name": net.name,
@@ -84,20 +99,21 @@ def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
         # The host's forwarding guard, as `lab up` installs it; `lab down` removes it.
         "guard": {
             "image": first_image,
-            # $$: Compose would otherwise substitute it from the host's environment.
-            "entrypoint": ["sh", "-c", 'printf "%s" "$$LAB_GUARD" | nft -f -'],
+            "entrypoint": ["sh", "-c", _compose_script('printf "%s" "$LAB_GUARD" | nft -f -')],
             "environment": {"LAB_GUARD": render_guard(plan.lab)},
             "network_mode": "host",
             "cap_drop": ["ALL"],
             "cap_add": ["NET_ADMIN"],
-            "labels": {"lab.helper": "host"},
+            "labels": {"lab.name": plan.lab, HELPER_LABEL: "host", **extra},
+            "healthcheck": {"disable": True},
         },
         "psk-init": {
             "image": first_image,
-            "entrypoint": ["bash", "-c", render_psk_init(plan)],
+            "entrypoint": ["bash", "-c", _compose_script(render_psk_init(plan))],
             "network_mode": "none",
             "volumes": [f"{_key_volume(n)}:/secrets/{n}" for n in key_nodes],
-            "labels": {"lab.name": plan.lab, "lab.node": "psk-init"},
+            "labels": {"lab.name": plan.lab, HELPER_LABEL: "keys", **extra},
+            "healthcheck": {"disable": True},
         }
     }
     for spec in deploy.nodes:
@@ -122,6 +138,9 @@ def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
                 for net, address in spec.addresses.items()
             },
             "depends_on": {"guard": {"condition": "service_completed_successfully"}},
+            # As on `lab up`'s nodes: the lab judges the daemons itself. The image's 30 s check would hold
+            # each node at "starting" (so the lab unconverged) for 30 s after every start and restart.
+            "healthcheck": {"disable": True},
         }
         if spec.groups:
             service["group_add"] = list(spec.groups)
@@ -131,33 +150,39 @@ def render_compose(plan: LabPlan, deploy: DeployPlan, config_root: str) -> str:
             service["depends_on"]["psk-init"] = {"condition": "service_completed_successfully"}
         services[spec.hostname] = service
     document = {
-        "name": f"lab-{plan.lab}",
         "services": services,
         "networks": networks,
-        "volumes": {_key_volume(n): {"labels": {"lab.name": plan.lab}} for n in key_nodes},
+        # Named like the networks, whatever the project is called: `lab down` finds them by label.
+        "volumes": {_key_volume(n): {"name": engine_prefix(plan.lab) + _key_volume(n),
+                                     "labels": {"lab.name": plan.lab, **extra}} for n in key_nodes},
     }
     header = (
-        "# The default lab (scenario active-standby) as a Compose project.\n"
-        "# Rendered from lab/scenarios/active-standby.yaml by `lab compose`; a test keeps it in sync.\n"
-        "# `docker compose up -d` gives the same lab as `lab up`; `lab status` and `lab down` work on it.\n"
+        f"# Lab {plan.lab} (scenario {plan.scenario.name}, profile {plan.profile.name}) as a Compose project.\n"
+        "# Rendered by `lab compose`; a test keeps it in sync. `docker compose up -d` (or docker-compose 1.29)\n"
+        "# gives the same lab as `lab up`; `lab status`, `lab failover` and `lab down` work on it.\n"
     )
     return header + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=120)
 
 
-def compose_files(plan: LabPlan, config_root: str, image: str = IMAGE) -> dict[str, str]:
-    """Every file of the Compose project, relative to the repository root."""
-    deploy = plan_deploy(plan, psks={}, image=image)
-    files = {"docker-compose.yml": render_compose(plan, deploy, f"./{config_root}")}
+def compose_files(plan: LabPlan, config_root: str, image: str = IMAGE, extra_labels: dict[str, str] | None = None,
+                  mounted_as: str | None = None) -> dict[str, str]:
+    """Every file of the Compose project, relative to the repository root; the compose file finds the
+    configs at `mounted_as` (config_root as its folder sees it; default: config_root)."""
+    deploy = plan_deploy(plan, psks={}, image=image, extra_labels=extra_labels)
+    files = {"docker-compose.yml": render_compose(plan, deploy, f"./{mounted_as or config_root}", extra_labels)}
     for spec in deploy.nodes:
         for f in spec.files:
             files[f"{config_root}/{spec.hostname}/{f.path}"] = f.text
     return files
 
 
-def write_compose(plan: LabPlan, output: Path, config_root: Path) -> None:
+def write_compose(plan: LabPlan, output: Path, config_root: Path, image: str = IMAGE,
+                  extra_labels: dict[str, str] | None = None) -> None:
     """Writes the project; of what config_root held, only the files of node folders this plan
     renders are replaced or removed (never a whole tree: the folder is the user's choice)."""
-    files = compose_files(plan, str(config_root))
+    # Compose resolves a relative mount from the compose file's folder, not from where `lab` ran.
+    mounted_as = os.path.relpath(config_root.absolute(), output.absolute().parent)
+    files = compose_files(plan, str(config_root), image, extra_labels, mounted_as)
     for node in plan.nodes:
         folder = config_root / node
         if folder.is_dir() and not folder.is_symlink():

@@ -24,6 +24,11 @@ class ContainerInfo:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+# A container of a lab that is no node of it: Compose's one-shot services (the key service, the
+# host's guard), exited once done. `containers` leaves it out; `lab_objects` and `remove_lab` don't.
+HELPER_LABEL = "lab.helper"
+
+
 class ContainerRuntime(Protocol):
     def ping(self) -> None: ...
     def image_id(self, image: str) -> str | None: ...
