@@ -13,7 +13,7 @@ RESULTS ?= results
 UP_ARGS ?=
 FAULTS := kill maintenance pause link-down blackhole
 
-.PHONY: lab-up lab-down lab-status test test-unit test-integration images engine venv bench bench-throughput bench-plan bench-side-by-side clean failover failover-all figures test-figures
+.PHONY: lab-up lab-down lab-status test test-all test-unit test-integration images base-image node-image engine compose-tool venv bench bench-throughput bench-plan bench-side-by-side clean failover failover-all figures test-figures
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -25,9 +25,20 @@ $(VENV)/.installed: pyproject.toml
 engine:
 	bash scripts/ensure-engine.sh
 
-images: engine venv
-	bash scripts/build-base-image.sh debian:bookworm-slim
+# Debian's docker-compose beside the engine, for the Compose test (tests/integration/test_compose.py).
+compose-tool:
+	bash scripts/ensure-engine.sh --compose
+
+# The node image's prerequisites side by side (a make of its own, so `make lab-up` needs no -j):
+# the venv's pip install beside the engine's apt install and the base image's mmdebstrap.
+images:
+	@$(MAKE) --no-print-directory -j3 --output-sync=line node-image
+
+node-image: base-image venv
 	$(LAB) build-image --tag $(IMAGE)
+
+base-image: engine
+	bash scripts/build-base-image.sh debian:bookworm-slim
 
 lab-up: images
 	$(LAB) up $(SCENARIO) $(UP_ARGS)
@@ -38,8 +49,14 @@ lab-down: venv
 lab-status: venv
 	$(LAB) status
 
-test: images
-	$(PYTEST) -v -rs -m "not figures"
+# Every scenario and every claim of the README; the long sweeps (marker sweep: every ESP row, every
+# fault timed, every Ctrl-C moment) and the published figures are in `make test-all`.
+test: images compose-tool
+	$(PYTEST) -v -rs -m "not figures and not sweep"
+
+# Everything: `make test`, the sweeps and `make test-figures` (about an hour).
+test-all: images compose-tool
+	$(PYTEST) -v -rs
 
 # The README's published failover figures re-measured, each against its committed report (~40 min).
 test-figures: images
@@ -48,7 +65,7 @@ test-figures: images
 test-unit: venv
 	$(PYTEST) -v tests/unit tests/golden tests/errors
 
-test-integration: images
+test-integration: images compose-tool
 	$(PYTEST) -v -m integration
 
 # Planned maintenance and unplanned loss of the (first) active instance, timed
