@@ -91,6 +91,10 @@ def test_kill_fast(fast_lab, adapters):
     assert_within_published(report, "as-fast-kill")
 
 
+# Each fault timed on its own is a sweep (`make test-all`): `make test` times kill and pause (the README's
+# rows here, link-down in test_engines) and injects the other three through `lab break` (the break-and-repair
+# test below, test_lifecycle).
+@pytest.mark.sweep
 def test_maintenance_fast_sends_delete_before_the_ip_moves(fast_lab, adapters):
     report, _ = run_fault(fast_lab, adapters, "maintenance")
     run = first_valid(report)
@@ -132,6 +136,7 @@ def test_pause_fast_counts_the_probes_a_frozen_instance_held_as_lost(fast_lab, a
     assert_within_published(report, "as-fast-pause")
 
 
+@pytest.mark.sweep
 def test_link_down_fast(fast_lab, adapters):
     report, _ = run_fault(fast_lab, adapters, "link-down")
     run = first_valid(report)
@@ -143,6 +148,7 @@ def test_link_down_fast(fast_lab, adapters):
     assert_back_to_initial(fast_lab, adapters, run)
 
 
+@pytest.mark.sweep
 def test_blackhole_is_not_repaired_by_active_standby_and_fails(fast_lab, adapters):
     # VRRP still sees the instance alive, so nothing takes over: the run ends
     # at target + grace, not restored, and says FAIL instead of hanging.
