@@ -109,6 +109,9 @@ def test_maintenance_fast_sends_delete_before_the_ip_moves(fast_lab, adapters):
     assert_back_to_initial(fast_lab, adapters, run)
 
 
+# Three runs against the published as-fast-pause row: `make test-all` (marker sweep); `make test` times a
+# pause through the CLI (test_cli_writes_results_and_exit_code_follows_the_verdict) and leaves one by `lab break`.
+@pytest.mark.sweep
 def test_pause_fast_counts_the_probes_a_frozen_instance_held_as_lost(fast_lab, adapters):
     # charon is also the userspace ESP: probes that reached the frozen instance wait in it and are
     # delivered seconds later, at the restore. Past the Forwarding Delay Threshold they are lost, so the
