@@ -98,6 +98,14 @@ class Tunnel(Strict):
     policy_based_selectors: bool = False
 
 
+class SuiteRun(Strict):
+    """One timed failover of a scenario's suite (`make failover-all`): a fault, its target, the profiles."""
+    fault: Key
+    # None: the fault's default target on the plan (the active instance, the circuit's primary link, ...).
+    target: Text | None = None
+    profiles: list[Key] = ["azure", "fast"]
+
+
 class Scenario(Strict):
     name: ShortName
     description: Text
@@ -113,6 +121,8 @@ class Scenario(Strict):
     probes: list[tuple[NodeName, NodeName]] = []
     # UDP flows (source ports) the probes spread over, so ECMP hashes them onto every path.
     probe_flows: int = Field(default=1, ge=1, le=64)
+    # The planned and unplanned failovers `make failover-all` times on this scenario.
+    suite: list[SuiteRun] = []
 
 
 # --- timer profile -----------------------------------------------------------------
