@@ -17,6 +17,7 @@ probes.
     lab-agent set-link NAME up|down        a link's state; prints when it changed
     lab-agent block-udp on|off PORT...     blackhole rules for UDP ports
     lab-agent fence on|off                 the node sends nothing (but on loopback) while on
+    lab-agent cut IFNAME on|off            nothing passes the interface while on; it stays up
     lab-agent route-get DESTINATION        the interface a packet would leave by
     lab-agent clock                        per stdin line: monotonic and wall clock
     lab-agent kernel-config OPTION         the engine kernel's value of a config option
@@ -35,6 +36,8 @@ VICI_SOCKET = "/run/charon.vici"
 BLACKHOLE_RULE_PRIORITY = 100
 # The packet filter tables of the fence (`fence on`), in the node's own namespace.
 FENCE_TABLE = "lab_fence"
+# The tables of a cut (`cut IFNAME on`), one pair per interface: this prefix and the name made safe.
+CUT_TABLE_PREFIX = "lab_cut_"
 LISTEN_TICK_S = 0.2
 # Without inotify, a tail looks for new lines this often.
 TAIL_POLL_S = 0.05
@@ -304,6 +307,68 @@ def cmd_fence(args):
     return {"t": time.monotonic_ns()}
 
 
+def nft_apply(script, what):
+    import subprocess
+
+    done = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise AgentError(f"can't {what}: {done.stderr.strip()[:200]}")
+
+
+def nft_delete_tables(name, families):
+    """Deletes the tables that are there: already gone is the state asked for."""
+    import subprocess
+
+    present = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout.splitlines()
+    script = "".join(f"delete table {family} {name}\n" for family in families
+                     if f"table {family} {name}" in present)
+    if script:
+        nft_apply(script, f"delete {name}")
+
+
+def cut_table(name):
+    """The cut's table name for an interface: nft names allow letters, digits and _ only."""
+    return CUT_TABLE_PREFIX + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def cmd_cut(args):
+    """Adds (on) or removes (off) a packet filter that drops everything received on, sent out of
+    and forwarded through one interface (IPv4, IPv6 and ARP), while the link stays up.
+
+    An ExpressRoute circuit failing inside the provider's network leaves the carrier up at both
+    ends: nothing tells the routers but their timers (BGP hold, BFD). `set-link down` would tell
+    them at once (the kernel drops the routes over a link that goes down), a cut does not.
+    """
+    if len(args) != 2:
+        raise AgentError("name one interface, then on or off")
+    if args[1] not in ("on", "off"):
+        raise AgentError(f"state must be on or off, not {args[1]!r}")
+    name, state = args
+    with ipr() as ip:
+        if not ip.link_lookup(ifname=name):
+            raise AgentError(f"no link named {name}")
+    table = cut_table(name)
+    if state == "off":
+        nft_delete_tables(table, ("inet", "arp"))
+        return {"t": time.monotonic_ns()}
+    quoted = json.dumps(name)   # an nft string: the name in double quotes
+    # Ahead of every other filter (the fence's -300 included), so nothing else lets a packet by.
+    hook = "type filter hook {} priority -400; policy accept;"
+    # Made and emptied first in the same transaction, so a second `on` leaves one set of rules.
+    script = (f"table inet {table}\ndelete table inet {table}\ntable arp {table}\ndelete table arp {table}\n"
+              f"table inet {table} {{\n"
+              f" chain in {{\n  {hook.format('input')}\n  iifname {quoted} drop\n }}\n"
+              f" chain out {{\n  {hook.format('output')}\n  oifname {quoted} drop\n }}\n"
+              f" chain through {{\n  {hook.format('forward')}\n  iifname {quoted} drop\n  oifname {quoted} drop\n }}\n"
+              f"}}\n"
+              f"table arp {table} {{\n"
+              f" chain in {{\n  {hook.format('input')}\n  iifname {quoted} drop\n }}\n"
+              f" chain out {{\n  {hook.format('output')}\n  oifname {quoted} drop\n }}\n"
+              f"}}\n")
+    nft_apply(script, f"cut {name}")
+    return {"t": time.monotonic_ns()}
+
+
 def cmd_route_get(args):
     """A lookup sends nothing, so it can prove no route leaves without sending traffic."""
     from pyroute2.netlink.exceptions import NetlinkError
@@ -348,7 +413,7 @@ def cmd_kernel_config(args):
 COMMANDS = {
     "sas": cmd_sas, "terminate": cmd_terminate, "watch": cmd_watch, "tail": cmd_tail,
     "links": cmd_links, "set-link": cmd_set_link,
-    "block-udp": cmd_block_udp, "fence": cmd_fence, "route-get": cmd_route_get, "clock": cmd_clock,
+    "block-udp": cmd_block_udp, "fence": cmd_fence, "cut": cmd_cut, "route-get": cmd_route_get, "clock": cmd_clock,
     "kernel-config": cmd_kernel_config,
 }
 

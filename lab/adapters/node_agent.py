@@ -215,6 +215,11 @@ class AgentLink:
         """Returns when it took effect, on the node's (the lab's) clock."""
         return int(self.agent.call("fence", "on" if on else "off")["t"])
 
+    def cut(self, name: str, on: bool) -> int:
+        """Drops all that the interface would pass, leaving it up. Returns when it took effect,
+        on the node's (the lab's) clock."""
+        return int(self.agent.call("cut", name, "on" if on else "off")["t"])
+
     def route_lookup(self, destination: str) -> str | None:
         """The interface a packet to `destination` would leave by, or None if unroutable."""
         return self.agent.call("route-get", destination)["interface"]

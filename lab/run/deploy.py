@@ -26,7 +26,7 @@ from lab.run.state import read_private, write_private
 
 # The image's lab-agent (images/node/agent.py) speaks this version of its commands.
 AGENT_PROTOCOL_LABEL = "azlab.agent-protocol"
-AGENT_PROTOCOL = "3"
+AGENT_PROTOCOL = "4"
 
 
 def lab_labels(lab: str) -> dict[str, str]:

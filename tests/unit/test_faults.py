@@ -54,6 +54,9 @@ class Recorder:
     def fence(self, on):
         self.log.append(("fence" if on else "unfence",))
 
+    def cut(self, name, on):
+        self.log.append(("cut" if on else "uncut", name))
+
 
 @pytest.fixture
 def target():
