@@ -1,7 +1,8 @@
 """Control-plane events on one clock, parsed from what the daemons report.
 
 Pure: each parser takes what an adapter collected (a VICI message, a Docker
-event, a log's text or one line of it) and returns `Event`s stamped in
+event, a log's text or one line of it; FRR's reader keeps a route's header
+until its next-hop lines follow) and returns `Event`s stamped in
 CLOCK_MONOTONIC nanoseconds, the clock the probes use. Sources that stamp
 wall-clock time (Docker, FRR's log) are converted with the offset between
 the two clocks, read once per run on the same host. FRR's and keepalived's
@@ -11,8 +12,9 @@ record after the run (FRR's log, the notify hook's lines in Docker's log):
 """
 from __future__ import annotations
 
+import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterator
 
@@ -24,6 +26,7 @@ IKE_UP, IKE_DOWN, IKE_REKEY = "ike-up", "ike-down", "ike-rekey"
 CHILD_UP, CHILD_DOWN = "child-up", "child-down"
 BGP_UP, BGP_DOWN = "bgp-up", "bgp-down"
 BFD_UP, BFD_DOWN = "bfd-up", "bfd-down"
+ROUTE = "route"     # best path changed: bgpd gave zebra a prefix's new next hops, or withdrew it
 CONTAINER_PREFIX = "container-"
 
 
@@ -133,21 +136,114 @@ _BFD_STATE = re.compile(r"state-change: \[(.*?)\] (\S+) -> (\S+)")
 _BFD_PEER = re.compile(r"peer:(\S+)")
 
 
+# Best-path changes, from bgpd's `debug bgp zebra` lines: what it hands zebra for the RIB, so the
+# moment BGP's choice changed, on FRR's own ms stamp. Read live by the tail the node's agent already
+# runs on this log (inotify: no exec polling the node, so no observer effect on a 2-core machine),
+# and again from the file after the run, rather than by polling `show ip route json`: polling would
+# exec into every node each interval, and stamp a change only to that interval. FRR 8.4.4 writes
+# (as recorded from the image, bgpd message ids in brackets):
+#   BGP: [V15FP-4CPVK] Tx route add VRF 0 10.1.0.0/16 metric 0 tag 0 count 2 nhg 0
+#   BGP: [JQXM8-V0CKB]   nhop [1]: 10.77.0.3 if 0 VRF 0 wt 0
+#   BGP: [JQXM8-V0CKB]   nhop [2]: 10.77.0.4 if 0 VRF 0 wt 0
+#   BGP: [G7K80-KF0HM] Tx route delete VRF 0 10.2.0.0/16
+# A header and its next hops are lines of their own, so a reader keeps the header until `count` of
+# them are read. A next hop that is an interface only has no address (`nhop [1]:  if 5 ...`).
+_BGP_MESSAGE = r"^BGP: (?:\[[\w-]+\] )?"
+_ROUTE_TX = re.compile(_BGP_MESSAGE + r"Tx route (add|delete) VRF (\d+) (\S+)(?: metric \d+ tag \d+ count (\d+))?")
+_ROUTE_NHOP = re.compile(_BGP_MESSAGE + r"\s+nhop \[(\d+)\]:\s*(?:(\S+)\s+)?if (\d+)\b")
+
+
+def _hop_order(hop: str) -> tuple:
+    try:
+        return (0, ipaddress.ip_address(hop))
+    except ValueError:
+        return (1, hop)
+
+
+@dataclass
+class _RouteHeader:
+    t_ns: int
+    prefix: str
+    vrf: str
+    count: int
+    hops: list[str] = field(default_factory=list)
+
+    def event(self, node: str) -> Event:
+        # Sorted: ECMP next hops are a set, and bgpd lists one set in different orders.
+        hops = ",".join(sorted(self.hops, key=_hop_order)) or "no next hop"
+        return Event(self.t_ns, "frr", node, ROUTE, f"{self.prefix}{_vrf(self.vrf)} via {hops}")
+
+
+def _vrf(vrf: str) -> str:
+    return "" if vrf == "0" else f" vrf {vrf}"
+
+
+class FrrLogReader:
+    """One node's FRR log, fed in pieces (all of it, or one line at a time as a tail reads it):
+    BGP session changes, BFD state changes and best-path changes. A route header is held until its
+    next hops are read, and stamped with its own line's stamp; one whose next hops never come (the
+    text ends, another header or a wrong index cuts in) gives nothing.
+
+    Every `Tx route` is kept, a repeat of the same next hops too: a reader that starts mid-file (the
+    live tail) must give what one that read the whole file gives, for the two to be matched."""
+
+    def __init__(self, node: str, clock: ClockOffset):
+        self.node = node
+        self.clock = clock
+        self._header: _RouteHeader | None = None
+
+    def feed(self, text: str) -> list[Event]:
+        found = []
+        for t, body in _stamped_lines(text, _FRR_STAMP, "%Y/%m/%d %H:%M:%S", self.clock):
+            event = self._route(t, body) or _session_event(t, body, self.node)
+            if event is not None:
+                found.append(event)
+        return found
+
+    def _route(self, t: int, body: str) -> Event | None:
+        hop = _ROUTE_NHOP.search(body)
+        if hop:
+            header = self._header
+            if header is None or int(hop.group(1)) != len(header.hops) + 1:
+                self._header = None
+                return None
+            header.hops.append(hop.group(2) or f"ifindex {hop.group(3)}")
+            return self._complete()
+        tx = _ROUTE_TX.search(body)
+        if tx is None:
+            return None
+        action, vrf, prefix, count = tx.groups()
+        if action == "delete":
+            self._header = None
+            return Event(t, "frr", self.node, ROUTE, f"{prefix}{_vrf(vrf)} withdrawn")
+        self._header = _RouteHeader(t, prefix, vrf, int(count or 0))
+        return self._complete()
+
+    def _complete(self) -> Event | None:
+        header = self._header
+        if header is None or len(header.hops) < header.count:
+            return None
+        self._header = None
+        return header.event(self.node)
+
+
+def _session_event(t: int, body: str, node: str) -> Event | None:
+    adj = _ADJCHANGE.search(body)
+    if adj:
+        kind = BGP_UP if adj.group(2) == "Up" else BGP_DOWN
+        return Event(t, "frr", node, kind, f"{adj.group(1)}{adj.group(3)}".strip())
+    bfd = _BFD_STATE.search(body)
+    if bfd and bfd.group(3) in ("up", "down"):
+        peer = _BFD_PEER.search(bfd.group(1))
+        return Event(t, "frr", node, BFD_UP if bfd.group(3) == "up" else BFD_DOWN,
+                     f"{peer.group(1) if peer else bfd.group(1)} {bfd.group(2)} -> {bfd.group(3)}")
+    return None
+
+
 def frr_log_events(text: str, node: str, clock: ClockOffset) -> list[Event]:
-    """BGP session changes (log-neighbor-changes) and BFD state changes (debug bfd peer)."""
-    found = []
-    for t, body in _stamped_lines(text, _FRR_STAMP, "%Y/%m/%d %H:%M:%S", clock):
-        adj = _ADJCHANGE.search(body)
-        if adj:
-            kind = BGP_UP if adj.group(2) == "Up" else BGP_DOWN
-            found.append(Event(t, "frr", node, kind, f"{adj.group(1)}{adj.group(3)}".strip()))
-            continue
-        bfd = _BFD_STATE.search(body)
-        if bfd and bfd.group(3) in ("up", "down"):
-            peer = _BFD_PEER.search(bfd.group(1))
-            found.append(Event(t, "frr", node, BFD_UP if bfd.group(3) == "up" else BFD_DOWN,
-                               f"{peer.group(1) if peer else bfd.group(1)} {bfd.group(2)} -> {bfd.group(3)}"))
-    return found
+    """BGP session changes (log-neighbor-changes), BFD state changes (debug bfd peer) and best-path
+    changes (debug bgp zebra) in the whole of a log's text."""
+    return FrrLogReader(node, clock).feed(text)
 
 
 # How far apart two reports of one event may be stamped. FRR's: one line of its log, read live and

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from lab.run.clock import LabClock, estimate
 from lab.model.daemon_events import (
     Event,
+    FrrLogReader,
     container_log_events,
     docker_event,
     frr_log_events,
@@ -112,6 +113,8 @@ class Observation:
         self._stopping = threading.Event()
         # Handed out by recorded_events with no live twin yet: a late live twin is dropped.
         self._recorded_only: list[Event] = []
+        # Each node's FRR log as its tail reads it: a route's next hops come on lines after its own.
+        self._frr_logs: dict[str, FrrLogReader] = {}
         self.clock = clock
         self.started_ns = 0
 
@@ -170,7 +173,8 @@ class Observation:
     def take_line(self, node: str, path: str, line: str, read_ns: int) -> list[Event]:
         """A tailed line's events, added to the live ones unless the record already gave them."""
         if path == FRR_LOG:
-            found = frr_log_events(line, node, self.clock.wall)    # FRR's own stamp
+            reader = self._frr_logs.setdefault(node, FrrLogReader(node, self.clock.wall))
+            found = reader.feed(line)    # FRR's own stamp
         else:
             found = [e for e in [keepalived_log_event(line, node, read_ns)] if e is not None]
         received = self.clock.now_ns()
@@ -199,6 +203,7 @@ class Observation:
                 # Not waited for: this thread is the one that reads its ready line.
                 tail = self._open_tail(running_node(self.adapters.runtime, self.plan.lab, node),
                                        (bound_ns - self.clock.now_ns()) / 1e9)
+                self._frr_logs.pop(node, None)    # a new tail: a header the old one held is cut
             except LabError:
                 tail = None     # not running yet: looked for again
 
