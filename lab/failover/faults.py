@@ -18,7 +18,7 @@ from lab.model.errors import LabError
 from lab.model.kinds import runs_ike
 from lab.model.schema import LabPlan
 from lab.run.ports import ContainerInfo, ContainerRuntime, IkeControl, LinkControl, RouteControl
-from lab.plan.redundancy import strategy_for
+from lab.plan.gateway_types import strategy_of
 from lab.run.status import running_node
 
 IKE_PORTS = [500, 4500]
@@ -211,7 +211,7 @@ class Maintenance(Fault):
         for tunnel in target.tunnel_names(node):
             ike.terminate(tunnel, timeout_s=DELETE_TIMEOUT_S)
         _, gateway = target.plan.instance_gateway(node)  # type: ignore[misc]
-        released = strategy_for(gateway.mode).release(target, node)
+        released = strategy_of(gateway).release(target, node)
         return ", ".join(filter(None, ["BGP and BFD shut down, IKE DELETE sent", released]))
 
     def restore_node(self, target: FaultTarget, node: str) -> str:

@@ -26,7 +26,7 @@ from lab.model.schema import LabPlan, VrrpGroupPlan
 from lab.run.status import LabStatus
 from lab.run.clock import LabClock
 from lab.run.observe import Observation, measure_clock
-from lab.plan.redundancy import strategy_for
+from lab.plan.gateway_types import strategy_of
 from lab.failover.metrics import (
     INTERRUPTION_INTERVALS,
     NS,
@@ -375,7 +375,7 @@ class LabSteps:
             raise LabError(f"lab {self.plan.lab} is not converged ({'; '.join(status.unconverged_reasons()[:3])}): "
                            "check `lab status`; `lab repair` undoes faults left by `lab break`")
         self.initial = holders(self.plan, self.adapters)
-        standbys = [n for g in status.gateways if strategy_for(g.mode).has_standbys
+        standbys = [n for g in status.gateways if g.strategy.has_standbys
                     for n in g.instances if n not in g.active]
         idle = [n for n in self.spec.nodes if n in standbys]
         if idle and len(idle) == len(self.spec.nodes):
@@ -457,7 +457,7 @@ class FailoverRunner:
         # over (its phases are read from the hand-over), or the peers withdraw its paths.
         owner = plan.instance_gateway(self.spec.nodes[0])
         self.handover = (handover_of(plan, self.spec.nodes[0]) if owner is not None and len(self.spec.nodes) == 1
-                         and strategy_for(owner[1].mode).hands_over else None)
+                         and strategy_of(owner[1]).hands_over else None)
         self.withdrawal = withdrawal_of(plan, self.spec)
         self.clock: LabClock | None = None
 

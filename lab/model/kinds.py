@@ -1,23 +1,81 @@
-"""Node kinds: what each role runs and which configs it gets.
+"""Node kinds: what each one can do, which fields it takes, what it runs and which configs it gets.
 
-Kinds are data, all registered here in one place; a kind names its config
-renderers by key (lab/render/configs.py holds the table), so the model
-never imports the renderers. A new scenario reuses these; a new role (an
-ExpressRoute edge, say) is a new entry, not a new code path in deploy or
-status.
+Kinds are data, all registered here in one place. The core asks a kind what
+it can do (`Can`), never which kind it is: planning, status and faults read
+capabilities, so a new kind (an MSEE, an edge router) is a new entry here
+and no new code path elsewhere. A kind validates its own node fields with
+its own model. It names its config renderers by key (lab/render/configs.py
+holds the table), so the model never imports the renderers.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from ipaddress import IPv4Address, IPv4Network
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
-class Role(Enum):
-    """The part a kind plays in a scenario: planning, status and faults ask for roles, never for kind names."""
-    GATEWAY_INSTANCE = "gateway instance"
-    VPN_DEVICE = "VPN device"
-    VNET_ROUTER = "VNet router"
-    WORKLOAD_HOST = "workload host"
+class Can(Enum):
+    """What a node of a kind can do."""
+    ROUTE = "route (BGP)"
+    RUN_IKE = "run IKE"
+    HOLD_FIRST_HOP = "hold a first-hop address (VRRP)"
+    BE_FAULT_TARGET = "be a fault target"
+    BE_ZONAL = "be placed in a zone"
+    START_TUNNELS = "start tunnels to a VPN gateway (an on-premises VPN device)"
+    ROUTE_VNET = "route the VNet (fed by its gateways)"
+    SEND_PROBES = "send and receive probe traffic"
+    EDGE_CIRCUITS = "end ExpressRoute circuits at a peering location (an MSEE)"
+
+
+# --- each kind's own node fields ----------------------------------------------------
+
+
+class _Fields(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Asn = int
+
+
+class NoFields(_Fields):
+    """A gateway instance: its gateway says everything (ASN, addresses)."""
+
+
+class VpnDeviceFields(_Fields):
+    asn: Asn = Field(ge=1, le=4294967295)
+    bgp_peer_ip: IPv4Address
+    address_space: list[IPv4Network] = Field(min_length=1)
+
+
+class EdgeRouterFields(_Fields):
+    asn: Asn = Field(ge=1, le=4294967295)
+    address_space: list[IPv4Network] = Field(min_length=1)
+
+
+class VnetRouterFields(_Fields):
+    asn: Asn = Field(ge=1, le=4294967295)
+    address_space: list[IPv4Network] = Field(min_length=1)
+
+
+# Microsoft's ASN on every MSEE (ExpressRoute routing requirements).
+MSEE_ASN = 12076
+
+
+class MseeFields(_Fields):
+    asn: Asn = MSEE_ASN
+
+    @field_validator("asn")
+    @classmethod
+    def _microsoft(cls, asn: int) -> int:
+        if asn != MSEE_ASN:
+            raise ValueError(f"an MSEE's ASN is Microsoft's {MSEE_ASN} (ExpressRoute routing requirements), not {asn}")
+        return asn
+
+
+class HostFields(_Fields):
+    router: IPv4Address
 
 
 # The image's check: every daemon the node has a config for (images/node/healthcheck.sh).
@@ -27,13 +85,16 @@ READY_CHECK = ("lab-healthcheck",)
 @dataclass(frozen=True)
 class Kind:
     name: str
-    role: Role
+    can: frozenset[Can]
+    # The node fields the kind takes, validated by its model (`zone` and `links` are every node's).
+    fields: type[_Fields]
     # The daemons it may run; the entrypoint starts those the node has configs for.
     daemons: tuple[str, ...]
     # Keys of lab.render.configs.RENDERERS, in the order the node's files are rendered.
     renderers: tuple[str, ...]
+    # The gateway type (lab/plan/gateway_types/) whose instances this kind plays; None: no gateway's.
+    instance_of: str | None = None
     needs_tun: bool = False
-    required_fields: tuple[str, ...] = ()
     # Exactly what the kind's daemons need, from none (Docker's defaults are dropped); never
     # privileged. Why each one: CAPABILITY_REASONS.
     capabilities: tuple[str, ...] = ("NET_ADMIN", "NET_RAW")
@@ -46,15 +107,41 @@ class Kind:
     # what is missing. `lab` runs it only while it waits for the node, never on a timer.
     ready_check: tuple[str, ...] = READY_CHECK
 
+    def able(self, capability: Can) -> bool:
+        return capability in self.can
+
     @property
     def runs_ike(self) -> bool:
         """strongSwan runs here: status and observation read its SAs and events."""
-        return "charon" in self.daemons
+        return Can.RUN_IKE in self.can
 
     @property
     def runs_bgp(self) -> bool:
         """FRR's bgpd runs here: status reads its sessions, observation its log."""
-        return "bgpd" in self.daemons
+        return Can.ROUTE in self.can
+
+    def field_problems(self, node: str, values: dict[str, object]) -> list[str]:
+        """The node's own fields checked by the kind's model: one line per problem, naming the field."""
+        try:
+            self.fields.model_validate({k: v for k, v in values.items() if v not in (None, [])})
+        except ValidationError as exc:
+            return [_field_problem(self.name, node, error) for error in exc.errors()]
+        return []
+
+    def default(self, field: str) -> object:
+        """A field's value when the node leaves it out (an MSEE's ASN), else None."""
+        info = self.fields.model_fields.get(field)
+        return None if info is None or info.is_required() else info.default
+
+
+def _field_problem(kind: str, node: str, error: dict) -> str:
+    field = ".".join(str(part) for part in error["loc"])
+    where = f"nodes.{node}.{field}"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: a {kind} has no {error['loc'][0]}"
+    if error["type"] == "missing":
+        return f"{where}: required for a {kind}"
+    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
 
 
 # Why each capability a kind is given is needed, as measured from `--cap-drop ALL` (one removed at a time).
@@ -80,13 +167,18 @@ FRR_CAPABILITIES = ("NET_ADMIN", "NET_RAW", "SYS_ADMIN", "NET_BIND_SERVICE", "SE
 FRR_GROUPS = ("frr", "frrvty")
 
 
+_VPN_NODE = frozenset({Can.ROUTE, Can.RUN_IKE, Can.BE_FAULT_TARGET})
+_ROUTER = frozenset({Can.ROUTE, Can.BE_FAULT_TARGET})
+
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
         # One VM instance of an Azure VPN gateway (IKEv2, BGP; VRRP when its mode shares the IPs).
         Kind(
             name="azure-gateway-instance",
-            role=Role.GATEWAY_INSTANCE,
+            can=_VPN_NODE | {Can.BE_ZONAL},
+            fields=NoFields,
+            instance_of="vpn",
             daemons=("charon", "bgpd", "keepalived"),
             renderers=("network", "strongswan", "frr", "keepalived"),
             needs_tun=True,
@@ -98,23 +190,57 @@ KINDS: dict[str, Kind] = {
         # An on-premises VPN device (IKEv2 initiator, eBGP; VRRP on its LAN when it shares a first hop).
         Kind(
             name="onprem-vpn-device",
-            role=Role.VPN_DEVICE,
+            can=_VPN_NODE | {Can.START_TUNNELS, Can.HOLD_FIRST_HOP},
+            fields=VpnDeviceFields,
             daemons=("charon", "bgpd", "keepalived"),
             renderers=("network", "strongswan", "frr", "keepalived"),
             needs_tun=True,
-            required_fields=("asn", "bgp_peer_ip", "address_space"),
             capabilities=FRR_CAPABILITIES,
             groups=FRR_GROUPS,
             memory_mib=192,
             pids=256,
         ),
-        # The VNet's routing (Azure SDN), fed by the gateway instances over iBGP.
+        # The VNet's routing (Azure SDN), fed by the gateway instances over iBGP. Regional: no zone.
         Kind(
             name="vnet-router",
-            role=Role.VNET_ROUTER,
+            can=frozenset({Can.ROUTE, Can.ROUTE_VNET}),
+            fields=VnetRouterFields,
             daemons=("bgpd",),
             renderers=("network", "frr"),
-            required_fields=("asn", "address_space"),
+            capabilities=FRR_CAPABILITIES,
+            memory_mib=128,
+            pids=128,
+        ),
+        # One instance of an ExpressRoute virtual network gateway: eBGP to the MSEEs, iBGP to the VNet.
+        Kind(
+            name="expressroute-gateway-instance",
+            can=_ROUTER | {Can.BE_ZONAL},
+            fields=NoFields,
+            instance_of="expressroute",
+            daemons=("bgpd", "bfdd"),
+            renderers=("network", "frr"),
+            capabilities=FRR_CAPABILITIES,
+            memory_mib=128,
+            pids=128,
+        ),
+        # A Microsoft Enterprise Edge router at the circuit's peering location (ASN 12076).
+        Kind(
+            name="msee",
+            can=_ROUTER | {Can.EDGE_CIRCUITS},
+            fields=MseeFields,
+            daemons=("bgpd", "bfdd"),
+            renderers=("network", "frr"),
+            capabilities=FRR_CAPABILITIES,
+            memory_mib=128,
+            pids=128,
+        ),
+        # An on-premises edge router (the circuit's CE): eBGP and BFD to the MSEEs, iBGP on-premises.
+        Kind(
+            name="onprem-edge-router",
+            can=_ROUTER,
+            fields=EdgeRouterFields,
+            daemons=("bgpd", "bfdd"),
+            renderers=("network", "frr"),
             capabilities=FRR_CAPABILITIES,
             memory_mib=128,
             pids=128,
@@ -122,28 +248,31 @@ KINDS: dict[str, Kind] = {
         # A workload VM or host that sends and receives probe traffic.
         Kind(
             name="workload-host",
-            role=Role.WORKLOAD_HOST,
+            can=frozenset({Can.SEND_PROBES, Can.BE_ZONAL}),
+            fields=HostFields,
             daemons=(),
             renderers=("network",),
-            required_fields=("router",),
         ),
     )
 }
 
 
-def has_role(kind_name: str, role: Role) -> bool:
+def able(kind_name: str, capability: Can) -> bool:
     kind = KINDS.get(kind_name)
-    return kind is not None and kind.role is role
+    return kind is not None and capability in kind.can
 
 
 def runs_ike(kind_name: str) -> bool:
-    kind = KINDS.get(kind_name)
-    return kind is not None and kind.runs_ike
+    return able(kind_name, Can.RUN_IKE)
 
 
 def runs_bgp(kind_name: str) -> bool:
+    return able(kind_name, Can.ROUTE)
+
+
+def instance_of(kind_name: str) -> str | None:
     kind = KINDS.get(kind_name)
-    return kind is not None and kind.runs_bgp
+    return kind.instance_of if kind is not None else None
 
 
 def ready_check(kind_name: str) -> tuple[str, ...]:
@@ -151,6 +280,10 @@ def ready_check(kind_name: str) -> tuple[str, ...]:
     return kind.ready_check if kind is not None else READY_CHECK
 
 
-def kind_name_of(role: Role) -> str:
-    """The kind that plays `role` (one per role today), for messages that name it."""
-    return next(k.name for k in KINDS.values() if k.role is role)
+def kinds_that(capability: Can) -> str:
+    """The kinds able to do `capability`, for messages that name them."""
+    return " or ".join(k.name for k in KINDS.values() if capability in k.can)
+
+
+def kinds_of_type(gateway_type: str) -> str:
+    return " or ".join(k.name for k in KINDS.values() if k.instance_of == gateway_type)

@@ -7,9 +7,9 @@ lab/plan/checks.py, which collects every problem before reporting.
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
-from typing import Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from lab.model import names
 from lab.model.names import Key, LabName, NetworkName, NodeName, ShortName, Text
@@ -34,12 +34,16 @@ class AddressOn(Strict):
     address: IPv4Address | None = None
 
 
-# The redundancy modes a gateway may have: each is a strategy in lab/plan/redundancy/.
-GatewayMode = Literal["active-standby", "active-active"]
+# Where a gateway's instances run (Azure's availability zones): spread over zones, all in one
+# zone, or regional (no zone). lab/plan/zones.py checks the instances' zones against it.
+ZonePlacement = Literal["zone-redundant", "zonal", "regional"]
 
 
-class Gateway(Strict):
-    mode: GatewayMode
+class VpnGateway(Strict):
+    """An Azure VPN gateway: its instances end the site-to-site tunnels."""
+    type: Literal["vpn"] = "vpn"
+    # A redundancy strategy's name (lab/plan/redundancy/): checked against those registered.
+    mode: Key
     asn: int = Field(ge=1, le=4294967295)
     instances: list[NodeName] = Field(min_length=2)
     public_ip: AddressOn
@@ -48,8 +52,43 @@ class Gateway(Strict):
     # with them the gateway never opens a BGP session: the device must.
     apipa_bgp_ips: list[IPv4Address] = []
     vnet_router: NodeName
-    # Azure's gateway SKU: how many site-to-site tunnels it takes (lab/model/azure.yaml).
-    sku: Key = "VpnGw1"
+    # Azure's gateway SKU (lab/model/azure.yaml): how many tunnels it takes, whether it goes in
+    # zones. None: VpnGw1AZ where the gateway is placed in zones, else VpnGw1.
+    sku: Key | None = None
+    zones: ZonePlacement = "regional"
+
+
+class CircuitLink(Strict):
+    """One link of an ExpressRoute circuit: a peering (by name) between the CE and one MSEE."""
+    peering: ShortName
+
+
+class ExpressRouteGateway(Strict):
+    """An ExpressRoute virtual network gateway: its instances peer with the circuit's MSEEs."""
+    type: Literal["expressroute"]
+    # ExpressRoute gateways are active-active (every instance carries).
+    mode: Key = "active-active"
+    asn: int = Field(default=65515, ge=1, le=4294967295)
+    instances: list[NodeName] = Field(min_length=2)
+    vnet_router: NodeName
+    # The GatewaySubnet: where the instances meet the VNet router.
+    network: NetworkName
+    # Microsoft's backbone: where the instances meet the MSEEs.
+    backbone: NetworkName
+    # The circuit's two links, primary first (Azure's SLA needs both).
+    circuit: list[CircuitLink]
+    sku: Key | None = None
+    zones: ZonePlacement = "regional"
+
+
+def _gateway_type(value: object) -> str:
+    found = value.get("type", "vpn") if isinstance(value, dict) else getattr(value, "type", "vpn")
+    return found if found in ("vpn", "expressroute") else "vpn"
+
+
+Gateway = Annotated[Union[Annotated[VpnGateway, Tag("vpn")], Annotated[ExpressRouteGateway, Tag("expressroute")]],
+                    Discriminator(_gateway_type)]
+AnyGateway = VpnGateway | ExpressRouteGateway
 
 
 class FirstHop(Strict):
@@ -68,6 +107,43 @@ class Node(Strict):
     bgp_peer_ip: IPv4Address | None = None
     address_space: list[IPv4Network] = []
     router: IPv4Address | None = None
+
+
+class PeeringSide(Strict):
+    """One end of a BGP peering and its own policy toward the other end."""
+    node: NodeName
+    bfd: bool = False
+    # Set on the routes this side learns from the other (higher wins; BGP's default is 100).
+    local_pref: int | None = Field(default=None, ge=0, le=4294967295)
+    # This router's own preference for the other side's routes (FRR/Cisco weight: higher wins, never sent).
+    weight: int | None = Field(default=None, ge=0, le=65535)
+    # How many more times this side's ASN is put on the routes it sends the other.
+    as_path_prepend: int = Field(default=0, ge=0, le=10)
+    # Routes this side passes on (iBGP) get its own address as next hop.
+    next_hop_self: bool = False
+
+
+class Peering(Strict):
+    """A BGP session that is not a tunnel's: two routers on one network (a circuit link, on-premises iBGP)."""
+    name: ShortName
+    network: NetworkName
+    sides: tuple[PeeringSide, PeeringSide]
+    # The session's own BGP timers (an MSEE's, say); None: the profile's.
+    keepalive_s: int | None = Field(default=None, ge=1)
+    hold_s: int | None = Field(default=None, ge=3)
+    # BFD timers where both sides run it: Azure's ExpressRoute default, 300 ms x 3.
+    bfd_interval_ms: int = Field(default=300, ge=10)
+    bfd_multiplier: int = Field(default=3, ge=2)
+    # What traffic over this session rides, for status and reports ("the VPN, through onprem-0").
+    path: Text | None = None
+
+    @model_validator(mode="after")
+    def _timers(self) -> "Peering":
+        if (self.keepalive_s is None) != (self.hold_s is None):
+            raise ValueError("keepalive_s and hold_s go together")
+        if self.hold_s is not None and self.keepalive_s is not None and self.hold_s < 3 * self.keepalive_s:
+            raise ValueError(f"hold_s {self.hold_s} must be at least three keepalives ({3 * self.keepalive_s})")
+        return self
 
 
 class IpsecPolicy(Strict):
@@ -117,6 +193,8 @@ class Scenario(Strict):
     nodes: dict[NodeName, Node] = Field(min_length=1)
     tunnels: list[Tunnel] = []
     first_hop: dict[NodeName, FirstHop] = {}
+    # BGP sessions that are not tunnels' (ExpressRoute circuit links, on-premises iBGP).
+    peerings: list[Peering] = []
     # Workload host pairs that exchange probe traffic during a failover run.
     probes: list[tuple[NodeName, NodeName]] = []
     # UDP flows (source ports) the probes spread over, so ECMP hashes them onto every path.
@@ -272,6 +350,16 @@ class BgpSessionPlan(Strict):
     next_hop_self: bool = False
     tunnel: str | None = None              # the tunnel the session rides on
     passive: bool = False                  # wait for the peer to open it (Azure's APIPA sessions)
+    # Where the session comes from: a tunnel's, a peering's (by name), or a gateway's own.
+    peering: str | None = None
+    bfd: BfdTimers | None = None           # BFD with the peer, at these timers; None: no BFD
+    local_pref: int | None = None          # set on routes learned from the peer
+    weight: int | None = None              # this node's weight for routes learned from the peer
+    as_path_prepend: int = 0               # own ASN put on routes sent to the peer this many more times
+    keepalive_s: int | None = None         # the session's own timers; None: the profile's
+    hold_s: int | None = None
+    # What traffic over this session rides (status's paths): "VPN tunnel onprem-0", "ExpressRoute er-primary".
+    path: str = ""
 
 
 class Segment(Strict):
@@ -300,6 +388,8 @@ class NodePlan(Strict):
     container: str
     links: dict[str, IPv4Address]
     zone: int | None = None
+    # Its BGP ASN: its gateway's, its own, or its kind's (an MSEE's); None: it runs no BGP.
+    asn: int | None = None
 
 
 class LabPlan(Strict):
@@ -321,7 +411,7 @@ class LabPlan(Strict):
     def network_name(self, network: str) -> str:
         return names.network_name(self.lab, network)
 
-    def instance_gateway(self, node: str) -> tuple[str, Gateway] | None:
+    def instance_gateway(self, node: str) -> tuple[str, AnyGateway] | None:
         for name, gateway in self.scenario.gateways.items():
             if node in gateway.instances:
                 return name, gateway
@@ -341,7 +431,7 @@ class LabPlan(Strict):
         """The network where a VPN node's tunnels run (its internet-facing link)."""
         owner = self.instance_gateway(node)
         if owner is not None:
-            return owner[1].public_ip.network
+            return owner[1].public_ip.network if isinstance(owner[1], VpnGateway) else None
         return next((self.scenario.gateways[t.gateway].public_ip.network for t in self.tunnels_of(node)), None)
 
     def target_for(self, fault: str, planned: bool) -> Target:

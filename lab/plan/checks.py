@@ -8,11 +8,11 @@ from typing import Callable
 
 from lab.model.azure import azure_rules
 from lab.model.ipsec import NO_GROUP
-from lab.model.kinds import KINDS, Role, has_role, kind_name_of
+from lab.model.kinds import KINDS, Can, able, instance_of, kinds_of_type, kinds_that
 from lab.model.limits import lab_limits
-from lab.model.schema import Profile, Scenario, Tunnel
-from lab.plan.redundancy import strategy_for
-from lab.plan.resolve import FIRST_VRID, plan_tunnels, plan_vrrp_groups
+from lab.model.schema import Profile, Scenario, Tunnel, VpnGateway
+from lab.plan.gateway_types import GATEWAY_TYPES, strategy_of, type_of
+from lab.plan.resolve import FIRST_VRID, node_asn, plan_tunnels, plan_vrrp_groups
 
 LAST_VRID = 255  # RFC 5798: a virtual router ID is 1 to 255
 
@@ -42,6 +42,8 @@ def _check_links(s: Scenario) -> list[str]:
             else:
                 owner[address] = f"nodes.{name}"
     for gw_name, gw in s.gateways.items():
+        if not isinstance(gw, VpnGateway):
+            continue
         for field_name in ("public_ip", "bgp_peer_ip"):
             spot: object = getattr(gw, field_name)
             field = f"gateways.{gw_name}.{field_name}"
@@ -81,30 +83,68 @@ def _check_overlaps(s: Scenario) -> list[str]:
 def _check_gateways(s: Scenario) -> list[str]:
     problems = []
     for gw_name, gw in s.gateways.items():
-        problems.extend(strategy_for(gw.mode).check(s, gw_name, gw))
+        gw_type = type_of(gw)
+        problems.extend(gw_type.check(s, gw_name, gw))
+        seen: set[str] = set()
         for i, inst in enumerate(gw.instances):
             field = f"gateways.{gw_name}.instances[{i}]"
             node = s.nodes.get(inst)
+            if inst in seen:
+                problems.append(f"{field}: {inst} is listed twice")
+            seen.add(inst)
             if node is None:
                 problems.append(f"{field}: unknown node {inst!r}")
-            elif not has_role(node.kind, Role.GATEWAY_INSTANCE):
-                problems.append(f"{field}: {inst} is a {node.kind}, not an {kind_name_of(Role.GATEWAY_INSTANCE)}")
-            else:
+            elif instance_of(node.kind) != gw.type:
+                problems.append(f"{field}: {inst} is a {node.kind}, not an {kinds_of_type(gw.type)}")
+            elif isinstance(gw, VpnGateway):
                 for spot in (gw.public_ip, gw.bgp_peer_ip):
                     if spot.network not in node.links:
                         problems.append(f"nodes.{inst}.links: no link on {spot.network}, where the gateway's address lives")
         router = s.nodes.get(gw.vnet_router)
-        if router is None or not has_role(router.kind, Role.VNET_ROUTER):
+        inside = gw_type.vnet_network(gw)
+        if router is None or not able(router.kind, Can.ROUTE_VNET):
             problems.append(f"gateways.{gw_name}.vnet_router: {gw.vnet_router!r} is not a "
-                            f"{kind_name_of(Role.VNET_ROUTER)} node")
-        elif gw.bgp_peer_ip.network not in router.links:
-            problems.append(f"nodes.{gw.vnet_router}.links: no link on {gw.bgp_peer_ip.network}, where it meets the gateway")
+                            f"{kinds_that(Can.ROUTE_VNET)} node")
+        elif inside not in router.links:
+            problems.append(f"nodes.{gw.vnet_router}.links: no link on {inside}, where it meets the gateway")
         elif router.asn != gw.asn:
             problems.append(f"nodes.{gw.vnet_router}.asn: must equal gateways.{gw_name}.asn ({gw.asn})")
     in_gateways = {i for gw in s.gateways.values() for i in gw.instances}
     for name, node in s.nodes.items():
-        if has_role(node.kind, Role.GATEWAY_INSTANCE) and name not in in_gateways:
+        if instance_of(node.kind) is not None and name not in in_gateways:
             problems.append(f"nodes.{name}: gateway instance belongs to no gateway")
+    return problems
+
+
+def _check_gateway_types(s: Scenario) -> list[str]:
+    """A gateway's `type` is one of the registered types (the model lets only those through)."""
+    return [f"gateways.{name}.type: unknown type {gw.type!r} (known: {', '.join(GATEWAY_TYPES)})"
+            for name, gw in s.gateways.items() if gw.type not in GATEWAY_TYPES]
+
+
+def _check_peerings(s: Scenario) -> list[str]:
+    problems = []
+    seen: set[str] = set()
+    for i, p in enumerate(s.peerings):
+        field = f"peerings[{i}]"
+        if p.name in seen:
+            problems.append(f"{field}.name: duplicate peering name {p.name!r}")
+        seen.add(p.name)
+        if p.network not in s.networks:
+            problems.append(f"{field}.network: unknown network {p.network!r}")
+        if p.sides[0].node == p.sides[1].node:
+            problems.append(f"{field}.sides: {p.sides[0].node} can't peer with itself")
+        for j, side in enumerate(p.sides):
+            node = s.nodes.get(side.node)
+            where = f"{field}.sides[{j}].node"
+            if node is None:
+                problems.append(f"{where}: unknown node {side.node!r}")
+            elif not able(node.kind, Can.ROUTE):
+                problems.append(f"{where}: {side.node} is a {node.kind}, which runs no BGP")
+            elif p.network not in node.links:
+                problems.append(f"{where}: {side.node} has no link on {p.network}")
+            elif node_asn(s, side.node) is None:
+                problems.append(f"nodes.{side.node}.asn: required for peering {p.name}")
     return problems
 
 
@@ -117,16 +157,19 @@ def _check_azure_rules(s: Scenario) -> list[str]:
     for name, gw in s.gateways.items():
         if gw.asn != reserved.gateway_default and reserved.reserved(gw.asn):
             problems.append(f"gateways.{name}.asn: {gw.asn} is reserved by Azure or IANA ({reserved.source})")
-        limits = rules.skus.limits.get(gw.sku)
+        if not isinstance(gw, VpnGateway):
+            continue
+        sku = type_of(gw).default_sku(gw)
+        limits = rules.skus.limits.get(sku)
         if limits is None:
-            problems.append(f"gateways.{name}.sku: unknown SKU {gw.sku!r} (known: {', '.join(rules.skus.limits)})")
+            problems.append(f"gateways.{name}.sku: unknown SKU {sku!r} (known: {', '.join(rules.skus.limits)})")
             continue
         planned = planned_tunnel_count(s, name)
         if planned > limits.tunnels:
-            problems.append(f"gateways.{name}.sku: {gw.sku} takes {limits.tunnels} site-to-site tunnels, "
+            problems.append(f"gateways.{name}.sku: {sku} takes {limits.tunnels} site-to-site tunnels, "
                             f"{planned} are planned ({rules.skus.source})")
     for name, node in s.nodes.items():
-        if node.asn is None or not has_role(node.kind, Role.VPN_DEVICE):
+        if node.asn is None or not able(node.kind, Can.START_TUNNELS):
             continue
         if reserved.reserved(node.asn):
             problems.append(f"nodes.{name}.asn: {node.asn} is reserved by Azure or IANA ({reserved.source})")
@@ -161,9 +204,10 @@ def _check_node_fields(s: Scenario) -> list[str]:
         kind = KINDS.get(node.kind)
         if kind is None:
             continue
-        for field in kind.required_fields:
-            if getattr(node, field) in (None, []):
-                problems.append(f"nodes.{name}.{field}: required for a {node.kind}")
+        problems += kind.field_problems(name, dict(asn=node.asn, bgp_peer_ip=node.bgp_peer_ip,
+                                                   address_space=node.address_space, router=node.router))
+        if node.zone is not None and not kind.able(Can.BE_ZONAL):
+            problems.append(f"nodes.{name}.zone: a {node.kind} is regional, it goes in no zone")
         if node.router is not None and not any(
             node.router in s.networks[n].subnet for n in node.links if n in s.networks
         ):
@@ -180,11 +224,13 @@ def _check_tunnels(s: Scenario) -> list[str]:
             problems.append(f"{field}.name: duplicate tunnel name {t.name!r}")
         seen.add(t.name)
         device = s.nodes.get(t.device)
-        if device is None or not has_role(device.kind, Role.VPN_DEVICE):
-            problems.append(f"{field}.device: {t.device!r} is not an {kind_name_of(Role.VPN_DEVICE)} node")
+        if device is None or not able(device.kind, Can.START_TUNNELS):
+            problems.append(f"{field}.device: {t.device!r} is not an {kinds_that(Can.START_TUNNELS)} node")
         gw = s.gateways.get(t.gateway)
         if gw is None:
             problems.append(f"{field}.gateway: unknown gateway {t.gateway!r}")
+        elif not isinstance(gw, VpnGateway):
+            problems.append(f"{field}.gateway: {t.gateway} is an {type_of(gw).summary}; tunnels end on a VPN gateway")
         elif device is not None and gw.public_ip.network not in device.links:
             problems.append(f"{field}.device: {t.device} has no link on {gw.public_ip.network}, where the gateway's public IP is")
     capacity = s.tunnel_pool.num_addresses // 16
@@ -194,10 +240,15 @@ def _check_tunnels(s: Scenario) -> list[str]:
     return problems
 
 
+def _shares_tunnels(gw) -> bool:
+    """A gateway whose mode is unknown counts one tunnel per entry (its mode is refused on its own)."""
+    return gw.mode not in type_of(gw).modes() or strategy_of(gw).shares_tunnels
+
+
 def planned_tunnel_count(s: Scenario, gateway: str | None = None) -> int:
     """IKE tunnels the scenario's entries make (of one gateway): one per entry, or one per
     instance when the gateway's instances don't share tunnels."""
-    return sum(1 if t.gateway not in s.gateways or strategy_for(s.gateways[t.gateway].mode).shares_tunnels
+    return sum(1 if t.gateway not in s.gateways or _shares_tunnels(s.gateways[t.gateway])
                else len(s.gateways[t.gateway].instances)
                for t in s.tunnels if gateway is None or t.gateway == gateway)
 
@@ -222,8 +273,8 @@ def _check_first_hop(s: Scenario) -> list[str]:
             problems.append(f"{field}.routers: a router is listed twice")
         for i, router in enumerate(group.routers):
             node = s.nodes.get(router)
-            if node is None or not has_role(node.kind, Role.VPN_DEVICE):
-                problems.append(f"{field}.routers[{i}]: {router!r} is not an {kind_name_of(Role.VPN_DEVICE)} node")
+            if node is None or not able(node.kind, Can.HOLD_FIRST_HOP):
+                problems.append(f"{field}.routers[{i}]: {router!r} is not an {kinds_that(Can.HOLD_FIRST_HOP)} node")
             elif group.network not in node.links:
                 problems.append(f"{field}.routers[{i}]: {router} has no link on {group.network}")
             elif node.links[group.network] == group.address:
@@ -236,8 +287,8 @@ def _check_probes(s: Scenario) -> list[str]:
     for i, pair in enumerate(s.probes):
         for j, name in enumerate(pair):
             node = s.nodes.get(name)
-            if node is None or not has_role(node.kind, Role.WORKLOAD_HOST):
-                problems.append(f"probes[{i}][{j}]: {name!r} is not a {kind_name_of(Role.WORKLOAD_HOST)} node")
+            if node is None or not able(node.kind, Can.SEND_PROBES):
+                problems.append(f"probes[{i}][{j}]: {name!r} is not a {kinds_that(Can.SEND_PROBES)} node")
         if pair[0] == pair[1]:
             problems.append(f"probes[{i}]: a host can't probe itself ({pair[0]})")
     return problems
@@ -247,6 +298,8 @@ SCENARIO_CHECKS: list[Callable[[Scenario], list[str]]] = [
     _check_kinds,
     _check_links,
     _check_overlaps,
+    _check_gateway_types,
+    _check_peerings,
     _check_gateways,
     _check_node_fields,
     _check_tunnels,

@@ -140,6 +140,9 @@ def _parse(label: str, text: str, model: type[M]) -> M:
         raise TopologyError(label, [_describe(err) for err in exc.errors()]) from None
 
 
+GATEWAY_TAGS = ("vpn", "expressroute")
+
+
 def _field_part(part: object) -> str:
     text = str(part)
     return text if names.KEY.problem(text) is None else repr(text)
@@ -148,6 +151,8 @@ def _field_part(part: object) -> str:
 def _describe(err: dict) -> str:
     """One line per pydantic error; a name a user typed is shown escaped (it may hold a newline)."""
     loc = list(err["loc"])
+    if len(loc) > 2 and loc[0] == "gateways" and loc[2] in GATEWAY_TAGS:
+        del loc[2]      # the gateway type's tag pydantic puts in: not a field the user wrote
     is_key = bool(loc) and loc[-1] == "[key]"
     if is_key:
         loc.pop()

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections import Counter
 from ipaddress import IPv4Address, IPv4Network
 
+from lab.model.kinds import KINDS, Can, able
 from lab.model.names import container_name
 from lab.model.schema import (
+    BfdTimers,
     BgpSessionPlan,
     LabPlan,
     NodePlan,
@@ -16,9 +18,10 @@ from lab.model.schema import (
     Segment,
     Tunnel,
     TunnelPlan,
+    VpnGateway,
     VrrpGroupPlan,
 )
-from lab.plan.redundancy import strategy_for
+from lab.plan.gateway_types import strategy_of, type_of
 from lab.plan.segments import bridge_prefix, plan_segments
 
 VXLAN_BASE_VNI = 100
@@ -41,7 +44,8 @@ def plan_tunnels(s: Scenario) -> list[TunnelPlan]:
     plans: list[TunnelPlan] = []
     for t in s.tunnels:
         gw = s.gateways[t.gateway]
-        strategy = strategy_for(gw.mode)
+        assert isinstance(gw, VpnGateway)
+        strategy = strategy_of(gw)
         addresses = strategy.addresses(s, gw)
         served_by = [tuple(gw.instances)] if strategy.shares_tunnels else [(i,) for i in gw.instances]
         for instances in served_by:
@@ -62,44 +66,76 @@ def plan_tunnels(s: Scenario) -> list[TunnelPlan]:
     return plans
 
 
-def plan_bgp_sessions(s: Scenario, tunnels: list[TunnelPlan]) -> list[BgpSessionPlan]:
+def node_asn(s: Scenario, node: str) -> int | None:
+    """A node's ASN: its gateway's, its own, or its kind's default (an MSEE's 12076)."""
+    for gw in s.gateways.values():
+        if node in gw.instances:
+            return gw.asn
+    spec = s.nodes[node]
+    if spec.asn is not None:
+        return spec.asn
+    kind = KINDS.get(spec.kind)
+    default = kind.default("asn") if kind is not None else None
+    return default if isinstance(default, int) else None
+
+
+def _vnet_weights_apply(s: Scenario, router: str) -> bool:
+    """Weights between gateway types matter only where one VNet router hears several types."""
+    return len({gw.type for gw in s.gateways.values() if gw.vnet_router == router}) > 1
+
+
+def plan_peering_sessions(s: Scenario) -> list[BgpSessionPlan]:
+    """Each listed peering from both ends, each end with its own policy toward the other."""
+    sessions = []
+    for p in s.peerings:
+        circuit = any(able(s.nodes[side.node].kind, Can.EDGE_CIRCUITS) for side in p.sides if side.node in s.nodes)
+        for mine, theirs in (p.sides, tuple(reversed(p.sides))):
+            sessions.append(BgpSessionPlan(
+                node=mine.node, peer_address=s.nodes[theirs.node].links[p.network],
+                peer_asn=node_asn(s, theirs.node), source=s.nodes[mine.node].links[p.network],  # type: ignore[arg-type]
+                description=f"peering {p.name} to {theirs.node}", multihop=False,
+                next_hop_self=mine.next_hop_self, peering=p.name,
+                bfd=BfdTimers(interval_ms=p.bfd_interval_ms, multiplier=p.bfd_multiplier) if mine.bfd else None,
+                local_pref=mine.local_pref, weight=mine.weight, as_path_prepend=mine.as_path_prepend,
+                keepalive_s=p.keepalive_s, hold_s=p.hold_s,
+                path=p.path or (f"ExpressRoute {p.name}" if circuit else f"peering {p.name}")))
+    return sessions
+
+
+def plan_bgp_sessions(s: Scenario, tunnels: list[TunnelPlan], tunnel_bfd: BfdTimers | None = None) -> list[BgpSessionPlan]:
     """Every BGP session, from each end: over each tunnel (each instance serving it, and the
-    device), and iBGP between each instance and its VNet router. Renderers only format these."""
+    device), each gateway's own (into the VNet, to the MSEEs) and each listed peering. The
+    profile's BFD is the default of tunnel sessions and the gateways' VNet sessions only: a
+    peering says its own. Renderers only format these."""
     sessions: list[BgpSessionPlan] = []
     for gw_name, gw in s.gateways.items():
-        router = s.nodes[gw.vnet_router]
-        inside = gw.bgp_peer_ip.network
         for inst in gw.instances:
             for t in (t for t in tunnels if inst in t.instances):
                 device = s.nodes[t.device]
                 sessions.append(BgpSessionPlan(
                     node=inst, peer_address=device.bgp_peer_ip, peer_asn=device.asn, source=t.gateway_bgp_ip,
                     description=f"tunnel {t.name} to {t.device}", multihop=True, static_via=t.device_link_ip,
-                    tunnel=t.name, passive=t.gateway_bgp_passive))
-            sessions.append(BgpSessionPlan(
-                node=inst, peer_address=router.links[inside], peer_asn=gw.asn, source=s.nodes[inst].links[inside],
-                description=f"VNet routing ({gw.vnet_router})", multihop=False, next_hop_self=True))
+                    tunnel=t.name, passive=t.gateway_bgp_passive, bfd=tunnel_bfd, path=f"VPN tunnel {t.name}"))
+        gw_type = type_of(gw)
+        weighted = _vnet_weights_apply(s, gw.vnet_router)
+        sessions += [b if b.node != gw.vnet_router or weighted else b.model_copy(update={"weight": None})
+                     for b in gw_type.vnet_sessions(s, gw_name, gw, tunnel_bfd)]
+        sessions += gw_type.edge_sessions(s, gw_name, gw)
     for t in tunnels:
         gw = s.gateways[t.gateway]
         sessions.append(BgpSessionPlan(
             node=t.device, peer_address=t.gateway_bgp_ip, peer_asn=gw.asn,
             source=s.nodes[t.device].bgp_peer_ip, description=f"tunnel {t.name} to {t.gateway}", multihop=True,
-            static_via=t.gateway_link_ip, tunnel=t.name))
-    for gw_name, gw in s.gateways.items():
-        for inst in gw.instances:
-            sessions.append(BgpSessionPlan(
-                node=gw.vnet_router, peer_address=s.nodes[inst].links[gw.bgp_peer_ip.network], peer_asn=gw.asn,
-                source=s.nodes[gw.vnet_router].links[gw.bgp_peer_ip.network], description=f"gateway instance {inst}",
-                multihop=False))
+            static_via=t.gateway_link_ip, tunnel=t.name, bfd=tunnel_bfd, path=f"VPN tunnel {t.name}"))
+    sessions += plan_peering_sessions(s)
     return sessions
-
 
 
 def plan_vrrp_groups(s: Scenario) -> list[VrrpGroupPlan]:
     """Address sharing by VRRP: what each gateway's mode asks for, and each LAN's first hop."""
     groups: list[VrrpGroupPlan] = []
     for name, gw in s.gateways.items():
-        group = strategy_for(gw.mode).vrrp_group(s, name, gw, FIRST_VRID + len(groups))
+        group = strategy_of(gw).vrrp_group(s, name, gw, FIRST_VRID + len(groups))
         if group is not None:
             groups.append(group)
     for name, hop in s.first_hop.items():
@@ -112,13 +148,16 @@ def plan_vrrp_groups(s: Scenario) -> list[VrrpGroupPlan]:
 def plan_multipath(s: Scenario, tunnels: list[TunnelPlan], sessions: list[BgpSessionPlan]) -> frozenset[str]:
     """Nodes with more than one live path to a prefix: a device with tunnels to several
     instances, an instance with tunnels to several devices, the VNet router of an
-    active-active gateway."""
+    active-active gateway, a router with several eBGP peers (a circuit's two links)."""
     nodes: set[str] = set()
     for name, gw in s.gateways.items():
-        if strategy_for(gw.mode).multipath:
+        if strategy_of(gw).multipath:
             nodes.add(gw.vnet_router)
     tunnel_sessions = Counter(b.node for b in sessions if b.tunnel is not None)
     nodes.update(node for node, count in tunnel_sessions.items() if count > 1)
+    # Two eBGP paths outside tunnels (a CE's two circuit links, an MSEE's gateway instances).
+    outside = Counter(b.node for b in sessions if b.tunnel is None and b.peer_asn != node_asn(s, b.node))
+    nodes.update(node for node, count in outside.items() if count > 1)
     return frozenset(nodes)
 
 
@@ -127,13 +166,14 @@ def resolve(scenario: Scenario, profile: Profile, lab: str | None = None,
     """The plan; without `segments`, transport subnets are the pool's first (the host decides at `up`)."""
     lab_name = lab or scenario.name
     nodes = {
-        name: NodePlan(name=name, kind=node.kind, container=container_name(lab_name, name), links=node.links, zone=node.zone)
+        name: NodePlan(name=name, kind=node.kind, container=container_name(lab_name, name), links=node.links,
+                       zone=node.zone, asn=node_asn(scenario, name))
         for name, node in scenario.nodes.items()
     }
     # The planning pipeline: sites and addresses (the scenario, checked) → tunnels →
     # BGP sessions → address sharing (VRRP) → multipath → segments.
     tunnels = plan_tunnels(scenario)
-    sessions = plan_bgp_sessions(scenario, tunnels)
+    sessions = plan_bgp_sessions(scenario, tunnels, profile.bfd)
     return LabPlan(lab=lab_name, scenario=scenario, profile=profile, nodes=nodes, tunnels=tunnels,
                    bgp_sessions=sessions, vrrp_groups=plan_vrrp_groups(scenario),
                    multipath_nodes=plan_multipath(scenario, tunnels, sessions),

@@ -15,8 +15,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from lab.model import names
 from lab.model.errors import LabError
 from lab.model.ipsec import device_proposals, gateway_proposals
-from lab.model.schema import LabPlan, Profile, TunnelPlan
-from lab.plan.redundancy import strategy_for
+from lab.model.schema import BfdTimers, LabPlan, Profile, TunnelPlan
+from lab.plan.gateway_types import strategy_of
 from lab.plan.segments import bridge_prefix
 
 class UnsafeValue(LabError):
@@ -125,8 +125,8 @@ def _instance_loopbacks(plan: LabPlan, node: str) -> list[str]:
     owner = plan.instance_gateway(node)
     if owner is None:
         return []
-    mine = strategy_for(owner[1].mode).addresses(plan.scenario, owner[1])[node]
-    return [str(mine.bgp_ip)] if mine.bgp_on_loopback else []
+    mine = strategy_of(owner[1]).addresses(plan.scenario, owner[1]).get(node)
+    return [str(mine.bgp_ip)] if mine is not None and mine.bgp_on_loopback else []
 
 
 def host_routes(plan: LabPlan, node: str) -> list[tuple[IPv4Network, IPv4Address]]:
@@ -223,11 +223,18 @@ def render_psk_secrets(plan: LabPlan, node: str, psks: dict[str, str]) -> dict[s
     return {"secrets/psk.conf": _template("psk.conf.j2", tunnels=tunnels, psks=psks)}
 
 
+def _bfd_profile_name(plan: LabPlan, timers: BfdTimers) -> str:
+    """The profile's own BFD (tunnel sessions) is `lab`; a peering's timers get a profile of their own."""
+    return "lab" if timers == plan.profile.bfd else f"bfd-{timers.interval_ms}x{timers.multiplier}"
+
+
 def _bgp_neighbors(plan: LabPlan, node: str) -> list[dict[str, object]]:
-    """The node's planned BGP sessions, in the shape frr.conf.j2 formats."""
+    """The node's planned BGP sessions, in the shape frr.conf.j2 formats, each with its own settings."""
     return [dict(address=b.peer_address, asn=b.peer_asn, source=b.source, multihop=b.multihop,
                  description=b.description, static_via=b.static_via, next_hop_self=b.next_hop_self,
-                 passive=b.passive)
+                 passive=b.passive, bfd_profile=_bfd_profile_name(plan, b.bfd) if b.bfd else None,
+                 local_pref=b.local_pref, weight=b.weight, as_path_prepend=b.as_path_prepend,
+                 keepalive_s=b.keepalive_s, hold_s=b.hold_s, route_map=f"peer-{b.peer_address}")
             for b in plan.sessions_of(node)]
 
 
@@ -238,24 +245,24 @@ def _router_id(plan: LabPlan, node: str) -> IPv4Address:
 
 def render_frr(plan: LabPlan, node: str) -> dict[str, str]:
     spec = plan.scenario.nodes[node]
-    gateway = plan.instance_gateway(node)
-    asn = gateway[1].asn if gateway else spec.asn
     # A VNet router's address space is originated through a blackhole route:
     # more specific connected subnets still win locally.
     originate = spec.address_space
+    profiles = sorted({(_bfd_profile_name(plan, b.bfd), b.bfd) for b in plan.sessions_of(node) if b.bfd},
+                      key=lambda p: p[0])
     frr_conf = _template(
         "frr.conf.j2",
         node=node,
-        asn=asn,
+        asn=plan.nodes[node].asn,
         router_id=_router_id(plan, node),
         neighbors=_bgp_neighbors(plan, node),
         networks=originate,
         blackhole=originate if _is_vnet_router(plan, node) else [],
         bgp=plan.profile.bgp,
-        bfd=plan.profile.bfd,
+        bfd_profiles=profiles,
         multipath=node in plan.multipath_nodes,
     )
-    daemons = _template("daemons.j2", bfd=plan.profile.bfd is not None)
+    daemons = _template("daemons.j2", bfd=bool(profiles))
     return {"frr/frr.conf": frr_conf, "frr/daemons": daemons}
 
 

@@ -15,7 +15,7 @@ from lab.model.azure import azure_rules
 from lab.model.kinds import KINDS
 from lab.model.schema import LabPlan
 from lab.model.specs import ConfigFile, ContainerSpec, NetworkSpec
-from lab.plan.redundancy import strategy_for
+from lab.plan.gateway_types import type_of
 from lab.render.configs import render_node, render_psk_secrets
 
 IMAGE = os.environ.get("LAB_IMAGE", f"azlab-node:{__version__}")
@@ -70,12 +70,8 @@ def node_labels(plan: LabPlan, node: str) -> dict[str, str]:
         labels["lab.zone"] = str(spec.zone)
     owner = plan.instance_gateway(node)
     if owner:
-        gateway = owner[1]
-        labels["lab.gateway"] = owner[0]
-        labels["lab.redundancy"] = gateway.mode
-        labels["lab.sku"] = gateway.sku
-        # The address that makes this instance active: the shared one, or its own.
-        labels["lab.public-ip"] = str(strategy_for(gateway.mode).addresses(plan.scenario, gateway)[node].public_ip)
+        # Its gateway, type, mode and SKU; a VPN instance's public IP (holding it makes it active).
+        labels.update(type_of(owner[1]).labels(plan.scenario, owner[0], owner[1], node))
     tunnels = plan.tunnels_of(node)
     if tunnels:
         # What status expects this node to hold once the lab has settled.

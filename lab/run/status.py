@@ -15,9 +15,9 @@ from typing import Callable
 
 from lab.model.errors import LabError
 from lab.run.hostcheck import ESP_OPTION, kernel_esp_support
-from lab.model.kinds import Role, has_role, runs_bgp, runs_ike
+from lab.model.kinds import Can, able, instance_of, runs_bgp, runs_ike
 from lab.run.ports import ContainerInfo, ContainerRuntime, IkeControl, LinkControl, RouteControl
-from lab.plan.redundancy import strategy_for
+from lab.plan.gateway_types import strategy_named
 from lab.plan.redundancy.base import GatewayView
 
 # A tunnel carries traffic now when its ESP packet rate, over the window, is at least this.
@@ -107,6 +107,12 @@ class GatewayRow:
     active: list[str]
     instances: list[str]
     sku: str = ""
+    type: str = "vpn"
+
+    @property
+    def strategy(self):
+        """What "active" means for this gateway, as its type and mode say."""
+        return strategy_named(self.type, self.mode)
 
 
 @dataclass
@@ -150,7 +156,7 @@ class LabStatus:
         reasons += [f"{n.node} is {n.health or n.status}" for n in self.nodes if not_ready(n.status, n.health)]
         standby: set[str] = set()
         for gw in self.gateways:
-            strategy = strategy_for(gw.mode)
+            strategy = gw.strategy
             established = {i: sum(1 for t in self.tunnels if t.node == i and t.ike_state == "ESTABLISHED")
                            for i in gw.instances}
             reasons += strategy.unsettled(GatewayView(gw.gateway, gw.instances, gw.active, established))
@@ -166,7 +172,7 @@ class LabStatus:
                 reasons += [f"{node} tunnel {name}: IKE {t.ike_state}, CHILD {t.child_state}" for t in held
                             if t.ike_state != "ESTABLISHED" or t.child_state != "INSTALLED"]
         kinds_of = {n.node: n.kind for n in self.nodes}
-        for device in (n for n, k in kinds_of.items() if has_role(k, Role.VPN_DEVICE) and n not in self.expected_tunnels):
+        for device in (n for n, k in kinds_of.items() if able(k, Can.START_TUNNELS) and n not in self.expected_tunnels):
             # A node started without the lab's tunnel labels (an older lab, a hand-written
             # compose file): each SA it holds must be up, and it must hold one.
             held = [t for t in self.tunnels if t.node == device]
@@ -182,7 +188,7 @@ class LabStatus:
         for b in self.bgp:
             if b.node in standby:
                 continue
-            if has_role(kinds_of.get(b.node, ""), Role.VNET_ROUTER) and not self._peer_is_active(b.peer):
+            if able(kinds_of.get(b.node, ""), Can.ROUTE_VNET) and not self._peer_is_active(b.peer):
                 continue
             if b.state != "Established" or b.prefixes_received == 0:
                 reasons.append(f"{b.node} BGP {b.peer}: {b.state}, {b.prefixes_received} prefixes")
@@ -242,7 +248,7 @@ def read_node(c: ContainerInfo, ike_for: Callable[[ContainerInfo], IkeControl],
             reading.plane = ("userspace ESP (strongSwan kernel-libipsec, TUN ipsec0)" if kinds.get("ipsec0") == "tun"
                              else "kernel XFRM ESP")
             reading.tunnels = _tunnel_rows(c, ike_for(c).list_sas())
-        if has_role(c.kind, Role.GATEWAY_INSTANCE) or "lab.vrrp" in c.labels:
+        if instance_of(c.kind) is not None or "lab.vrrp" in c.labels:
             reading.addresses = [a for addrs in links.addresses().values() for a in addrs]
         if runs_bgp(c.kind):
             routes = routes_for(c)
@@ -314,7 +320,7 @@ def collect_status(
         status.nodes.append(NodeRow(c.node, c.kind, c.status, c.health))
         if c.labels.get("lab.tunnels"):
             status.expected_tunnels[c.node] = c.labels["lab.tunnels"].split(",")
-        if has_role(c.kind, Role.GATEWAY_INSTANCE):
+        if instance_of(c.kind) is not None:
             gw = _gateway_row(gateways, c)
         memberships = _vrrp_memberships(groups, c)
         reading = readings.get(c.name)
@@ -331,8 +337,8 @@ def collect_status(
             status.host_kernel_esp = reading.kernel_esp
         if reading.problem:
             status.problems.append(reading.problem)
-        if (has_role(c.kind, Role.GATEWAY_INSTANCE) and reading.addresses is not None
-                and strategy_for(gw.mode).is_active(c.labels.get("lab.public-ip", ""), reading.addresses)):
+        if (instance_of(c.kind) is not None and reading.addresses is not None
+                and gw.strategy.is_active(c.labels.get("lab.public-ip", ""), reading.addresses)):
             gw.active.append(c.node)
             status.active_addresses.extend(reading.addresses)
     status.gateways = sorted(gateways.values(), key=lambda g: g.gateway)
@@ -345,7 +351,7 @@ def _gateway_row(gateways: dict[str, GatewayRow], c: ContainerInfo) -> GatewayRo
     """The row of the gateway an instance belongs to, with the instance added."""
     name = c.labels.get("lab.gateway", "?")
     row = gateways.setdefault(name, GatewayRow(name, c.labels.get("lab.redundancy", "active-standby"), {}, [], [],
-                                               c.labels.get("lab.sku", "")))
+                                               c.labels.get("lab.sku", ""), c.labels.get("lab.gateway-type", "vpn")))
     row.instances.append(c.node)
     row.public_ips[c.node] = c.labels.get("lab.public-ip", "")
     return row

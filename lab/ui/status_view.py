@@ -10,7 +10,6 @@ from rich.table import Table
 from rich.text import Text
 
 from lab.model.azure import azure_rules
-from lab.plan.redundancy import strategy_for
 from lab.run.status import LabStatus
 
 # Wide enough for any status: only its natural width is measured against it.
@@ -68,8 +67,8 @@ def render_status(status: LabStatus, wide: bool = False) -> Group:
         sku = f"{gw.sku} ({skus[gw.sku].throughput_mbps} Mbit/s)" if gw.sku in skus else gw.sku or "-"
         for n, i in enumerate(gw.instances):
             state = Text("active", style="green") if i in gw.active else Text(
-                "standby" if strategy_for(gw.mode).has_standbys else "not live",
-                style="" if strategy_for(gw.mode).has_standbys else "red")
+                "standby" if gw.strategy.has_standbys else "not live",
+                style="" if gw.strategy.has_standbys else "red")
             # The gateway's own values once, on its first instance's row.
             own = (gw.gateway, gw.mode) + ((sku,) if wide else ()) if n == 0 else ("", "") + (("",) if wide else ())
             gateways.add_row(*own, i, gw.public_ips.get(i, "?"), state)

@@ -25,11 +25,14 @@ class Leaving:
         self.asked.append((node, action))
 
 
-def test_every_gateway_mode_the_model_accepts_has_a_strategy():
-    from typing import get_args
+def test_a_vpn_gateway_mode_is_one_of_the_registered_strategies():
+    from lab.plan.gateway_types import GATEWAY_TYPES
 
-    from lab.model.schema import GatewayMode
-    assert sorted(get_args(GatewayMode)) == sorted(STRATEGIES)
+    assert GATEWAY_TYPES["vpn"].modes() == list(STRATEGIES)
+    _, s = load_scenario("active-standby")
+    wrong = s.model_copy(update={"gateways": {"azure-gw": s.gateways["azure-gw"].model_copy(update={"mode": "x"})}})
+    assert "gateways.azure-gw.mode: unknown mode 'x' (a VPN gateway's: active-standby, active-active)" in \
+        check_scenario(wrong)
 
 
 def test_active_standby_shares_one_address_and_leaves_by_vrrp():

@@ -191,12 +191,29 @@ def test_each_bgp_session_is_planned_from_both_ends(plan):
 
 
 def test_status_and_observation_find_daemons_through_the_kinds():
-    from lab.model.kinds import KINDS, Role, has_role, runs_bgp, runs_ike
+    from lab.model.kinds import KINDS, Can, able, runs_bgp, runs_ike
 
     assert {k.name for k in KINDS.values() if k.runs_ike} == {n for n in KINDS if runs_ike(n)}
     assert runs_ike("onprem-vpn-device") and runs_bgp("vnet-router") and not runs_ike("vnet-router")
-    assert not runs_ike("no-such-kind") and not has_role("no-such-kind", Role.VPN_DEVICE)
-    assert sorted(role.name for role in Role) == sorted(k.role.name for k in KINDS.values())
+    assert runs_bgp("msee") and not runs_ike("msee") and able("msee", Can.EDGE_CIRCUITS)
+    assert not runs_ike("no-such-kind") and not able("no-such-kind", Can.START_TUNNELS)
+    # Every capability is some kind's: none is declared and never used.
+    assert set(Can) == {c for k in KINDS.values() for c in k.can}
+
+
+def test_a_kind_validates_its_own_fields():
+    from lab.model.kinds import KINDS
+
+    msee = KINDS["msee"]
+    assert msee.field_problems("msee-0", {}) == [] and msee.default("asn") == 12076
+    (wrong,) = msee.field_problems("msee-0", {"asn": 65001})
+    assert wrong.startswith("nodes.msee-0.asn: an MSEE's ASN is Microsoft's 12076")
+    (extra,) = msee.field_problems("msee-0", {"router": "10.0.0.1"})
+    assert extra == "nodes.msee-0.router: a msee has no router"
+    device = KINDS["onprem-vpn-device"]
+    assert sorted(device.field_problems("d", {})) == ["nodes.d.address_space: required for a onprem-vpn-device",
+                                                       "nodes.d.asn: required for a onprem-vpn-device",
+                                                       "nodes.d.bgp_peer_ip: required for a onprem-vpn-device"]
 
 
 def test_every_kind_names_renderers_the_render_table_holds():
