@@ -28,6 +28,12 @@ SYSCTLS = {
     # ECMP hashes each flow by its ports too (L4), so flows between one pair of
     # hosts spread over every tunnel, as on the routers Azure documents.
     "net.ipv4.fib_multipath_hash_policy": "1",
+    # No ICMP redirects: a router that sends a LAN host to a neighbour on the same LAN (a CE whose
+    # circuit is down, passing traffic to the VPN device) would have the host bypass it for as
+    # long as the redirect lasts, past the failback. Sent if `all` or the interface says so.
+    "net.ipv4.conf.all.send_redirects": "0",
+    "net.ipv4.conf.default.send_redirects": "0",
+    "net.ipv4.conf.all.accept_redirects": "0",
 }
 
 
