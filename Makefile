@@ -11,7 +11,6 @@ RUNS ?= 1
 RESULTS ?= results
 # More `lab up` options, e.g. UP_ARGS="--profile fast --lab mine".
 UP_ARGS ?=
-FAULTS := kill maintenance pause link-down blackhole
 
 .PHONY: lab-up lab-down lab-status test test-all test-unit test-integration images base-image node-image engine compose-tool venv bench bench-throughput bench-plan bench-side-by-side clean failover failover-all figures test-figures
 
@@ -79,11 +78,12 @@ failover: images
 	echo "unplanned: $(RESULTS)/$(SCENARIO)-$(PROFILE)-unplanned/summary.md (exit $$unplanned)"; \
 	[ $$planned -eq 0 ] && [ $$unplanned -eq 0 ]
 
-# Every fault, for training and for tuning a profile (PROFILE=fast).
+# Every built-in scenario's suite (its `suite:` entries, on each profile they list) through `lab failover`,
+# in one table: $(RESULTS)/failover-all/summary.md and summary.json (about an hour); exits non-zero unless
+# every row passes. ONLY=active-standby,... PROFILES=fast RUNS=3 OUT=DIR to vary.
 failover-all: images
-	@failed=0; for fault in $(FAULTS); do \
-	  $(LAB) failover --scenario $(SCENARIO) --profile $(PROFILE) --fault $$fault --runs $(RUNS) --out $(RESULTS)/$(SCENARIO)-$(PROFILE)-$$fault || failed=1; \
-	done; exit $$failed
+	$(VENV)/bin/python scripts/failover_all.py --runs $(RUNS) --out $(or $(OUT),$(RESULTS)/failover-all) \
+	  $(if $(ONLY),--only $(ONLY)) $(if $(PROFILES),--profiles $(PROFILES))
 
 # Every failover figure the README publishes, re-measured with the command beside it, into
 # docs/figures/NAME/ (about an hour on 2 cores; ONLY=as-fast-kill,... picks rows).
