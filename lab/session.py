@@ -266,8 +266,12 @@ class LabSession:
             self.up()
 
     # -- faults ----------------------------------------------------------------------------------
-    def default_target(self) -> str:
-        """The first gateway's instance that is active now (a running lab), else its first instance."""
+    def default_target(self, fault: str | None = None) -> str:
+        """What `fault` hits when no target is named: the fault's own choice on the plan (a circuit,
+        an MSEE), else the first gateway's instance that is active now (a running lab), else its first."""
+        chosen = get_fault(fault).default_target(self.plan) if fault else None
+        if chosen:
+            return chosen
         if self.is_running():
             active = lifecycle.read_status(self.name, self.adapters).active_instances
             if active:
@@ -290,7 +294,7 @@ class LabSession:
         # Held from the first look: no `down` or other failover may cut in between choosing and running.
         with hold_lab(self.name, "failover"):
             self.ensure_up()
-            settings = FailoverSettings(fault=fault, target=target or self.default_target(), runs=runs,
+            settings = FailoverSettings(fault=fault, target=target or self.default_target(fault), runs=runs,
                                         interval_s=interval_ms / 1000)
 
             def recreate() -> None:
@@ -307,7 +311,7 @@ class LabSession:
 
     def break_(self, fault: str, target: str | None = None) -> str:
         """Injects a fault and leaves it in place (recorded, so `repair` undoes it); returns what was done."""
-        chosen = target or self.first_instance()
+        chosen = target or get_fault(fault).default_target(self.plan) or self.first_instance()
         self.events.stage(self.name, Stage.BREAKING, f"{fault} on {chosen}")
         return break_lab(self.plan, self.adapters, fault, chosen, self.state_dir)
 

@@ -11,12 +11,15 @@ undoes the fault itself; putting the lab back in its initial state
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
+from lab.model.azure import azure_rules
 from lab.model.errors import LabError
-from lab.model.kinds import runs_ike
-from lab.model.schema import LabPlan
+from lab.model.kinds import Can, able, runs_ike
+from lab.model.schema import ExpressRouteGateway, LabPlan
+from lab.plan.gateway_types.expressroute import circuit_msees, circuit_peerings, msee_side
 from lab.run.ports import ContainerInfo, ContainerRuntime, IkeControl, LinkControl, RouteControl
 from lab.plan.gateway_types import strategy_of
 from lab.run.status import running_node
@@ -24,7 +27,7 @@ from lab.run.status import running_node
 IKE_PORTS = [500, 4500]
 IKE_INIT_PORT = 500
 DELETE_TIMEOUT_S = 5.0
-TARGET_FORMS = "NODE, gateway:NAME, zone:N or link:NODE/NETWORK"
+TARGET_FORMS = "NODE, gateway:NAME, zone:N, link:NODE/NETWORK, peering:NAME or circuit:GATEWAY"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,10 @@ class TargetSpec:
     text: str
     nodes: tuple[str, ...]
     interface: str | None = None     # a link target: the one interface to cut
+    # A peering or circuit target: each link as (the node whose end is cut, the network).
+    links: tuple[tuple[str, str], ...] = ()
+    # The peerings it names (a circuit's links), by name.
+    peerings: tuple[str, ...] = ()
 
 
 def resolve_target(plan: LabPlan, text: str) -> TargetSpec:
@@ -40,22 +47,41 @@ def resolve_target(plan: LabPlan, text: str) -> TargetSpec:
     kind, _, name = text.partition(":") if ":" in text else ("node", "", text)
     scenario = plan.scenario
     if kind == "node":
-        vpn = [n for n, spec in scenario.nodes.items() if runs_ike(spec.kind)]
-        if text not in vpn:
-            raise LabError(f"--target {text!r} is not a gateway instance or VPN device of scenario {scenario.name} "
-                           f"(choose from {', '.join(vpn)}, or {TARGET_FORMS})")
+        targets = [n for n, spec in scenario.nodes.items() if able(spec.kind, Can.BE_FAULT_TARGET)]
+        if text not in targets:
+            raise LabError(f"--target {text!r} is not a node of scenario {scenario.name} that faults can hit "
+                           f"(choose from {', '.join(targets)}, or {TARGET_FORMS})")
         return TargetSpec(text, (text,))
+    if kind == "peering":
+        peering = next((p for p in scenario.peerings if p.name == name), None)
+        if peering is None:
+            raise LabError(f"--target {text!r}: no peering {name!r} "
+                           f"(peerings: {', '.join(p.name for p in scenario.peerings) or 'none'})")
+        return TargetSpec(text, tuple(side.node for side in peering.sides),
+                          links=((_customer_end(plan, peering.name), peering.network),), peerings=(peering.name,))
+    if kind == "circuit":
+        gateway = scenario.gateways.get(name)
+        if not isinstance(gateway, ExpressRouteGateway):
+            circuits = [n for n, g in scenario.gateways.items() if isinstance(g, ExpressRouteGateway)]
+            raise LabError(f"--target {text!r}: no ExpressRoute gateway {name!r} "
+                           f"(circuits: {', '.join(circuits) or 'none'})")
+        links = circuit_peerings(scenario, gateway)
+        return TargetSpec(text, tuple(circuit_msees(scenario, gateway)),
+                          links=tuple((_customer_end(plan, p.name), p.network) for p in links),
+                          peerings=tuple(p.name for p in links))
     if kind == "gateway":
         if name not in scenario.gateways:
             raise LabError(f"--target {text!r}: no gateway {name!r} (gateways: {', '.join(scenario.gateways)})")
         return TargetSpec(text, tuple(scenario.gateways[name].instances))
     if kind == "zone":
-        nodes = tuple(n for n, spec in scenario.nodes.items() if spec.zone is not None and str(spec.zone) == name)
-        if not nodes:
-            zones = sorted({str(spec.zone) for spec in scenario.nodes.values() if spec.zone is not None})
-            raise LabError(f"--target {text!r}: no node of scenario {scenario.name} is in zone {name!r} "
-                           f"(zones: {', '.join(zones) or 'none'})")
-        return TargetSpec(text, nodes)
+        # Every node Azure would place in the zone: gateway instances and zonal hosts, never an
+        # on-premises or regional node. A zone none of them is in is a target too: losing it is a non-event.
+        numbers = azure_rules().zones.numbers
+        if not name.isdigit() or int(name) not in numbers:
+            raise LabError(f"--target {text!r}: an Azure region's zones are {', '.join(map(str, numbers))} "
+                           f"(write zone:{numbers[0]} to zone:{numbers[-1]})")
+        return TargetSpec(text, tuple(n for n, spec in scenario.nodes.items()
+                                      if spec.zone == int(name) and able(spec.kind, Can.BE_ZONAL)))
     if kind == "link":
         node, _, network = name.partition("/")
         spec = scenario.nodes.get(node)
@@ -65,6 +91,13 @@ def resolve_target(plan: LabPlan, text: str) -> TargetSpec:
             raise LabError(f"--target {text!r}: {node} has no link on {network!r} (its links: {', '.join(spec.links)})")
         return TargetSpec(text, (node,), interface=network)
     raise LabError(f"--target {text!r}: unknown target form {kind!r} (use {TARGET_FORMS})")
+
+
+def _customer_end(plan: LabPlan, peering: str) -> str:
+    """Where a link is cut: its on-premises end (the side that is no MSEE), else its first side."""
+    p = next(p for p in plan.scenario.peerings if p.name == peering)
+    msee = msee_side(plan.scenario, p)
+    return p.sides[1 - msee].node if msee is not None else p.sides[0].node
 
 
 @dataclass
@@ -138,6 +171,10 @@ class Fault:
     summary: str
     # Its restore starts the target's containers again.
     starts_containers = False
+
+    def default_target(self, plan: LabPlan) -> str | None:
+        """The target when none is given, read from the plan; None: the active gateway instance."""
+        return None
 
     def check(self, plan: LabPlan, spec: TargetSpec) -> None:
         """Refuses, in one line, a target this fault can't hit."""
@@ -286,7 +323,75 @@ class Blackhole(Fault):
         return "UDP 500/4500 open again"
 
 
-FAULTS: dict[str, Fault] = {f.name: f for f in (Kill(), Maintenance(), Pause(), LinkDown(), Blackhole())}
+class ZoneDown(Kill):
+    """An availability zone lost (Azure's zone outage): everything the lab places in it goes at once.
+
+    Azure's own zone-down drills don't cover gateways (their support matrix lists no VPN or
+    ExpressRoute gateway), so this fault is the lab's own. Azure brings the zone's VMs back and
+    rebalances: the restore starts them again.
+    """
+    name, planned, starts_containers = "zone-down", False, True
+    summary = "lose a whole availability zone: every gateway instance and zonal host in it SIGKILLed at once"
+
+    def default_target(self, plan: LabPlan) -> str | None:
+        """The zone of the first gateway instance placed in one (the active one in active-active)."""
+        zone = next((plan.nodes[i].zone for i in plan.gateway_instances() if plan.nodes[i].zone is not None), None)
+        return None if zone is None else f"zone:{zone}"
+
+    def check(self, plan: LabPlan, spec: TargetSpec) -> None:
+        super().check(plan, spec)
+        if not spec.text.startswith("zone:"):
+            raise LabError(f"fault zone-down takes a zone: --target zone:N (1 to 3), not {spec.text!r}"
+                           + ("" if self.default_target(plan) else
+                              f" (no gateway instance of scenario {plan.scenario.name} is in a zone)"))
+
+    def inject(self, target: FaultTarget) -> str:
+        if not target.nodes:
+            return f"zone {_zone_of(target)} holds no node of this lab: nothing went down"
+        # All at once, as a zone goes: one after another, the first node's loss would be seen alone.
+        with ThreadPoolExecutor(max_workers=len(target.nodes)) as pool:
+            done = list(pool.map(lambda node: self.inject_node(target, node), target.nodes))
+        return "; ".join(f"{node}: {what}" for node, what in zip(target.nodes, done))
+
+    def restore(self, target: FaultTarget) -> str:
+        if not target.nodes:
+            return f"zone {_zone_of(target)} held no node of this lab: nothing to bring back"
+        return super().restore(target)
+
+    def inject_node(self, target: FaultTarget, node: str) -> str:
+        if node in _probe_hosts(target.plan):
+            # The probes run in this host: killed, it would take the measurement with it. Cut off
+            # on every link, it is to its peers what a dead VM is (nothing reaches it, nothing leaves).
+            links = target.links_for(target.info(node))
+            for network in target.plan.nodes[node].links:
+                links.cut(network, True)
+            return "cut off on every link (it carries the probes, so it is isolated, not killed)"
+        return super().inject_node(target, node)
+
+    def restore_node(self, target: FaultTarget, node: str) -> str:
+        if node in _probe_hosts(target.plan):
+            links = target.links_for(target.info(node))
+            for network in target.plan.nodes[node].links:
+                links.cut(network, False)
+            return "links back"
+        return super().restore_node(target, node)
+
+
+def _zone_of(target: FaultTarget) -> str:
+    return target.spec.text.partition(":")[2]
+
+
+def _probe_hosts(plan: LabPlan) -> set[str]:
+    return {host for pair in plan.scenario.probes for host in pair}
+
+
+def _registered() -> dict[str, Fault]:
+    # Faults of other modules (a circuit's) subclass these, so they are imported once these exist.
+    from lab.failover.circuit_faults import CIRCUIT_FAULTS
+    return {f.name: f for f in (Kill(), Maintenance(), Pause(), LinkDown(), Blackhole(), ZoneDown(), *CIRCUIT_FAULTS)}
+
+
+FAULTS: dict[str, Fault] = _registered()
 
 
 def check_target(plan: LabPlan, fault: Fault, text: str) -> TargetSpec:

@@ -26,20 +26,16 @@ from lab.model.schema import LabPlan, VrrpGroupPlan
 from lab.run.status import LabStatus
 from lab.run.clock import LabClock
 from lab.run.observe import Observation, measure_clock
-from lab.plan.gateway_types import strategy_of
+from lab.failover.stories import story_for
 from lab.failover.metrics import (
     INTERRUPTION_INTERVALS,
     NS,
     Check,
     DirectionProbes,
     DirectionResult,
-    Handover,
     Method,
     Phase,
-    Withdrawal,
     analyse_direction,
-    breakdown,
-    withdrawal_breakdown,
     checks,
     invalid_reason,
     run_windows,
@@ -227,56 +223,17 @@ def _node(node: str) -> TargetSpec:
     return TargetSpec(node, (node,))
 
 
-def handover_of(plan: LabPlan, target: str) -> Handover:
-    """The nodes and sessions a failover of `target` must move: its standbys, devices and BGP addresses."""
-    owner = plan.instance_gateway(target)
-    if owner is None:
-        raise LabError(f"{target} is not a gateway instance")
-    name, gateway = owner
-    devices = tuple(dict.fromkeys(t.device for t in plan.tunnels if t.gateway == name))
-    return Handover(
-        target=target,
-        standbys=tuple(i for i in gateway.instances if i != target),
-        devices=devices,
-        public_ip=str(gateway.public_ip.address),
-        gateway_bgp_ip=str(gateway.bgp_peer_ip.address),
-        device_bgp_ips=tuple(str(plan.scenario.nodes[d].bgp_peer_ip) for d in devices
-                             if plan.scenario.nodes[d].bgp_peer_ip is not None),
-    )
-
-
-def withdrawal_of(plan: LabPlan, spec: TargetSpec) -> Withdrawal:
-    """The tunnels and sessions whose far ends must drop the target's paths."""
-    hit = set(spec.nodes)
-    tunnels, sessions = [], []
-    for node in spec.nodes:
-        for t in plan.tunnels_of(node):
-            ends = tuple(n for n in ((t.device,) if node in t.instances else t.instances) if n not in hit)
-            if ends:
-                tunnels.append((t.name, ends))
-        # The sessions over its tunnels, seen from their far ends (the VNet's own session with an
-        # instance is not a path it loses: an instance leaving for maintenance keeps it).
-        sources = {b.source for b in plan.sessions_of(node) if b.tunnel}
-        by_tunnel: dict[str, list[tuple[str, str]]] = {}
-        for b in plan.bgp_sessions:
-            if b.tunnel and b.peer_address in sources and b.node not in hit:
-                by_tunnel.setdefault(b.tunnel, []).append((b.node, str(b.peer_address)))
-        sessions += [(label, tuple(views)) for label, views in by_tunnel.items()]
-    routers = tuple(r for node in spec.nodes for g in plan.groups_of(node) if not g.moves_tunnels
-                    for r in g.routers if r not in hit)
-    return Withdrawal(target=spec.text, nodes=spec.nodes, tunnels=tuple(tunnels), sessions=tuple(sessions),
-                      first_hop_routers=routers)
-
-
 def fail_back(plan: LabPlan, adapters: Adapters, initial: dict[str, list[str]],
-              handing_over: Callable[[str], None] | None = None) -> None:
+              handing_over: Callable[[str], None] | None = None,
+              story_says: Callable[[LabStatus], list[str]] | None = None) -> None:
     """Gives each VRRP group's addresses back to the routers in `initial` by graceful hand-over,
-    then waits until the lab has converged with every gateway as in `initial`; raises LabError
-    when it can't. `handing_over(router)` is called as each hand-over starts."""
+    then waits until the lab has converged with every gateway as in `initial` and the story's own
+    state is back (`story_says`: a path story's path carrying again); raises LabError when it
+    can't. `handing_over(router)` is called as each hand-over starts."""
 
     def not_initial() -> list[str]:
         status = read_status(plan.lab, adapters)
-        reasons = status.unconverged_reasons()
+        reasons = status.unconverged_reasons() + (story_says(status) if story_says else [])
         now = holders_in(status)
         for name, wanted in initial.items():
             if now.get(name, wanted) != wanted:
@@ -365,6 +322,8 @@ class LabSteps:
         self._recreate = recreate
         self.initial: dict[str, list[str]] = {}
         self._target: FaultTarget | None = None
+        # What the failover's story needs back besides the holders (a path carrying again).
+        self.story_says = story_for(plan, self.fault, spec).back_to_initial
 
     def prepare(self) -> None:
         repaired = ensure_guard(self.plan.lab, self.adapters)
@@ -402,7 +361,7 @@ class LabSteps:
         return self.fault.restore(target)
 
     def fail_back(self, handing_over: Callable[[str], None]) -> None:
-        fail_back(self.plan, self.adapters, self.initial, handing_over)
+        fail_back(self.plan, self.adapters, self.initial, handing_over, self.story_says)
 
     def recreate(self) -> None:
         self._recreate()
@@ -453,12 +412,9 @@ class FailoverRunner:
         self.method = Method(interval_ns=int(settings.interval_s * NS), sustained_ns=int(self.sustained_s * NS),
                              baseline_ns=int(settings.baseline_s * NS), flows=plan.scenario.probe_flows,
                              threshold_intervals=plan.profile.convergence.threshold_intervals)
-        # How this failover unfolds, as the target's gateway mode says: another instance takes
-        # over (its phases are read from the hand-over), or the peers withdraw its paths.
-        owner = plan.instance_gateway(self.spec.nodes[0])
-        self.handover = (handover_of(plan, self.spec.nodes[0]) if owner is not None and len(self.spec.nodes) == 1
-                         and strategy_of(owner[1]).hands_over else None)
-        self.withdrawal = withdrawal_of(plan, self.spec)
+        # How this failover unfolds (lab/failover/stories/): another instance takes over, the peers
+        # withdraw the target's paths, traffic switches path, or nothing is left to carry it.
+        self.story = story_for(plan, self.fault, self.spec)
         self.clock: LabClock | None = None
 
     @property
@@ -611,9 +567,7 @@ class FailoverRunner:
 
     def _phases(self, events: list[Event], fault_ns: int, end_ns: int,
                 directions: list[DirectionResult]) -> list[Phase]:
-        if self.handover is not None:
-            return breakdown(events, fault_ns, end_ns, self.handover, directions)
-        return withdrawal_breakdown(events, fault_ns, end_ns, self.withdrawal, directions)
+        return self.story.phases(events, fault_ns, end_ns, directions)
 
     @staticmethod
     def _reported_until(observation: Observation, now_ns: int) -> int:

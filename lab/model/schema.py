@@ -360,6 +360,8 @@ class BgpSessionPlan(Strict):
     hold_s: int | None = None
     # What traffic over this session rides (status's paths): "VPN tunnel onprem-0", "ExpressRoute er-primary".
     path: str = ""
+    # Which way traffic it routes goes: "expressroute", "vpn", or "" (neither: on-premises, the VNet).
+    carrier: str = ""
 
 
 class Segment(Strict):

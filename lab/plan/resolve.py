@@ -98,7 +98,9 @@ def plan_peering_sessions(s: Scenario) -> list[BgpSessionPlan]:
                 bfd=BfdTimers(interval_ms=p.bfd_interval_ms, multiplier=p.bfd_multiplier) if mine.bfd else None,
                 local_pref=mine.local_pref, weight=mine.weight, as_path_prepend=mine.as_path_prepend,
                 keepalive_s=p.keepalive_s, hold_s=p.hold_s,
-                path=p.path or (f"ExpressRoute {p.name}" if circuit else f"peering {p.name}")))
+                path=p.path or (f"ExpressRoute {p.name}" if circuit else f"peering {p.name}"),
+                carrier="expressroute" if circuit else "vpn" if able(s.nodes[theirs.node].kind, Can.START_TUNNELS)
+                else ""))
     return sessions
 
 
@@ -115,7 +117,8 @@ def plan_bgp_sessions(s: Scenario, tunnels: list[TunnelPlan], tunnel_bfd: BfdTim
                 sessions.append(BgpSessionPlan(
                     node=inst, peer_address=device.bgp_peer_ip, peer_asn=device.asn, source=t.gateway_bgp_ip,
                     description=f"tunnel {t.name} to {t.device}", multihop=True, static_via=t.device_link_ip,
-                    tunnel=t.name, passive=t.gateway_bgp_passive, bfd=tunnel_bfd, path=f"VPN tunnel {t.name}"))
+                    tunnel=t.name, passive=t.gateway_bgp_passive, bfd=tunnel_bfd, path=f"VPN tunnel {t.name}",
+                    carrier="vpn"))
         gw_type = type_of(gw)
         weighted = _vnet_weights_apply(s, gw.vnet_router)
         sessions += [b if b.node != gw.vnet_router or weighted else b.model_copy(update={"weight": None})
@@ -126,7 +129,8 @@ def plan_bgp_sessions(s: Scenario, tunnels: list[TunnelPlan], tunnel_bfd: BfdTim
         sessions.append(BgpSessionPlan(
             node=t.device, peer_address=t.gateway_bgp_ip, peer_asn=gw.asn,
             source=s.nodes[t.device].bgp_peer_ip, description=f"tunnel {t.name} to {t.gateway}", multihop=True,
-            static_via=t.gateway_link_ip, tunnel=t.name, bfd=tunnel_bfd, path=f"VPN tunnel {t.name}"))
+            static_via=t.gateway_link_ip, tunnel=t.name, bfd=tunnel_bfd, path=f"VPN tunnel {t.name}",
+            carrier="vpn"))
     sessions += plan_peering_sessions(s)
     return sessions
 

@@ -70,13 +70,14 @@ def wire(plan, text, fake):
 
 
 def test_every_fault_is_registered_with_a_summary():
-    assert list(FAULTS) == ["kill", "maintenance", "pause", "link-down", "blackhole"]
+    assert list(FAULTS)[:5] == ["kill", "maintenance", "pause", "link-down", "blackhole"]
+    assert {"circuit-down", "msee-down", "peering-location-down", "zone-down"} <= set(FAULTS)
     assert [f.name for f in FAULTS.values() if f.planned] == ["maintenance"]
     assert all(f.summary for f in FAULTS.values())
 
 
 def test_unknown_fault_is_one_line_listing_the_known_ones():
-    with pytest.raises(LabError, match="unknown fault 'reboot': choose from kill, maintenance, pause, link-down, blackhole"):
+    with pytest.raises(LabError, match="unknown fault 'reboot': choose from kill, maintenance, pause, link-down, blackhole, "):
         get_fault("reboot")
 
 
@@ -122,7 +123,7 @@ def test_targets_are_data_resolved_through_the_plan():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("vnet-router", "'vnet-router' is not a gateway instance or VPN device of scenario dual-redundancy"),
+    ("vnet-router", "'vnet-router' is not a node of scenario dual-redundancy that faults can hit"),
     ("gateway:nope", "no gateway 'nope'"),
     ("zone:1", "no node of scenario dual-redundancy is in zone '1' \\(zones: none\\)"),
     ("link:onprem-0/gateway-subnet", "onprem-0 has no link on 'gateway-subnet' \\(its links: internet, onprem-lan\\)"),

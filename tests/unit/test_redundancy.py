@@ -5,7 +5,7 @@ from ipaddress import IPv4Address
 import pytest
 
 from lab.model.daemon_events import Event
-from lab.failover.runner import withdrawal_of
+from lab.failover.stories import withdrawal_of
 from lab.failover.faults import resolve_target
 from lab.plan.redundancy import STRATEGIES, strategy_for
 from lab.plan.redundancy.base import GatewayView

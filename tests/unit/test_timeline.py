@@ -11,7 +11,7 @@ from recorded import HANDOVER as RECORDED_HANDOVER
 from streams import FAULT, HANDOVER, INTERVAL, LATENCY, METHOD, MS, at, between, stream
 
 from lab.model.daemon_events import Event
-from lab.failover.runner import handover_of
+from lab.failover.stories import handover_of
 from lab.failover.metrics import (
     NS,
     Check,

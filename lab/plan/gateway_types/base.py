@@ -55,7 +55,7 @@ class GatewayType(ABC):
             sessions.append(BgpSessionPlan(
                 node=gw.vnet_router, peer_address=s.nodes[inst].links[inside], peer_asn=gw.asn,
                 source=router.links[inside], description=f"{self.summary} instance {inst}", multihop=False,
-                weight=self.vnet_weight, bfd=bfd, path=f"{self.summary} {name} ({inst})"))
+                weight=self.vnet_weight, bfd=bfd, path=f"{self.summary} {name} ({inst})", carrier=self.type))
         return sessions
 
     def edge_sessions(self, s: Scenario, name: str, gw: AnyGateway) -> list[BgpSessionPlan]:

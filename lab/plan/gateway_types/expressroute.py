@@ -134,11 +134,12 @@ class ExpressRoute(GatewayType):
                 here, there = s.nodes[inst].links[gw.backbone], msee_node.links[gw.backbone]
                 sessions.append(BgpSessionPlan(
                     node=inst, peer_address=there, peer_asn=msee_asn, source=here,
-                    description=f"MSEE {msee}", multihop=False, path=f"ExpressRoute (MSEE {msee})"))
+                    description=f"MSEE {msee}", multihop=False, path=f"ExpressRoute (MSEE {msee})",
+                    carrier="expressroute"))
                 sessions.append(BgpSessionPlan(
                     node=msee, peer_address=here, peer_asn=gw.asn, source=there,
                     description=f"ExpressRoute gateway instance {inst}", multihop=False,
-                    path=f"ExpressRoute gateway {name} ({inst})"))
+                    path=f"ExpressRoute gateway {name} ({inst})", carrier="expressroute"))
         return sessions
 
 
