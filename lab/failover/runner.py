@@ -23,10 +23,11 @@ from lab.failover.faults import FaultTarget, TargetSpec, check_target, get_fault
 from lab.run.lifecycle import detach_stale_ports, ensure_guard, poll_until, read_status, wait_for, wait_healthy
 from lab.run.locks import hold_lab
 from lab.model.schema import LabPlan, VrrpGroupPlan
-from lab.run.status import LabStatus
+from lab.run.status import LabStatus, RouteRow, running_node
 from lab.run.clock import LabClock
 from lab.run.observe import Observation, measure_clock
 from lab.failover.stories import story_for
+from lab.run.paths import choosing_routers, route_paths
 from lab.failover.metrics import (
     INTERRUPTION_INTERVALS,
     NS,
@@ -108,6 +109,9 @@ class RunResult:
     clock_offset_ns: int = 0
     clock_uncertainty_ns: int = 0
     clock_drift_ns: int = 0
+    # What carried each prefix (lab/run/paths.py), read "before" the fault, "during" it (after the
+    # failover window) and "after" the failback: the resiliency report's columns.
+    paths: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -283,6 +287,12 @@ def sessions_not_up(plan: LabPlan, adapters: Adapters, group: VrrpGroupPlan, rou
             if not (b.tunnel and group.moves_tunnels) and (r, str(b.peer_address)) not in up]
 
 
+@dataclass(frozen=True)
+class _Routes:
+    """Just the routes of a status: what route_paths reads."""
+    routes: list[RouteRow]
+
+
 class NotMeasured(LabError):
     """A run that could not be measured (its baseline never got clean): repeated, not judged."""
 
@@ -308,6 +318,9 @@ class RunSteps(Protocol):
         """Back to the initial state; raises LabError when it can't."""
 
     def recreate(self) -> None: ...
+
+    def paths(self) -> list[dict]:
+        """What carries each prefix now (PathRow dicts); a light read, taken outside the judged windows."""
 
     def poll(self, done: Callable[[], bool], within_s: float, every_s: float) -> bool: ...
 
@@ -365,6 +378,18 @@ class LabSteps:
 
     def recreate(self) -> None:
         self._recreate()
+
+    def paths(self) -> list[dict]:
+        # Only the routers that choose between paths, and only their routes: two short reads.
+        onprem, azure = choosing_routers(self.plan)
+        rows = []
+        for node in onprem + azure:
+            try:
+                hops = self.adapters.routes_for(running_node(self.adapters.runtime, self.plan.lab, node)).bgp_next_hops()
+            except LabError:
+                hops = {}
+            rows += [RouteRow(node, prefix, next_hops) for prefix, next_hops in hops.items()]
+        return [p.to_dict() for p in route_paths(self.plan, _Routes(rows))]
 
     def poll(self, done: Callable[[], bool], within_s: float, every_s: float) -> bool:
         return poll_until(done, within_s, every_s)
@@ -490,6 +515,7 @@ class FailoverRunner:
                    + returning_s + 30)
         # Re-measured each run: two machines' monotonic clocks drift apart slowly.
         self._measure_clock()
+        paths = {"before": self.steps.paths()}
         observation = self.steps.observe(self.clock, s.interval_s, s.port, bound_s)
         events: list[Event] = []      # what the runner did: fault, restore, failback
         handovers: list[int] = []
@@ -520,6 +546,7 @@ class FailoverRunner:
             self._show(index, Stage.COLLECTING_EVENTS)
             # Read now: a lab re-created by a failed failback no longer has these nodes' logs.
             recorded = observation.recorded_events(end_ns)
+            paths["during"] = self.steps.paths()
             self._show(index, Stage.RESTORING)
             restore_ns = self.clock.now_ns()
             restored = self.steps.restore()
@@ -538,6 +565,7 @@ class FailoverRunner:
             recorded += [e for e in observation.recorded_events(stopped_ns) if e.t_ns > end_ns]
         finally:
             observation.stop()
+        paths["after"] = self.steps.paths()
         started_clock = self.clock
         ended_clock = self._measure_clock()
         drift_ns = ended_clock.engine_minus_client_ns - started_clock.engine_minus_client_ns
@@ -562,7 +590,7 @@ class FailoverRunner:
             clock_drift_ns=drift_ns,
             restore_ns=restore_ns, failback_ns=failback_ns,
             stopped_ns=stopped_ns, reversion=reversion, restore=restore, restore_end_ns=restore_end,
-            waiting=waiting,
+            waiting=waiting, paths=paths,
         )
 
     def _phases(self, events: list[Event], fault_ns: int, end_ns: int,

@@ -93,6 +93,9 @@ class FakeLab:
     def recreate(self) -> None:
         self.steps.append("recreate")
 
+    def paths(self) -> list[dict]:
+        return [{"node": "onprem-0", "prefix": "10.1.0.0/16", "carrier": "vpn", "at": len(self.steps)}]
+
     def poll(self, done, within_s: float, every_s: float) -> bool:
         deadline = self.now + int(within_s * NS)
         while self.now <= deadline:

@@ -9,40 +9,19 @@ Best-path changes are bgpd's own route updates to zebra (ROUTE events).
 """
 from __future__ import annotations
 
-from ipaddress import IPv4Network
-
 from lab.model.daemon_events import BFD_DOWN, BGP_DOWN, ROUTE, Event
 from lab.model.kinds import Can, able
 from lab.model.schema import LabPlan
 from lab.failover.faults import Fault, TargetSpec
 from lab.failover.metrics import DirectionResult, Phase, _event_phase, _flag_order, _peer, _traffic_phase
 from lab.failover.stories.base import Story
-
-EXPRESSROUTE, VPN = "expressroute", "vpn"
-
-
-def vnet_prefixes(plan: LabPlan) -> list[IPv4Network]:
-    return [p for n in plan.scenario.nodes.values() if able(n.kind, Can.ROUTE_VNET) for p in n.address_space]
-
-
-def onprem_prefixes(plan: LabPlan) -> list[IPv4Network]:
-    vnet = set(vnet_prefixes(plan))
-    return list(dict.fromkeys(p for p in plan.routed_prefixes() if p not in vnet))
-
+from lab.run.paths import EXPRESSROUTE, carriers, choosing_routers, onprem_prefixes, vnet_prefixes
 
 def circuit_routers(plan: LabPlan) -> tuple[list[str], list[str]]:
     """(on-premises ends of circuit links, Azure's routers that choose between the paths)."""
     onprem = sorted({b.node for b in plan.bgp_sessions if b.carrier == EXPRESSROUTE and b.peering
                      and not able(plan.nodes[b.node].kind, Can.EDGE_CIRCUITS)})
-    azure = sorted({b.node for b in plan.bgp_sessions if able(plan.nodes[b.node].kind, Can.ROUTE_VNET)
-                    and b.carrier == EXPRESSROUTE})
-    return onprem, azure
-
-
-def carriers(plan: LabPlan, node: str, next_hops: list[str]) -> set[str]:
-    """Which way a route's next hops go, from the sessions the node learned them over."""
-    by_peer = {str(b.peer_address): b.carrier or b.path for b in plan.sessions_of(node)}
-    return {by_peer.get(hop.split()[0], "?") for hop in next_hops}
+    return onprem, choosing_routers(plan)[1]
 
 
 def _prefix_of(event: Event) -> str:
@@ -90,7 +69,7 @@ class PathSwitchStory(Story):
         for node, prefixes in wanted.items():
             rows = {r.prefix: r.next_hops for r in status.routes if r.node == node}
             for prefix in sorted(prefixes):
-                ways = carriers(self.plan, node, rows.get(prefix, []))
+                ways, _ = carriers(self.plan, node, rows.get(prefix, []))
                 if ways != {EXPRESSROUTE}:
                     reasons.append(f"{node} {prefix} carried by {', '.join(sorted(ways)) or 'nothing'}, "
                                    "not ExpressRoute")

@@ -13,6 +13,10 @@ from lab.plan.redundancy.base import GatewayView, InstanceAddress, Strategy
 
 # The ASN of every ExpressRoute gateway, and of a VPN gateway beside one.
 AZURE_GATEWAY_ASN = 65515
+# The MSEE-to-gateway sessions over Microsoft's backbone: the lab's reading of Azure's "up to a
+# minute for failover between ExpressRoute virtual network gateways and MSEEs" (Configure BFD over
+# ExpressRoute) as a 60 s hold time. Azure documents no timers for these sessions.
+BACKBONE_KEEPALIVE_S, BACKBONE_HOLD_S = 20, 60
 COEXIST_SOURCE = ("Configure ExpressRoute and Site-to-Site coexisting connections: the VPN gateway's ASN "
                   "must stay 65515 where an ExpressRoute gateway is in the same VNet")
 
@@ -135,11 +139,12 @@ class ExpressRoute(GatewayType):
                 sessions.append(BgpSessionPlan(
                     node=inst, peer_address=there, peer_asn=msee_asn, source=here,
                     description=f"MSEE {msee}", multihop=False, path=f"ExpressRoute (MSEE {msee})",
-                    carrier="expressroute"))
+                    carrier="expressroute", keepalive_s=BACKBONE_KEEPALIVE_S, hold_s=BACKBONE_HOLD_S))
                 sessions.append(BgpSessionPlan(
                     node=msee, peer_address=here, peer_asn=gw.asn, source=there,
                     description=f"ExpressRoute gateway instance {inst}", multihop=False,
-                    path=f"ExpressRoute gateway {name} ({inst})", carrier="expressroute"))
+                    path=f"ExpressRoute gateway {name} ({inst})", carrier="expressroute",
+                    keepalive_s=BACKBONE_KEEPALIVE_S, hold_s=BACKBONE_HOLD_S))
         return sessions
 
 
