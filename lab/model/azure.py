@@ -1,4 +1,4 @@
-"""Azure's documented rules and limits for VPN gateways, read from azure.yaml (pure)."""
+"""Azure's documented rules and limits for VPN and ExpressRoute gateways, read from azure.yaml (pure)."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -18,6 +18,10 @@ class Data(BaseModel):
 class SkuLimits(Data):
     tunnels: int
     throughput_mbps: int
+    # An AZ SKU: the gateway may go in zones (zone-redundant or zonal).
+    az: bool = False
+    # A regional SKU's AZ twin (same limits); None: it has none (Basic), or it is one.
+    az_peer: str | None = None
 
 
 class ReservedAsns(Data):
@@ -33,6 +37,27 @@ class Skus(Data):
     source: str
     default: str
     limits: dict[str, SkuLimits]
+    az_source: str
+
+    def az_skus(self) -> list[str]:
+        return [name for name, sku in self.limits.items() if sku.az]
+
+
+class ExpressRouteSkus(Data):
+    source: str
+    # Each SKU: whether it is an AZ SKU (goes in zones).
+    az: dict[str, bool]
+
+
+class ZoneRules(Data):
+    """Azure's availability zones, and how a gateway's instances are placed in them."""
+    numbers: list[int]
+    numbers_source: str
+    vpn_instances: int
+    vpn_instances_source: str
+    expressroute_min_zones: int
+    expressroute_source: str
+    sku_source: str
 
 
 class PskRule(Data):
@@ -124,6 +149,8 @@ class AzureRules(Data):
     reserved_asns: ReservedAsns
     psk: PskRule
     skus: Skus
+    expressroute_skus: ExpressRouteSkus
+    zones: ZoneRules
     default_policy: DefaultPolicy
     recommended: Recommended
     custom_policy: CustomPolicyRule

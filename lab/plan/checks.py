@@ -13,6 +13,7 @@ from lab.model.limits import lab_limits
 from lab.model.schema import Profile, Scenario, Tunnel, VpnGateway
 from lab.plan.gateway_types import GATEWAY_TYPES, strategy_of, type_of
 from lab.plan.resolve import FIRST_VRID, node_asn, plan_tunnels, plan_vrrp_groups
+from lab.plan.zones import check_zones
 
 LAST_VRID = 255  # RFC 5798: a virtual router ID is 1 to 255
 
@@ -305,6 +306,7 @@ SCENARIO_CHECKS: list[Callable[[Scenario], list[str]]] = [
     _check_tunnels,
     _check_first_hop,
     _check_azure_rules,
+    check_zones,
     _check_probes,
 ]
 
