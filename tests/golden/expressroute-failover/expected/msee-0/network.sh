@@ -1,0 +1,24 @@
+#!/bin/bash
+# msee-0: links, loopbacks, tunnel links and static routes. Rendered by the lab.
+set -euo pipefail
+
+# Links are found by the transport address Docker gave them, named after
+# their network, and given their scenario address instead: Docker's own
+# address (and its default route via the host) goes.
+lab-name-link 172.28.0.35 er-primary
+ip addr flush dev er-primary
+ip addr add 172.16.0.2/30 dev er-primary
+lab-name-link 172.28.0.50 er-backbone
+ip addr flush dev er-backbone
+ip addr add 10.254.0.2/29 dev er-backbone
+
+# Announce each address at once (unsolicited ARP), as a host does on link up:
+# the bridge learns this node's new port. A restarted container keeps its MAC,
+# and the kernel tears the old namespace down slowly; until this node spoke,
+# frames for it went to the old port, which answered "port unreachable".
+# In the background: arping lingers a second after sending.
+arping -q -U -c 1 -I er-primary 172.16.0.2 </dev/null >/dev/null 2>&1 &
+arping -q -U -c 1 -I er-backbone 10.254.0.2 </dev/null >/dev/null 2>&1 &
+
+# Nothing the lab sends may leave the machine: no default route at all.
+while ip route del default 2>/dev/null; do :; done
