@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from lab.model.errors import LabError
-from lab.run.ports import BgpPeerState
+from lab.run.ports import BgpPath, BgpPeerState
 
 
 class FrrRoute:
@@ -60,6 +60,23 @@ class FrrRoute:
                         for h in route.get("nexthops", []) if h.get("fib") and h.get("ip")]
                 found[prefix] = hops
         return found
+
+    def bgp_paths(self, prefix: str) -> list[BgpPath]:
+        """Every path the BGP table holds for `prefix`, the best first; none when it holds no route."""
+        data = self._json(f"show bgp ipv4 unicast {prefix} json")
+        paths = []
+        for path in data.get("paths", []):
+            best = path.get("bestpath") or {}
+            hop = next((h.get("ip", "?") for h in path.get("nexthops", [])), "?")
+            peer = path.get("peer") or {}
+            paths.append(BgpPath(
+                next_hop=hop, peer=peer.get("hostname") or peer.get("peerId", "?"),
+                local_pref=path.get("locPrf"), weight=int(path.get("weight", 0)),
+                # "Local" for the node's own; "" for a path from its own AS.
+                as_path=(path.get("aspath") or {}).get("string", ""),
+                best=bool(best.get("overall")), multipath=bool(path.get("multipath")),
+                reason=best.get("selectionReason", "")))
+        return sorted(paths, key=lambda p: not p.best)
 
     def _configure(self, *commands: str) -> None:
         argv = ["vtysh", "-c", "configure terminal"]

@@ -129,10 +129,24 @@ class BgpPeerState:
     description: str
 
 
+@dataclass(frozen=True)
+class BgpPath:
+    """One path a node's BGP table holds for a prefix, with what BGP ranked it by."""
+    next_hop: str
+    peer: str                 # the peer's hostname as BGP learned it, else its address
+    local_pref: int | None    # None: not set on the path (BGP's default applies)
+    weight: int
+    as_path: str              # "" for a path learned with none (iBGP from the same AS)
+    best: bool
+    multipath: bool           # used beside the best one (ECMP)
+    reason: str = ""          # why the best one won, as BGP says (FRR's selectionReason)
+
+
 class RouteControl(Protocol):
     def bgp_peers(self) -> list[BgpPeerState]: ...
     def routes(self) -> dict[str, list[str]]: ...
     def bgp_next_hops(self) -> dict[str, list[str]]: ...
+    def bgp_paths(self, prefix: str) -> list[BgpPath]: ...
     def shut_down_peer(self, asn: int, peer: str, bfd_local: str | None) -> None: ...
     def bring_up_peer(self, asn: int, peer: str, bfd_local: str | None) -> None: ...
 

@@ -6,8 +6,10 @@ import os
 import signal
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Callable, Iterator, Optional
 
 import typer
@@ -21,7 +23,7 @@ from lab.render.deploy_plan import IMAGE
 from lab.run.deploy import check_image
 from lab.model.errors import LabError
 from lab.adapters.image import prepare_context
-from lab.ui.status_view import print_status, status_json
+from lab.ui.status_view import PathReading, StatusPaths, print_status, status_json
 from lab.model.schema import LabPlan
 from lab.run.locks import LabBusy, try_hold_lab
 from lab.render.configs import guard_table
@@ -30,6 +32,8 @@ from lab.model.events import EventStream, Stage
 from lab.session import DEFAULT_SCENARIO, LabSession
 from lab.ui.progress import StageDisplay, log, log_event, setup_logging
 from lab.plan.load import builtin_profiles, builtin_scenarios, load_plan
+from lab.run.paths import route_paths
+from lab.run.status import LabStatus, running_node
 from lab.adapters.wiring import real_adapters
 
 # No locals in tracebacks: they could hold pre-shared keys.
@@ -150,22 +154,54 @@ def status(
                                                    "negotiated algorithms), past the terminal's width if need be"),
 ) -> None:
     """Tunnels (with the rate each carries now), BGP sessions and the ECMP next hops in use,
-    which instances are active, and the data plane."""
+    which instances are active, the data plane, and which path carries each prefix and why
+    (by default where the lab has more than one carrier; always with --wide and --json)."""
     try:
         adapters = real_adapters()
         adapters.runtime.ping()
         name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
         guard = _kept_guard(name, adapters)
-        result = lifecycle.read_status(name, adapters, rate_window_s=window)
+        try:
+            plan = lifecycle.running_plan(name, adapters, DEFAULT_SCENARIO)
+        except LabError:
+            plan = None     # the status is read from the labels all the same; the paths need the plan
+        # BGP's paths are read while the status's rate window runs.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            bgp = pool.submit(_bgp_paths, plan, adapters) if plan is not None else None
+            result = lifecycle.read_status(name, adapters, rate_window_s=window)
         result.faults_in_place = faults_in_place(lab_dir(name))
         result.guard = guard
+        paths = None if bgp is None else _status_paths(plan, result, bgp.result())
     except LabError as exc:
         _fail(exc)
     if json_out:
-        out.print(status_json(result), highlight=False, soft_wrap=True)
+        out.print(status_json(result, paths), highlight=False, soft_wrap=True)
     else:
-        print_status(result, out, wide=wide)
+        print_status(result, out, wide=wide, paths=paths)
     raise typer.Exit(0 if result.converged else 1)
+
+
+def _bgp_paths(plan: LabPlan, adapters) -> dict[tuple[str, str], list | str]:
+    """(node, prefix) -> the BGP paths it holds, or why they could not be read: for the routers that
+    choose between paths only, one short read each, all at once."""
+    wanted = [(r.node, r.prefix) for r in route_paths(plan, SimpleNamespace(routes=[]))]
+
+    def read(pair: tuple[str, str]) -> list | str:
+        try:
+            return adapters.routes_for(running_node(adapters.runtime, plan.lab, pair[0])).bgp_paths(pair[1])
+        except LabError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
+        return dict(zip(wanted, pool.map(read, wanted)))
+
+
+def _status_paths(plan: LabPlan, status: LabStatus, bgp: dict[tuple[str, str], list | str]) -> StatusPaths:
+    readings = []
+    for row in route_paths(plan, status):
+        found = bgp.get((row.node, row.prefix), "not read")
+        readings.append(PathReading(row, None, found) if isinstance(found, str) else PathReading(row, found))
+    return StatusPaths(readings, len({b.carrier for b in plan.bgp_sessions if b.carrier}) > 1)
 
 
 def _kept_guard(lab: str, adapters) -> dict[str, int]:

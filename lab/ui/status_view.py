@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 
 from rich.console import Console, Group
 from rich.measure import Measurement
@@ -10,6 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from lab.model.azure import azure_rules
+from lab.run.paths import EXPRESSROUTE, VPN, PathRow
+from lab.run.ports import BgpPath
 from lab.run.status import LabStatus
 
 # Wide enough for any status: only its natural width is measured against it.
@@ -38,11 +41,99 @@ def _table(title: str, *columns: str, whole: tuple[str, ...] = ()) -> Table:
     return table
 
 
-def render_status(status: LabStatus, wide: bool = False) -> Group:
+@dataclass(frozen=True)
+class PathReading:
+    """A prefix at a router that chooses between paths: what carries it (lab/run/paths.py), and every
+    path the router's BGP table holds for it, best first (None: it could not be read, `problem` says why)."""
+    row: PathRow
+    bgp: list[BgpPath] | None
+    problem: str = ""
+
+    def to_dict(self) -> dict:
+        return {**self.row.to_dict(), "bgp_paths": None if self.bgp is None else [asdict(p) for p in self.bgp],
+                "problem": self.problem}
+
+
+@dataclass(frozen=True)
+class StatusPaths:
+    readings: list[PathReading]
+    # The plan has sessions of more than one carrier (ExpressRoute and a VPN): only then is the
+    # table shown by default; a VPN-only lab's would read "VPN" on every row, its next hops
+    # already in the routes table.
+    several_carriers: bool
+
+    def to_dict(self) -> list[dict]:
+        return [r.to_dict() for r in self.readings]
+
+
+CARRIER_NAMES = {EXPRESSROUTE: "ExpressRoute", VPN: "VPN"}
+
+
+def carrier_text(carrier: str, next_hops: list[str]) -> Text:
+    """A PathRow's carrier for people: "ExpressRoute", "VPN", "ExpressRoute + VPN"; none in red."""
+    if not next_hops:
+        return Text("none", style="bold red")
+    return Text(" + ".join(CARRIER_NAMES.get(c, c) for c in carrier.split("+")) if carrier else "?")
+
+
+def _local_pref(path: BgpPath) -> str:
+    # FRR's default, which the lab keeps.
+    return "100 (default)" if path.local_pref is None else str(path.local_pref)
+
+
+# The attribute each of BGP's reasons compares, to show the value it beat.
+COMPARED = {"Local Pref": _local_pref, "Weight": lambda p: str(p.weight),
+            "AS Path": lambda p: f"{len(p.as_path.split())} ASes"}
+
+
+def why_best(paths: list[BgpPath], wide: bool = False) -> str:
+    """BGP's reason, with the value that won and the one it beat (the best path not used beside it);
+    `wide`, with the beaten path's peer too (narrow, a long name would be cut)."""
+    best = next((p for p in paths if p.best), None)
+    if best is None or not best.reason:
+        return "-"
+    beaten = next((p for p in paths if not p.best and not p.multipath), None)
+    compare = COMPARED.get(best.reason)
+    if beaten is None or compare is None:
+        return best.reason
+    return f"{best.reason}: {compare(best)} over {compare(beaten)}" + (f" ({beaten.peer})" if wide else "")
+
+
+def _path_tables(paths: StatusPaths, wide: bool) -> list[Table]:
+    """What carries each prefix and over which session; BGP's best path and why it won (wide: every path)."""
+    carried = _table("Paths (at the routers that choose)", "node", "prefix", "carried by",
+                     "next hop (session)" if wide else "next hop: session", whole=("node", "prefix", "carried by"))
+    columns = (("node", "prefix", "path", "next hop", "peer") if wide else ("node", "prefix")) + (
+        "local pref", "weight", "AS path", "why best")
+    ranked = _table("BGP's paths (best first; ECMP: used beside it)" if wide else "Best paths (BGP)", *columns,
+                    whole=("node", "prefix", "path", "next hop", "peer", "weight"))
+    for reading in paths.readings:
+        row = reading.row
+        hops = [f"{hop} ({via})" if wide else f"{hop.split()[0]}: {via}" for hop, via in zip(row.next_hops, row.via)]
+        carried.add_row(row.node, row.prefix, carrier_text(row.carrier, row.next_hops), "\n".join(hops) or "-")
+        if reading.bgp is None:
+            ranked.add_row(row.node, row.prefix, *(["?"] * (len(columns) - 3)), Text(reading.problem, style="red"))
+            continue
+        shown = reading.bgp if wide else [p for p in reading.bgp if p.best]
+        for n, p in enumerate(shown):
+            attrs = (_local_pref(p), str(p.weight), p.as_path or "-", why_best(reading.bgp, wide) if p.best else "")
+            own = (row.node, row.prefix) if n == 0 else ("", "")
+            if wide:
+                kind = "best" if p.best else "ECMP" if p.multipath else "backup"
+                ranked.add_row(*own, Text(kind, style="bold" if p.best else ""), p.next_hop, p.peer, *attrs)
+            else:
+                ranked.add_row(*own, *attrs)
+        if not shown:
+            ranked.add_row(row.node, row.prefix, *(["-"] * (len(columns) - 3)), Text("no route", style="red"))
+    return [carried, ranked]
+
+
+def render_status(status: LabStatus, wide: bool = False, paths: StatusPaths | None = None) -> Group:
     """The lab now. Without `wide` it fits 80 columns and no name, address or state is cut:
     SKUs, ESP packet totals (but when no rate was measured) and negotiated algorithms are left
     to `wide`; an unsettled tunnel's IKE and CHILD states, and each ECMP next hop, get a line
-    of their own; a rate of 10 packets/s or more is a whole number."""
+    of their own; a rate of 10 packets/s or more is a whole number. `paths`, shown where the lab has
+    more than one carrier (always with `wide`): what carries each prefix, and BGP's reasons."""
     head = Table.grid(padding=(0, 2))
     head.add_row("lab", f"{status.lab} (scenario {status.scenario}, profile {status.profile})")
     head.add_row("data plane", status.data_plane)
@@ -115,8 +206,9 @@ def render_status(status: LabStatus, wide: bool = False) -> Group:
     for n in status.nodes:
         nodes.add_row(n.node, n.kind, n.status, *((n.health or "-",) if health else ()))
 
+    chosen = _path_tables(paths, wide) if paths is not None and (wide or paths.several_carriers) else []
     parts = ([head, gateways] + ([shared] if status.vrrp else []) + [tunnels] + ([negotiated] if wide else [])
-             + [bgp, routes, nodes])
+             + [bgp, routes] + chosen + [nodes])
     reasons = status.unconverged_reasons()
     if reasons:
         parts.append(Text("waiting on: " + "; ".join(reasons), style="yellow"))
@@ -125,14 +217,17 @@ def render_status(status: LabStatus, wide: bool = False) -> Group:
     return Group(*parts)
 
 
-def status_json(status: LabStatus) -> str:
-    return json.dumps(status.to_dict(), indent=2, sort_keys=True)
+def status_json(status: LabStatus, paths: StatusPaths | None = None) -> str:
+    data = status.to_dict()
+    if paths is not None:
+        data["paths"] = paths.to_dict()
+    return json.dumps(data, indent=2, sort_keys=True)
 
 
-def print_status(status: LabStatus, console: Console, wide: bool = False) -> None:
+def print_status(status: LabStatus, console: Console, wide: bool = False, paths: StatusPaths | None = None) -> None:
     """Narrow, it fits the console (80 columns and up). Wide, every column at full width, past the
     console's if need be: a pipe's console is 80 columns, and `--wide` is asked for to see it all."""
-    view = render_status(status, wide)
+    view = render_status(status, wide, paths)
     # The tables' width: the head's and the notes' lines wrap at any width.
     needed = max((Measurement.get(console, console.options.update_width(UNBOUNDED), part).maximum
                   for part in view.renderables if isinstance(part, Table) and part.title), default=0) if wide else 0

@@ -188,6 +188,9 @@ def test_one_node_failing_to_answer_does_not_hide_the_others():
         def bgp_next_hops(self):
             return {"192.168.10.0/24": ["10.1.255.4 (gateway-subnet)"]}
 
+        def bgp_paths(self, prefix):
+            return []
+
     class Broken:
         def list_sas(self):
             raise LabError("onprem-0: lab-agent sas did not answer within 10 s")

@@ -220,6 +220,9 @@ class FakeLab:
 
             def bgp_next_hops(self):
                 return {"10.1.0.0/16": ["100.64.0.5 (vti0)", "100.64.0.21 (vti1)"]}
+
+            def bgp_paths(self, prefix):
+                return []
         return Routes()
 
     def links_for(self, c):

@@ -68,6 +68,9 @@ class PlannedLab:
 
             def bgp_next_hops(self):
                 return {"10.1.0.0/16": hops, "192.168.100.0/24": hops[:1]}
+
+            def bgp_paths(self, prefix):
+                return []
         return Routes()
 
     def links_for(self, c):
