@@ -32,6 +32,10 @@ from lab.model.daemon_events import (
     Event,
 )
 from lab.failover.runner import FAILBACK, FailoverReport, RunResult
+from lab.failover.resiliency import ResiliencyRow, resiliency_rows, run_summaries
+from lab.model.errors import LabError
+from lab.model.schema import LabPlan
+from lab.plan.load import load_plan
 from lab.model.events import ControlEvent, LabEvent, ProbeTick, Stage, StageChanged
 from lab.failover.statistics import Summary, shown, summarize
 from lab.failover.metrics import NS, TRAFFIC_RESTORED, DirectionResult, Phase, observed_order
@@ -258,7 +262,48 @@ def _invalid_notes(report: FailoverReport) -> list[str]:
     return notes
 
 
-def render_failover(report: FailoverReport) -> Group:
+RESILIENCY_COLUMNS = ["run", "prefix", "router", "redundant", "before", "during", "after", "outage", "succeeded"]
+RESILIENCY_LEGEND = (
+    "After Azure's ExpressRoute site-failover simulation (its redundant and non-redundant routes, whether it "
+    "succeeded, its start and end). Per prefix at each router that chooses between paths: redundant, more than "
+    "one carrier or next hop forwarded on before the fault (a backup BGP holds but does not forward on is not "
+    "counted: \"during\" shows whether it took over); what carried it before the fault, during it (read after "
+    "the failover's window) and after the failback; outage, the Full Convergence Time of the probe direction "
+    "toward the prefix; succeeded, that direction converged within the target. Times: UTC, the report's start "
+    "taken as the first run's (to within a few seconds); the runs' offsets from it are exact.")
+
+
+def resiliency(report: FailoverReport, plan: LabPlan | None = None) -> list[ResiliencyRow]:
+    """The report's resiliency rows; none for runs that read no paths (older reports, fakes). Without
+    `plan`, the report's own scenario and profile are loaded (a built-in one; else no outage per prefix)."""
+    if not any(run.paths.get("before") for run in report.runs):
+        return []
+    if plan is None:
+        try:
+            plan = load_plan(report.scenario, report.profile, report.lab)
+        except LabError:
+            plan = None
+    return resiliency_rows(report, plan)
+
+
+def _yes_no(value: bool | None, none: str = "invalid") -> str:
+    return none if value is None else "yes" if value else "no"
+
+
+def _resiliency_cells(row: ResiliencyRow) -> list[str]:
+    outage = "-" if row.direction is None else _fmt(row.outage_s, missing="not converged")
+    return [str(row.run), row.prefix, row.router, f"{_yes_no(row.redundant)} ({row.redundancy})", row.before,
+            row.during, row.after, outage, _yes_no(row.succeeded)]
+
+
+def _resiliency_runs(rows: list[ResiliencyRow]) -> list[str]:
+    """One line per run, as Azure's test details sum it up."""
+    return [f"run {s.run}: {s.start or '?'} to {s.end or '?'}; simulation successful: {_yes_no(s.succeeded)}; "
+            f"redundant: {', '.join(s.redundant) or 'none'}; non-redundant: {', '.join(s.non_redundant) or 'none'}"
+            for s in run_summaries(rows)]
+
+
+def render_failover(report: FailoverReport, plan: LabPlan | None = None) -> Group:
     head = Table.grid(padding=(0, 2))
     head.add_row("lab", f"{report.lab} (scenario {report.scenario}, profile {report.profile})")
     head.add_row("fault", f"{report.fault} on {report.target}: {report.fault_summary}")
@@ -299,9 +344,19 @@ def render_failover(report: FailoverReport) -> Group:
     for statistic, cells in _summary_table(phase_summaries(report), _phase_columns(names)):
         phases.add_row(statistic, *cells, style="bold")
 
+    rows = resiliency(report, plan)
+    resilient = []
+    if rows:
+        table = Table(title="Resiliency (per prefix at the routers that choose between paths)", title_justify="left")
+        for col in RESILIENCY_COLUMNS:
+            table.add_column(col, justify="right" if col == "outage" else "left")
+        for row in rows:
+            table.add_row(*_resiliency_cells(row), style="" if row.succeeded else "red")
+        resilient = [table, Text("\n".join(_resiliency_runs(rows) + [RESILIENCY_LEGEND]), style="dim")]
+
     notes = [Text(note, style="yellow") for note in _invalid_notes(report)]
     verdict = Text.assemble("result: ", _verdict(report.verdict), f" ({_outcome(report)})")
-    return Group(head, runs, legend, phases, *notes, verdict)
+    return Group(head, runs, legend, phases, *resilient, *notes, verdict)
 
 
 class LiveFailoverView:
@@ -349,9 +404,13 @@ class LiveFailoverView:
 SINCE = {Stage.MEASURING_FAILOVER: "fault", Stage.MEASURING_RESTORE: "restore", Stage.MEASURING_REVERSION: "failback"}
 
 
-def failover_dict(report: FailoverReport) -> dict:
-    """Everything: every figure with its loss episodes, validity, checks, phases, the events and every probe."""
+def failover_dict(report: FailoverReport, plan: LabPlan | None = None) -> dict:
+    """Everything: every figure with its loss episodes, validity, checks, phases, the events and every probe;
+    the resiliency rows and each run's summary of them."""
     data = asdict(report)
+    rows = resiliency(report, plan)
+    data["resiliency"] = [row.to_dict() for row in rows]
+    data["resiliency_runs"] = [asdict(s) for s in run_summaries(rows)]
     data["passed"] = report.passed
     data["verdict"] = report.verdict
     data["metrics"] = {m.key: m.rfc for m in COLUMNS}
@@ -374,8 +433,8 @@ def failover_dict(report: FailoverReport) -> dict:
     return data
 
 
-def failover_json(report: FailoverReport) -> str:
-    return json.dumps(failover_dict(report), indent=1, ensure_ascii=False)
+def failover_json(report: FailoverReport, plan: LabPlan | None = None) -> str:
+    return json.dumps(failover_dict(report, plan), indent=1, ensure_ascii=False)
 
 
 def failover_junit(report: FailoverReport) -> str:
@@ -422,7 +481,7 @@ def _episodes_text(d: DirectionResult, most: int = 8) -> str:
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "") if shown else "none"
 
 
-def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
+def failover_markdown(report: FailoverReport, plots: list[str], plan: LabPlan | None = None) -> str:
     kind = "planned" if report.planned else "unplanned"
     lines = [
         f"# Failover: {report.fault} on {report.target} ({report.profile} profile)",
@@ -477,6 +536,12 @@ def failover_markdown(report: FailoverReport, plots: list[str]) -> str:
         for run in report.runs:
             if any(p.out_of_order for p in run.phases):
                 lines.append(f"\nRun {run.index}, as it happened: {' → '.join(observed_order(run.phases))}.")
+    rows = resiliency(report, plan)
+    if rows:
+        lines += ["", "## Resiliency", "", RESILIENCY_LEGEND, "",
+                  "| " + " | ".join(RESILIENCY_COLUMNS) + " |", "|" + "---|" * (len(RESILIENCY_COLUMNS) - 2) + "---:|---|"]
+        lines += ["| " + " | ".join(_resiliency_cells(row)) + " |" for row in rows]
+        lines += [""] + [f"- {line}" for line in _resiliency_runs(rows)]
     lines += [""] + [f"![run timeline]({plot})" for plot in plots]
     return "\n".join(lines) + "\n"
 
@@ -597,8 +662,8 @@ def plot_run(run: RunResult, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def write_outputs(report: FailoverReport, out_dir: Path) -> list[Path]:
-    """report.json, junit.xml, one PNG per run and summary.md in out_dir."""
+def write_outputs(report: FailoverReport, out_dir: Path, plan: LabPlan | None = None) -> list[Path]:
+    """report.json, junit.xml, one PNG per run and summary.md in out_dir (`plan`: as `resiliency` takes it)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     plots = []
@@ -608,8 +673,8 @@ def write_outputs(report: FailoverReport, out_dir: Path) -> list[Path]:
                             f"{run.verdict}")
         plots.append(path.name)
         written.append(path)
-    for name, text in (("report.json", failover_json(report)), ("junit.xml", failover_junit(report)),
-                       ("summary.md", failover_markdown(report, plots))):
+    for name, text in (("report.json", failover_json(report, plan)), ("junit.xml", failover_junit(report)),
+                       ("summary.md", failover_markdown(report, plots, plan))):
         (out_dir / name).write_text(text)
         written.append(out_dir / name)
     return written
