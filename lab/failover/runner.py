@@ -509,7 +509,9 @@ class FailoverRunner:
     def run_once(self, index: int) -> RunResult:
         s = self.settings
         threshold_s = self.method.threshold_ns / NS
-        measure_s = self.target_s + s.grace_s + self.sustained_s + threshold_s
+        # A story may know the fault goes unnoticed longer than the target (a hold timer without
+        # BFD): the window waits that out, so the run measures the outage rather than its cut-off.
+        measure_s = max(self.target_s, self.story.noticed_within_s()) + s.grace_s + self.sustained_s + threshold_s
         returning_s = self.return_target_s + s.grace_s + self.sustained_s + threshold_s
         bound_s = (BASELINE_WITHIN_S + s.baseline_s + measure_s + returning_s + FAILBACK_WITHIN_S
                    + returning_s + 30)

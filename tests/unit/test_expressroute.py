@@ -153,3 +153,25 @@ def test_back_to_initial_waits_for_the_circuit_to_carry_again():
     assert story.back_to_initial(Status()) == ["onprem-ce 10.1.0.0/16 carried by vpn, not ExpressRoute"]
     Status.routes[0] = RouteRow("onprem-ce", "10.1.0.0/16", ["172.16.0.2", "172.16.0.6"])
     assert story.back_to_initial(Status()) == []
+
+
+def test_a_failed_msee_is_silenced_before_it_dies_both_at_once_for_a_peering_location():
+    from tests.unit.test_faults import Recorder, wire
+
+    plan = load_plan("expressroute-failover")
+    fake = Recorder()
+    FAULTS["peering-location-down"].inject(wire(plan, "circuit:er-gw", fake))
+    steps = [entry[:2] for entry in fake.log]
+    # Both fenced before either is killed: no FIN from a dying kernel tells a peer early.
+    assert steps == [("fence",), ("fence",), ("kill", "lab-expressroute-failover-msee-0"),
+                     ("kill", "lab-expressroute-failover-msee-1")]
+    fake = Recorder()
+    FAULTS["circuit-down"].inject(wire(plan, "peering:er-primary", fake))
+    assert fake.log == [("cut", "er-primary")]
+
+
+def test_without_bfd_the_window_waits_out_the_circuits_hold_timer():
+    with_bfd, without = load_plan("expressroute-failover"), load_plan("expressroute-no-bfd")
+    for plan, wait in ((with_bfd, 0), (without, 180)):
+        spec = check_target(plan, FAULTS["circuit-down"], "circuit:er-gw")
+        assert story_for(plan, FAULTS["circuit-down"], spec).noticed_within_s() == wait

@@ -33,6 +33,11 @@ class Story(ABC):
                directions: list[DirectionResult]) -> list[Phase]:
         """The failover's phases, each read from the events that show it."""
 
+    def noticed_within_s(self) -> float:
+        """How long the fault may go unnoticed by design (a BGP hold timer without BFD); 0: no bound
+        of its own (the target's window is long enough)."""
+        return 0.0
+
     def back_to_initial(self, status) -> list[str]:
         """What still differs from the initial state beyond who holds the addresses (the runner's own
         check): a path story waits for its path to carry again. Empty once back."""

@@ -60,6 +60,11 @@ class PathSwitchStory(Story):
             _traffic_phase(directions),
         ])
 
+    def noticed_within_s(self) -> float:
+        """Without BFD on a circuit session, only its hold timer notices a silent loss."""
+        return float(max((b.hold_s or self.plan.profile.bgp.hold_s for b in self.plan.bgp_sessions
+                          if b.peering in self.spec.peerings and b.bfd is None), default=0))
+
     def back_to_initial(self, status) -> list[str]:
         """The circuit carries again: the CE's routes to the VNet and the VNet's to the sites are ExpressRoute's."""
         onprem, azure = circuit_routers(self.plan)
