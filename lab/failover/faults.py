@@ -331,7 +331,8 @@ class ZoneDown(Kill):
     rebalances: the restore starts them again.
     """
     name, planned, starts_containers = "zone-down", False, True
-    summary = "lose a whole availability zone: every gateway instance and zonal host in it SIGKILLed at once"
+    summary = ("lose a whole availability zone: every gateway instance and zonal host in it fenced (silent), "
+               "then SIGKILLed, at once")
 
     def default_target(self, plan: LabPlan) -> str | None:
         """The zone of the first gateway instance placed in one (the active one in active-active)."""
@@ -366,7 +367,12 @@ class ZoneDown(Kill):
             for network in target.plan.nodes[node].links:
                 links.cut(network, True)
             return "cut off on every link (it carries the probes, so it is isolated, not killed)"
-        return super().inject_node(target, node)
+        # Fenced first: a zone's VMs stop sending, while a killed container's kernel still closes its
+        # sockets (a FIN to every BGP peer), which would tell the peers at once. The fence goes with
+        # the container's network namespace: the restarted container has none.
+        target.stamp(target.links_for(target.info(node)).fence(True))
+        target.runtime.kill(target.container(node), "SIGKILL")
+        return "fenced, then SIGKILLed"
 
     def restore_node(self, target: FaultTarget, node: str) -> str:
         if node in _probe_hosts(target.plan):
