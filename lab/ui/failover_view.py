@@ -347,11 +347,16 @@ def render_failover(report: FailoverReport, plan: LabPlan | None = None) -> Grou
     rows = resiliency(report, plan)
     resilient = []
     if rows:
+        # Fewer, taller columns than summary.md's: a terminal of 80 columns cuts no prefix or router.
         table = Table(title="Resiliency (per prefix at the routers that choose between paths)", title_justify="left")
-        for col in RESILIENCY_COLUMNS:
-            table.add_column(col, justify="right" if col == "outage" else "left")
+        for col in ("run", "prefix, router", "redundant", "carried before / during / after", "outage", "succeeded"):
+            table.add_column(col, justify="right" if col == "outage" else "left",
+                             no_wrap=col in ("run", "prefix, router", "outage"))
         for row in rows:
-            table.add_row(*_resiliency_cells(row), style="" if row.succeeded else "red")
+            run, prefix, router, redundant, before, during, after, outage, succeeded = _resiliency_cells(row)
+            table.add_row(run, f"{prefix}\n{router}", redundant,
+                          f"before: {before}\nduring: {during}\nafter: {after}", outage, succeeded,
+                          style="" if row.succeeded else "red")
         resilient = [table, Text("\n".join(_resiliency_runs(rows) + [RESILIENCY_LEGEND]), style="dim")]
 
     notes = [Text(note, style="yellow") for note in _invalid_notes(report)]

@@ -169,6 +169,16 @@ def test_the_report_shows_a_resiliency_section_in_each_output(plan):
     assert data["runs"][0]["paths"]["during"][0]["carrier"] == "vpn"
 
 
+def test_the_terminal_section_cuts_no_prefix_or_router_at_80_columns(plan):
+    console = Console(record=True, width=80)
+    console.print(render_failover(report(circuit_down()), plan))
+    text = console.export_text()
+    section = text[text.index("Resiliency ("):]
+    assert max(len(line) for line in section.splitlines()) <= 80 and "…" not in section
+    for value in ("10.1.0.0/16", "onprem-ce", "192.168.10.0/24", "vnet-router", "0.90 s", "1.20 s"):
+        assert value in section
+
+
 def test_the_report_loads_its_own_plan_when_not_given():
     rows = resiliency(report(circuit_down()))
     assert rows[0].direction == TO_VNET
