@@ -278,6 +278,10 @@ class LabSession:
                 return active[0]
         return self.first_instance()
 
+    def break_target(self, fault: str) -> str:
+        """What `break_` hits when no target is named: the fault's own choice, else the first instance."""
+        return get_fault(fault).default_target(self.plan) or self.first_instance()
+
     def first_instance(self) -> str:
         return next(iter(self.plan.gateway_instances()), "")
 
@@ -311,7 +315,7 @@ class LabSession:
 
     def break_(self, fault: str, target: str | None = None) -> str:
         """Injects a fault and leaves it in place (recorded, so `repair` undoes it); returns what was done."""
-        chosen = target or get_fault(fault).default_target(self.plan) or self.first_instance()
+        chosen = target or self.break_target(fault)
         self.events.stage(self.name, Stage.BREAKING, f"{fault} on {chosen}")
         return break_lab(self.plan, self.adapters, fault, chosen, self.state_dir)
 

@@ -47,17 +47,16 @@ class CircuitDown(Fault):
 
 
 class MseeDown(Kill):
-    """A router that fails sends nothing more. A SIGKILLed container's kernel still closes its
-    sockets (a FIN to every BGP peer: "Peer closed the session" at once), so the MSEE is fenced
-    first: its peers notice the loss as they would a dead router, by BFD or the hold timer."""
+    """A router that fails sends and forwards nothing more. Killed alone, a container's kernel
+    still sends a FIN to every BGP peer ("Peer closed the session" at once) and forwards for
+    seconds until the engine tears its namespace down: so every link is cut first, and its peers
+    notice the loss as they would a dead router's, by BFD or the hold timer."""
     name = "msee-down"
-    summary = ("one MSEE fails (or circuit:GATEWAY: both): fenced, then SIGKILLed, so it sends nothing more; "
-               "its links and its sessions with the gateway go with it")
+    summary = ("one MSEE fails (or circuit:GATEWAY: both): cut off on every link, then SIGKILLed; its links "
+               "and its sessions with the gateway go with it")
 
     def inject_node(self, target: FaultTarget, node: str) -> str:
-        target.stamp(target.links_for(target.info(node)).fence(True))
-        target.runtime.kill(target.container(node), "SIGKILL")
-        return "fenced, then SIGKILLed"
+        return target.silence_and_kill(node)
 
     def default_target(self, plan: LabPlan) -> str | None:
         gateway = _circuit_gateway(plan)
@@ -76,19 +75,21 @@ class MseeDown(Kill):
 
 class PeeringLocationDown(MseeDown):
     name = "peering-location-down"
-    summary = "both MSEEs of the circuit fail at once (the peering location is lost; fenced, then SIGKILLed): the VPN carries"
+    summary = ("both MSEEs of the circuit fail at once (the peering location is lost; cut off, then SIGKILLed): "
+               "the VPN carries")
 
     def default_target(self, plan: LabPlan) -> str | None:
         return CircuitDown.default_target(self, plan)  # type: ignore[arg-type]
 
     def inject(self, target: FaultTarget) -> str:
-        # Both fenced before either is killed: the location goes silent at once, not one MSEE
-        # a tenth of a second before the other.
+        # Both silenced before either is killed: the location goes dark at once, not one MSEE a
+        # tenth of a second before the other.
         for node in target.nodes:
-            target.stamp(target.links_for(target.info(node)).fence(True))
+            for network in target.plan.nodes[node].links:
+                target.stamp(target.links_for(target.info(node)).cut(network, True))
         for node in target.nodes:
             target.runtime.kill(target.container(node), "SIGKILL")
-        return f"{', '.join(target.nodes)} fenced, then SIGKILLed"
+        return f"{', '.join(target.nodes)} cut off on every link, then SIGKILLed"
 
     def check(self, plan: LabPlan, spec: TargetSpec) -> None:
         super().check(plan, spec)

@@ -159,6 +159,17 @@ class FaultTarget:
             raise LabError(f"{node} runs no BGP")
         return asn
 
+    def silence_and_kill(self, node: str) -> str:
+        """A node lost as a failed router is: silent at once, then gone. A SIGKILLed container's kernel
+        still closes its sockets (a FIN to every BGP peer) and keeps forwarding in its namespace until
+        the engine tears it down, seconds later; every link cut first, it does neither. The cuts go
+        with the namespace: the restarted container has none."""
+        links = self.links_for(self.info(node))
+        for network in self.plan.nodes[node].links:
+            self.stamp(links.cut(network, True))
+        self.runtime.kill(self.container(node), "SIGKILL")
+        return "cut off on every link, then SIGKILLed"
+
     def vrrp(self, node: str, action: str) -> None:
         code, output = self.runtime.exec(self.container(node), ["lab-vrrp", action], timeout_s=15)
         if code != 0:
@@ -331,7 +342,7 @@ class ZoneDown(Kill):
     rebalances: the restore starts them again.
     """
     name, planned, starts_containers = "zone-down", False, True
-    summary = ("lose a whole availability zone: every gateway instance and zonal host in it fenced (silent), "
+    summary = ("lose a whole availability zone: every gateway instance and zonal host in it cut off (silent), "
                "then SIGKILLed, at once")
 
     def default_target(self, plan: LabPlan) -> str | None:
@@ -367,12 +378,8 @@ class ZoneDown(Kill):
             for network in target.plan.nodes[node].links:
                 links.cut(network, True)
             return "cut off on every link (it carries the probes, so it is isolated, not killed)"
-        # Fenced first: a zone's VMs stop sending, while a killed container's kernel still closes its
-        # sockets (a FIN to every BGP peer), which would tell the peers at once. The fence goes with
-        # the container's network namespace: the restarted container has none.
-        target.stamp(target.links_for(target.info(node)).fence(True))
-        target.runtime.kill(target.container(node), "SIGKILL")
-        return "fenced, then SIGKILLed"
+        # A zone's VMs stop at once: nothing sent, nothing forwarded (see silence_and_kill).
+        return target.silence_and_kill(node)
 
     def restore_node(self, target: FaultTarget, node: str) -> str:
         if node in _probe_hosts(target.plan):

@@ -295,15 +295,16 @@ def connection(
 
 @app.command(name="break")
 def break_(
-    fault: str = typer.Argument(..., help="kill, maintenance, pause, link-down or blackhole"),
-    target: Optional[str] = typer.Option(None, help="NODE, gateway:NAME, zone:N or link:NODE/NETWORK "
-                                                   "(default: the scenario's first instance)"),
+    fault: str = typer.Argument(..., help="kill, maintenance, pause, link-down, blackhole, zone-down, circuit-down, "
+                                          "msee-down or peering-location-down"),
+    target: Optional[str] = typer.Option(None, help="NODE, gateway:NAME, zone:N, link:NODE/NETWORK, peering:NAME or "
+                                                   "circuit:GATEWAY (default: the fault's own, else the first instance)"),
     lab: Optional[str] = _lab_option(),
 ) -> None:
     """Inject a fault and leave it in place (training); `lab repair` undoes it."""
     try:
         session = LabSession.attach(lab, adapters=real_adapters(), events=_stream())
-        chosen = target or session.first_instance()
+        chosen = target or session.break_target(fault)
         done = session.break_(fault, chosen)
     except LabError as exc:
         _fail(exc)

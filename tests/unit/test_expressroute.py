@@ -162,16 +162,22 @@ def test_a_failed_msee_is_silenced_before_it_dies_both_at_once_for_a_peering_loc
     fake = Recorder()
     FAULTS["peering-location-down"].inject(wire(plan, "circuit:er-gw", fake))
     steps = [entry[:2] for entry in fake.log]
-    # Both fenced before either is killed: no FIN from a dying kernel tells a peer early.
-    assert steps == [("fence",), ("fence",), ("kill", "lab-expressroute-failover-msee-0"),
-                     ("kill", "lab-expressroute-failover-msee-1")]
+    # Both cut off on every link before either is killed: no FIN from a dying kernel tells a peer
+    # early, and no packet is forwarded by a namespace the engine has yet to tear down.
+    assert steps == [("cut", "er-primary"), ("cut", "er-backbone"), ("cut", "er-secondary"), ("cut", "er-backbone"),
+                     ("kill", "lab-expressroute-failover-msee-0"), ("kill", "lab-expressroute-failover-msee-1")]
     fake = Recorder()
     FAULTS["circuit-down"].inject(wire(plan, "peering:er-primary", fake))
     assert fake.log == [("cut", "er-primary")]
 
 
-def test_without_bfd_the_window_waits_out_the_circuits_hold_timer():
+def test_without_bfd_the_window_waits_out_the_hold_timer_of_each_session_that_loses_its_peer():
     with_bfd, without = load_plan("expressroute-failover"), load_plan("expressroute-no-bfd")
-    for plan, wait in ((with_bfd, 0), (without, 180)):
-        spec = check_target(plan, FAULTS["circuit-down"], "circuit:er-gw")
-        assert story_for(plan, FAULTS["circuit-down"], spec).noticed_within_s() == wait
+    for plan, fault, target, wait in ((with_bfd, "circuit-down", "circuit:er-gw", 0),
+                                      (without, "circuit-down", "circuit:er-gw", 180),
+                                      (without, "circuit-down", "peering:er-primary", 180),
+                                      # The gateway's MSEE sessions have no BFD: their 60 s hold decides.
+                                      (with_bfd, "msee-down", "msee-0", 60),
+                                      (with_bfd, "peering-location-down", "circuit:er-gw", 60)):
+        spec = check_target(plan, FAULTS[fault], target)
+        assert story_for(plan, FAULTS[fault], spec).noticed_within_s() == wait, (fault, target)

@@ -223,8 +223,8 @@ def test_zone_down_kills_the_zones_gateway_instance_and_the_restore_starts_it():
     plan, ports = load_plan("zone-redundant", "fast", lab="t"), Ports()
     target = wire(plan, "zone:1", ports)
     fault = get_fault("zone-down")
-    assert fault.inject(target) == "azure-gw-0: fenced, then SIGKILLed"
-    assert ports.log == [("fence",), ("kill", "lab-t-azure-gw-0", "SIGKILL")]
+    assert fault.inject(target) == "azure-gw-0: cut off on every link, then SIGKILLed"
+    assert ports.log == [("cut", "internet"), ("cut", "gateway-subnet"), ("kill", "lab-t-azure-gw-0", "SIGKILL")]
     ports.log.clear()
     assert fault.restore(target) == "container started again"
     assert ports.log == [("start", "lab-t-azure-gw-0")] and ports.started == 1
@@ -235,9 +235,10 @@ def test_zone_down_on_a_zonal_deployment_takes_everything_and_isolates_the_probe
     target = wire(plan, "zone:1", ports)
     fault = get_fault("zone-down")
     detail = fault.inject(target)
-    assert detail == ("azure-gw-0: fenced, then SIGKILLed; azure-gw-1: fenced, then SIGKILLed; azure-vm: cut off on "
-                      "every link (it carries the probes, so it is isolated, not killed)")
-    assert sorted(ports.log) == [("cut", "vnet-workload"), ("fence",), ("fence",), ("kill", "lab-t-azure-gw-0", "SIGKILL"),
+    assert detail == ("azure-gw-0: cut off on every link, then SIGKILLed; azure-gw-1: cut off on every link, then "
+                      "SIGKILLed; azure-vm: cut off on every link (it carries the probes, so it is isolated, not killed)")
+    assert sorted(ports.log) == [("cut", "gateway-subnet"), ("cut", "gateway-subnet"), ("cut", "internet"),
+                                 ("cut", "internet"), ("cut", "vnet-workload"), ("kill", "lab-t-azure-gw-0", "SIGKILL"),
                                  ("kill", "lab-t-azure-gw-1", "SIGKILL")]
     ports.log.clear()
     fault.restore(target)

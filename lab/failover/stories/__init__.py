@@ -16,7 +16,7 @@ STORIES: list[type[Story]] = [PathSwitchStory, OutageStory, HandoverStory, Withd
 
 
 def story_for(plan: LabPlan, fault: Fault, spec: TargetSpec) -> Story:
-    return next(story(plan, spec) for story in STORIES if story.applies(plan, fault, spec))
+    return next(story(plan, spec, fault) for story in STORIES if story.applies(plan, fault, spec))
 
 
 __all__ = ["STORIES", "Story", "handover_of", "story_for", "withdrawal_of"]

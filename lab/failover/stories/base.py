@@ -20,8 +20,8 @@ class Story(ABC):
     name: str
     summary: str
 
-    def __init__(self, plan: LabPlan, spec: TargetSpec):
-        self.plan, self.spec = plan, spec
+    def __init__(self, plan: LabPlan, spec: TargetSpec, fault: Fault | None = None):
+        self.plan, self.spec, self.fault = plan, spec, fault
 
     @classmethod
     @abstractmethod

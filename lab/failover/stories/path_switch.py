@@ -61,9 +61,13 @@ class PathSwitchStory(Story):
         ])
 
     def noticed_within_s(self) -> float:
-        """Without BFD on a circuit session, only its hold timer notices a silent loss."""
-        return float(max((b.hold_s or self.plan.profile.bgp.hold_s for b in self.plan.bgp_sessions
-                          if b.peering in self.spec.peerings and b.bfd is None), default=0))
+        """A silent loss is noticed by BFD, or else by the hold timer of each session that loses its
+        peer: the cut peerings' and those with a node the fault takes (the gateway's MSEE sessions)."""
+        taken = self.spec.nodes if self.fault is not None and self.fault.starts_containers else ()
+        hit = {str(address) for n in taken for address in self.plan.nodes[n].links.values()}
+        losing = [b for b in self.plan.bgp_sessions if b.bfd is None and b.node not in taken
+                  and ((b.peering in self.spec.peerings and not taken) or str(b.peer_address) in hit)]
+        return float(max((b.hold_s or self.plan.profile.bgp.hold_s for b in losing), default=0))
 
     def back_to_initial(self, status) -> list[str]:
         """The circuit carries again: the CE's routes to the VNet and the VNet's to the sites are ExpressRoute's."""
