@@ -47,6 +47,8 @@ def choosing_routers(plan: LabPlan) -> tuple[list[str], list[str]]:
 def carriers(plan: LabPlan, node: str, next_hops: list[str]) -> tuple[set[str], list[str]]:
     """Which way a route's next hops go, and the sessions they came over, from the node's plan."""
     sessions = {str(b.peer_address): b for b in plan.sessions_of(node)}
+    # Over a tunnel the next hop is the tunnel's routed link, not the BGP peer's loopback address.
+    sessions.update({str(b.static_via): b for b in plan.sessions_of(node) if b.static_via is not None})
     ways, via = set(), []
     for hop in next_hops:
         session = sessions.get(hop.split()[0])

@@ -181,3 +181,14 @@ def test_without_bfd_the_window_waits_out_the_hold_timer_of_each_session_that_lo
                                       (with_bfd, "peering-location-down", "circuit:er-gw", 60)):
         spec = check_target(plan, FAULTS[fault], target)
         assert story_for(plan, FAULTS[fault], spec).noticed_within_s() == wait, (fault, target)
+
+
+def test_a_route_over_a_tunnel_is_carried_by_the_vpn_whatever_its_next_hop_is_named():
+    from lab.run.paths import carriers
+
+    plan = load_plan("expressroute-failover")
+    # A VPN device's route goes via the tunnel's routed link, not the gateway's BGP address.
+    assert carriers(plan, "onprem-0", ["100.64.0.5 (vti0)"]) == ({"vpn"}, ["VPN tunnel onprem-0"])
+    assert carriers(plan, "onprem-ce", ["172.16.0.2 (er-primary)"]) == ({"expressroute"},
+                                                                         ["ExpressRoute, primary link"])
+    assert carriers(plan, "onprem-ce", ["10.9.9.9"])[0] == {"?"}
