@@ -26,7 +26,7 @@ def test_an_empty_zone_going_down_is_a_non_event(lab_failover):
 def test_a_zone_redundant_gateway_survives_losing_a_zone(lab_failover):
     result = lab_failover(fault="zone-down", target="zone:1")
     run = only_run(result)
-    assert run.fault_detail == "azure-gw-0: container SIGKILLed"
+    assert run.fault_detail == "azure-gw-0: cut off on every link, then SIGKILLed"
     assert result.passed, (result.verdict, run.directions)
     for d in run.directions:
         assert d.converged and d.full_convergence_s <= result.target_s, d
@@ -42,8 +42,8 @@ def test_a_zone_redundant_gateway_survives_losing_a_zone(lab_failover):
 def test_a_zonal_deployment_is_down_until_its_zone_comes_back(lab_failover):
     result = lab_failover(fault="zone-down", target="zone:1")
     run = only_run(result)
-    assert run.fault_detail.startswith("azure-gw-0: container SIGKILLed; azure-gw-1: container SIGKILLed; azure-vm: "
-                                       "cut off on every link"), run.fault_detail
+    assert run.fault_detail.startswith("azure-gw-0: cut off on every link, then SIGKILLed; azure-gw-1: cut off on every link, then SIGKILLed; "
+                                       "azure-vm: cut off on every link"), run.fault_detail
     assert not result.passed and result.verdict == "FAIL", result.verdict
     for d in run.directions:
         # Every flow stopped, and none came back while the zone was down: what arrived was in flight
