@@ -191,6 +191,9 @@ class Fault:
         """Refuses, in one line, a target this fault can't hit."""
         if spec.interface is not None:
             raise LabError(f"fault {self.name} hits nodes, not links: --target {spec.text!r} is for link-down")
+        if not spec.nodes:
+            raise LabError(f"--target {spec.text!r} holds no node of this lab: fault {self.name} would do nothing "
+                           "(zone-down takes an empty zone, as the non-event it is)")
 
     def inject(self, target: FaultTarget) -> str:
         """Applies the fault to every node of the target; returns what was done, for the timeline."""
@@ -351,7 +354,9 @@ class ZoneDown(Kill):
         return None if zone is None else f"zone:{zone}"
 
     def check(self, plan: LabPlan, spec: TargetSpec) -> None:
-        super().check(plan, spec)
+        # An empty zone is a valid target here (a non-event), unlike for the other faults.
+        if spec.nodes:
+            super().check(plan, spec)
         if not spec.text.startswith("zone:"):
             raise LabError(f"fault zone-down takes a zone: --target zone:N (1 to 3), not {spec.text!r}"
                            + ("" if self.default_target(plan) else

@@ -228,7 +228,8 @@ def _guard_counters(lab: str, adapters) -> dict[str, int]:
 
 @app.command()
 def failover(
-    fault: str = typer.Option(..., help="kill, maintenance, pause, link-down or blackhole"),
+    fault: str = typer.Option(..., help="kill, maintenance, pause, link-down, blackhole, zone-down, circuit-down, "
+                                        "msee-down or peering-location-down"),
     target: Optional[str] = typer.Option(None, help="what to hit: NODE (an instance, a device), gateway:NAME, zone:N "
                                                    "or link:NODE/NETWORK (default: the first active instance)"),
     runs: int = typer.Option(1, min=1, help="valid runs to collect (an invalid one is repeated, up to N + max(2, N) tries); "

@@ -192,3 +192,10 @@ def test_a_route_over_a_tunnel_is_carried_by_the_vpn_whatever_its_next_hop_is_na
     assert carriers(plan, "onprem-ce", ["172.16.0.2 (er-primary)"]) == ({"expressroute"},
                                                                          ["ExpressRoute, primary link"])
     assert carriers(plan, "onprem-ce", ["10.9.9.9"])[0] == {"?"}
+
+
+def test_only_zone_down_takes_a_target_that_holds_no_node():
+    plan = load_plan("zone-redundant")
+    assert check_target(plan, FAULTS["zone-down"], "zone:3").nodes == ()
+    with pytest.raises(LabError, match="--target 'zone:3' holds no node of this lab: fault kill would do nothing"):
+        check_target(plan, FAULTS["kill"], "zone:3")
