@@ -85,8 +85,7 @@ class PeeringLocationDown(MseeDown):
         # Both silenced before either is killed: the location goes dark at once, not one MSEE a
         # tenth of a second before the other.
         for node in target.nodes:
-            for network in target.plan.nodes[node].links:
-                target.stamp(target.links_for(target.info(node)).cut(network, True))
+            target.cut_off(node, True)
         for node in target.nodes:
             target.runtime.kill(target.container(node), "SIGKILL")
         return f"{', '.join(target.nodes)} cut off on every link, then SIGKILLed"

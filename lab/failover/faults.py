@@ -164,11 +164,17 @@ class FaultTarget:
         still closes its sockets (a FIN to every BGP peer) and keeps forwarding in its namespace until
         the engine tears it down, seconds later; every link cut first, it does neither. The cuts go
         with the namespace: the restarted container has none."""
-        links = self.links_for(self.info(node))
-        for network in self.plan.nodes[node].links:
-            self.stamp(links.cut(network, True))
+        self.cut_off(node, True)
         self.runtime.kill(self.container(node), "SIGKILL")
         return "cut off on every link, then SIGKILLed"
+
+    def cut_off(self, node: str, on: bool) -> None:
+        """Every link of the node cut (nothing in, out or through, carrier kept), or back."""
+        links = self.links_for(self.info(node))
+        for network in self.plan.nodes[node].links:
+            stamp = links.cut(network, on)
+            if on:
+                self.stamp(stamp)
 
     def vrrp(self, node: str, action: str) -> None:
         code, output = self.runtime.exec(self.container(node), ["lab-vrrp", action], timeout_s=15)
@@ -379,18 +385,14 @@ class ZoneDown(Kill):
         if node in _probe_hosts(target.plan):
             # The probes run in this host: killed, it would take the measurement with it. Cut off
             # on every link, it is to its peers what a dead VM is (nothing reaches it, nothing leaves).
-            links = target.links_for(target.info(node))
-            for network in target.plan.nodes[node].links:
-                links.cut(network, True)
+            target.cut_off(node, True)
             return "cut off on every link (it carries the probes, so it is isolated, not killed)"
         # A zone's VMs stop at once: nothing sent, nothing forwarded (see silence_and_kill).
         return target.silence_and_kill(node)
 
     def restore_node(self, target: FaultTarget, node: str) -> str:
         if node in _probe_hosts(target.plan):
-            links = target.links_for(target.info(node))
-            for network in target.plan.nodes[node].links:
-                links.cut(network, False)
+            target.cut_off(node, False)
             return "links back"
         return super().restore_node(target, node)
 
