@@ -188,7 +188,7 @@ def test_cli_writes_results_and_exit_code_follows_the_verdict(fast_lab, adapters
 def test_bad_target_is_one_clear_line(fast_lab, adapters):
     done = run_cli("failover", "--fault", "kill", "--lab", fast_lab.lab, "--target", "vnet-router", timeout=60)
     assert done.returncode == 2
-    assert "--target 'vnet-router' is not a gateway instance or VPN device" in done.stderr
+    assert "--target 'vnet-router' is not a node of scenario active-standby that faults can hit" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
