@@ -287,12 +287,6 @@ def sessions_not_up(plan: LabPlan, adapters: Adapters, group: VrrpGroupPlan, rou
             if not (b.tunnel and group.moves_tunnels) and (r, str(b.peer_address)) not in up]
 
 
-@dataclass(frozen=True)
-class _Routes:
-    """Just the routes of a status: what route_paths reads."""
-    routes: list[RouteRow]
-
-
 class NotMeasured(LabError):
     """A run that could not be measured (its baseline never got clean): repeated, not judged."""
 
@@ -389,7 +383,7 @@ class LabSteps:
             except LabError:
                 hops = {}
             rows += [RouteRow(node, prefix, next_hops) for prefix, next_hops in hops.items()]
-        return [p.to_dict() for p in route_paths(self.plan, _Routes(rows))]
+        return [p.to_dict() for p in route_paths(self.plan, rows)]
 
     def poll(self, done: Callable[[], bool], within_s: float, every_s: float) -> bool:
         return poll_until(done, within_s, every_s)

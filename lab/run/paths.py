@@ -57,15 +57,16 @@ def carriers(plan: LabPlan, node: str, next_hops: list[str]) -> tuple[set[str], 
     return ways, via
 
 
-def route_paths(plan: LabPlan, status) -> list[PathRow]:
-    """For each choosing router, each prefix of the other side: what carries it now."""
+def route_paths(plan: LabPlan, routes: list) -> list[PathRow]:
+    """For each choosing router, each prefix of the other side: what carries it now (`routes`: a
+    status's RouteRows)."""
     onprem, azure = choosing_routers(plan)
     wanted = [(n, vnet_prefixes(plan)) for n in onprem] + [(n, onprem_prefixes(plan)) for n in azure]
     rows = []
     for node, prefixes in wanted:
-        routes = {r.prefix: r.next_hops for r in status.routes if r.node == node}
+        at_node = {r.prefix: r.next_hops for r in routes if r.node == node}
         for prefix in map(str, prefixes):
-            hops = routes.get(prefix, [])
+            hops = at_node.get(prefix, [])
             ways, via = carriers(plan, node, hops)
             rows.append(PathRow(node, prefix, "+".join(sorted(w for w in ways if w)), via, list(hops)))
     return rows

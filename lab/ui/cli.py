@@ -9,7 +9,6 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from contextlib import contextmanager
-from types import SimpleNamespace
 from typing import Callable, Iterator, Optional
 
 import typer
@@ -184,7 +183,7 @@ def status(
 def _bgp_paths(plan: LabPlan, adapters) -> dict[tuple[str, str], list | str]:
     """(node, prefix) -> the BGP paths it holds, or why they could not be read: for the routers that
     choose between paths only, one short read each, all at once."""
-    wanted = [(r.node, r.prefix) for r in route_paths(plan, SimpleNamespace(routes=[]))]
+    wanted = [(r.node, r.prefix) for r in route_paths(plan, [])]
 
     def read(pair: tuple[str, str]) -> list | str:
         try:
@@ -198,7 +197,7 @@ def _bgp_paths(plan: LabPlan, adapters) -> dict[tuple[str, str], list | str]:
 
 def _status_paths(plan: LabPlan, status: LabStatus, bgp: dict[tuple[str, str], list | str]) -> StatusPaths:
     readings = []
-    for row in route_paths(plan, status):
+    for row in route_paths(plan, status.routes):
         found = bgp.get((row.node, row.prefix), "not read")
         readings.append(PathReading(row, None, found) if isinstance(found, str) else PathReading(row, found))
     return StatusPaths(readings, len({b.carrier for b in plan.bgp_sessions if b.carrier}) > 1)

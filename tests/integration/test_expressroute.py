@@ -35,7 +35,7 @@ def carried(rows, node, prefix):
 def test_the_circuit_carries_and_the_vpn_is_ready(er_lab, adapters):
     plan, status = er_lab
     assert status.converged, status.unconverged_reasons()
-    paths = {(p.node, p.prefix): p for p in route_paths(plan, status)}
+    paths = {(p.node, p.prefix): p for p in route_paths(plan, status.routes)}
     assert paths[("onprem-ce", "10.1.0.0/16")].carrier == "expressroute"
     assert sorted(paths[("onprem-ce", "10.1.0.0/16")].via) == ["ExpressRoute, primary link",
                                                                "ExpressRoute, secondary link"]

@@ -81,7 +81,7 @@ def test_why_best_names_the_value_that_won_and_the_one_it_beat():
 def planned_status(plan) -> LabStatus:
     """Every choosing router's route over every one of its sessions, with an interface (the widest rows)."""
     status = LabStatus(lab=plan.lab, scenario=plan.scenario.name, profile="fast", data_plane="-", host_kernel_esp="-")
-    for row in route_paths(plan, status):
+    for row in route_paths(plan, status.routes):
         hops = [f"{b.peer_address} (gateway-subnet)" for b in plan.sessions_of(row.node)]
         status.routes.append(RouteRow(row.node, row.prefix, hops))
     return status
@@ -90,7 +90,7 @@ def planned_status(plan) -> LabStatus:
 def planned_paths(plan, status: LabStatus) -> StatusPaths:
     """BGP paths as long as they get: prepended AS paths, the default local preference, the longest reason."""
     readings = []
-    for row in route_paths(plan, status):
+    for row in route_paths(plan, status.routes):
         bgp = [BgpPath(hop.split()[0], f"peer-of-{row.node}", None if n == 0 else 150, 32769,
                        "12076 65515 65515 65515", n == 0, n == 1, "Local Pref" if n == 0 else "")
                for n, hop in enumerate(row.next_hops)]
@@ -151,7 +151,7 @@ def test_the_expressroute_lab_says_what_carries_each_prefix_and_over_which_sessi
                                RouteRow("vnet-router", "192.168.10.0/24", ["10.1.255.4 (gateway-subnet)"])])
     ce = FrrRoute("onprem-ce", "c", Vtysh({"show bgp ipv4 unicast 10.1.0.0/16 json": CE_JSON})).bgp_paths("10.1.0.0/16")
     readings = []
-    for row in route_paths(plan, status):
+    for row in route_paths(plan, status.routes):
         readings.append(PathReading(row, ce) if row.node == "onprem-ce" else PathReading(row, None, "vtysh timed out"))
     paths = StatusPaths(readings, True)
     text = rendered(status, paths, 200, wide=True)
