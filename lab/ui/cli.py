@@ -8,11 +8,9 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from contextlib import contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from lab.run import lifecycle
@@ -24,65 +22,21 @@ from lab.model.errors import LabError
 from lab.adapters.image import prepare_context
 from lab.ui.status_view import PathReading, StatusPaths, print_status, status_json
 from lab.model.schema import LabPlan
-from lab.run.locks import LabBusy, try_hold_lab
+from lab.run.locks import try_hold_lab
 from lab.render.configs import guard_table
 from lab.run.state import check_state_root, lab_dir
-from lab.model.events import EventStream, Stage
+from lab.model.events import Stage
 from lab.session import DEFAULT_SCENARIO, LabSession
-from lab.ui.progress import StageDisplay, log, log_event, setup_logging
+from lab.ui.progress import log, setup_logging
 from lab.plan.load import builtin_profiles, builtin_scenarios, load_plan
 from lab.run.paths import route_paths
 from lab.run.status import LabStatus, running_node
 from lab.adapters.wiring import real_adapters
+from lab.ui.cli_common import BUSY_EXIT  # noqa: F401 - the tests import it from here
+from lab.ui.cli_common import NOT_MEASURED_EXIT, checked, err, event_stream, fail, lab_option, out, showing
 
 # No locals in tracebacks: they could hold pre-shared keys.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Azure VPN gateway high-availability lab.")
-out = Console()
-err = Console(stderr=True)
-
-
-# A busy lab (another command holds it) is worth retrying: EX_TEMPFAIL, as sysexits.h has it.
-BUSY_EXIT = 75
-# A failover that could not collect the valid runs asked for measured nothing: not a FAIL.
-NOT_MEASURED_EXIT = 3
-
-
-def _fail(exc: Exception, code: int = 2) -> None:
-    # Escaped: the message may quote what a user typed, brackets included.
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(BUSY_EXIT if isinstance(exc, LabBusy) else code)
-
-
-def _checked(rule: names.NameRule, option: str) -> Callable[[Optional[str]], Optional[str]]:
-    """A typer callback: the name is checked where it enters, before any command runs."""
-    def check(value: Optional[str]) -> Optional[str]:
-        if value is not None and rule.problem(value):
-            _fail(LabError(f"{option}: {rule.problem(value)}"))
-        return value
-    return check
-
-
-def _lab_option(help: str = "lab name (default: the running one)"):
-    return typer.Option(None, "--lab", help=help, callback=_checked(names.LAB, "--lab"))
-
-
-def _stream() -> EventStream:
-    """A command's event stream, every event logged (the file, and the screen with --verbose)."""
-    events = EventStream()
-    events.subscribe(log_event)
-    return events
-
-
-@contextmanager
-def _showing(events: EventStream, what: str) -> Iterator[StageDisplay]:
-    """The live stage line on stderr while a command runs."""
-    display = StageDisplay(err, what)
-    stop = events.subscribe(display)
-    try:
-        with display:
-            yield display
-    finally:
-        stop()
 
 
 @app.callback()
@@ -102,14 +56,14 @@ def _log_folder() -> Path:
 def up(
     scenario: str = typer.Argument(DEFAULT_SCENARIO, help=f"built-in scenario ({', '.join(builtin_scenarios())}) or a YAML file"),
     profile: Optional[str] = typer.Option(None, help=f"timer profile ({', '.join(builtin_profiles())}); default: the scenario's"),
-    lab: Optional[str] = _lab_option("lab name (default: the scenario's name)"),
+    lab: Optional[str] = lab_option("lab name (default: the scenario's name)"),
     json_out: bool = typer.Option(False, "--json", help="print the final status as JSON"),
 ) -> None:
     """Build and start a lab; returns once IKE and BGP have converged."""
     session = None
     try:
-        session = LabSession(scenario, profile, lab, adapters=real_adapters(), events=_stream())
-        with _showing(session.events, f"lab {session.name} up") as display:
+        session = LabSession(scenario, profile, lab, adapters=real_adapters(), events=event_stream())
+        with showing(session.events, f"lab {session.name} up") as display:
             status = session.up()
         err.print(f"lab {session.name}: converged in {display.elapsed_s:.1f} s", highlight=False)
         if json_out:
@@ -117,7 +71,7 @@ def up(
         else:
             print_status(status, out)
     except LabError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         # Either `up` removed what it made, or the lab was running (before, or converged just now) and stays.
         left = session.adapters.runtime.lab_objects({"lab.name": session.name}) if session else []
@@ -127,16 +81,16 @@ def up(
 
 
 @app.command()
-def down(lab: Optional[str] = _lab_option()) -> None:
+def down(lab: Optional[str] = lab_option()) -> None:
     """Remove every container, network and file of a lab."""
     try:
         adapters = real_adapters()
         name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
-        events = _stream()
-        with _showing(events, f"lab {name} down"):
+        events = event_stream()
+        with showing(events, f"lab {name} down"):
             removed = lifecycle.down(name, adapters, events)
     except LabError as exc:
-        _fail(exc)
+        fail(exc)
     kept = [line.removeprefix(lifecycle.KEPT) for line in removed if line.startswith(lifecycle.KEPT)]
     out.print(f"lab {name}: removed {len(removed) - len(kept)} object(s)")
     for line in kept:
@@ -145,7 +99,7 @@ def down(lab: Optional[str] = _lab_option()) -> None:
 
 @app.command()
 def status(
-    lab: Optional[str] = _lab_option(),
+    lab: Optional[str] = lab_option(),
     json_out: bool = typer.Option(False, "--json", help="machine-readable output"),
     window: float = typer.Option(1.0, min=0.0, max=30.0,
                                  help="seconds over which each tunnel's ESP rate is measured (0: totals only)"),
@@ -172,7 +126,7 @@ def status(
         result.guard = guard
         paths = None if bgp is None else _status_paths(plan, result, bgp.result())
     except LabError as exc:
-        _fail(exc)
+        fail(exc)
     if json_out:
         out.print(status_json(result, paths), highlight=False, soft_wrap=True)
     else:
@@ -235,7 +189,7 @@ def failover(
                                            "the lab goes back to its initial state after each"),
     profile: Optional[str] = typer.Option(None, help=f"timer profile ({', '.join(builtin_profiles())}); default: the running lab's"),
     scenario: str = typer.Option(DEFAULT_SCENARIO, help="built-in scenario or a YAML file"),
-    lab: Optional[str] = _lab_option("lab name (default: the scenario's name)"),
+    lab: Optional[str] = lab_option("lab name (default: the scenario's name)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="folder for report.json, junit.xml, summary.md and plots"),
     interval_ms: float = typer.Option(20.0, "--interval-ms", min=1.0, max=1000.0, help="probe interval"),
 ) -> None:
@@ -248,7 +202,7 @@ def failover(
 
     try:
         get_fault(fault)
-        session = LabSession(scenario, profile, lab, adapters=real_adapters(), events=_stream())
+        session = LabSession(scenario, profile, lab, adapters=real_adapters(), events=event_stream())
         view = LiveFailoverView()
         session.events.subscribe(view)
         with RichLive(view, console=err, refresh_per_second=4, transient=True, auto_refresh=err.is_terminal):
@@ -257,7 +211,7 @@ def failover(
         folder = out_dir or session.default_out(fault, report.target)
         written = write_outputs(report, folder)
     except LabError as exc:
-        _fail(exc)
+        fail(exc)
     except KeyboardInterrupt:
         err.print("interrupted: a fault already injected was undone and the lab failed back; `lab status` shows it")
         raise typer.Exit(130)
@@ -274,7 +228,7 @@ def _running_plan(lab: Optional[str], adapters) -> LabPlan:
 @app.command()
 def connection(
     tunnel: Optional[str] = typer.Argument(None, help="tunnel name (default: every tunnel)"),
-    lab: Optional[str] = _lab_option(),
+    lab: Optional[str] = lab_option(),
     json_out: bool = typer.Option(False, "--json", help="print as JSON"),
 ) -> None:
     """What your own VPN device needs to connect to the lab's gateway: Azure's side, then the lab's extras."""
@@ -286,7 +240,7 @@ def connection(
         plan = _running_plan(lab, adapters)
         views = device_connections(plan, lab_dir(plan.lab), tunnel)
     except LabError as exc:
-        _fail(exc)
+        fail(exc)
     if json_out:
         out.print(json.dumps([v.as_dict() for v in views], indent=1), highlight=False, soft_wrap=True)
     else:
@@ -299,27 +253,27 @@ def break_(
                                           "msee-down or peering-location-down"),
     target: Optional[str] = typer.Option(None, help="NODE, gateway:NAME, zone:N, link:NODE/NETWORK, peering:NAME or "
                                                    "circuit:GATEWAY (default: the fault's own, else the first instance)"),
-    lab: Optional[str] = _lab_option(),
+    lab: Optional[str] = lab_option(),
 ) -> None:
     """Inject a fault and leave it in place (training); `lab repair` undoes it."""
     try:
-        session = LabSession.attach(lab, adapters=real_adapters(), events=_stream())
+        session = LabSession.attach(lab, adapters=real_adapters(), events=event_stream())
         chosen = target or session.break_target(fault)
         done = session.break_(fault, chosen)
     except LabError as exc:
-        _fail(exc)
+        fail(exc)
     out.print(f"{fault} on {chosen}: {done}. Watch it with `lab status`; `lab repair` puts it right.")
 
 
 @app.command()
-def repair(lab: Optional[str] = _lab_option()) -> None:
+def repair(lab: Optional[str] = lab_option()) -> None:
     """Undo every fault `lab break` left in place and fail back to the initial instances."""
     try:
-        session = LabSession.attach(lab, adapters=real_adapters(), events=_stream())
-        with _showing(session.events, f"lab {session.name} repair"):
+        session = LabSession.attach(lab, adapters=real_adapters(), events=event_stream())
+        with showing(session.events, f"lab {session.name} repair"):
             done = session.repair()
     except LabError as exc:
-        _fail(exc)
+        fail(exc)
     for line in done or ["nothing to repair"]:
         out.print(line)
 
@@ -327,27 +281,27 @@ def repair(lab: Optional[str] = _lab_option()) -> None:
 @app.command(name="exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def exec_(
     ctx: typer.Context,
-    node: str = typer.Argument(..., help="node name, e.g. onprem-host", callback=_checked(names.NODE, "NODE")),
-    lab: Optional[str] = _lab_option(),
+    node: str = typer.Argument(..., help="node name, e.g. onprem-host", callback=checked(names.NODE, "NODE")),
+    lab: Optional[str] = lab_option(),
 ) -> None:
     """Run a command in a node: lab exec NODE -- CMD ..."""
     argv = list(ctx.args)
     if not argv:
-        _fail(LabError("no command given: lab exec NODE -- CMD ..."))
+        fail(LabError("no command given: lab exec NODE -- CMD ..."))
     try:
         adapters = real_adapters()
         name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
         code, output = adapters.runtime.exec(names.container_name(name, node), argv, timeout_s=60)
     except LabError as exc:
-        _fail(exc)
+        fail(exc)
     sys.stdout.write(output)
     raise typer.Exit(code)
 
 
 @app.command()
 def logs(
-    node: str = typer.Argument(..., help="node name", callback=_checked(names.NODE, "NODE")),
-    lab: Optional[str] = _lab_option(),
+    node: str = typer.Argument(..., help="node name", callback=checked(names.NODE, "NODE")),
+    lab: Optional[str] = lab_option(),
     tail: Optional[int] = typer.Option(None, help="only the last N lines"),
 ) -> None:
     """A node's log: its entrypoint, charon and keepalived."""
@@ -356,7 +310,7 @@ def logs(
         name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
         sys.stdout.write(adapters.runtime.logs(names.container_name(name, node), tail=tail))
     except LabError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @app.command(name="build-image")
@@ -369,8 +323,8 @@ def build_image(
         check_image(tag)
         runtime = real_adapters().runtime
         runtime.ping()
-        events = _stream()
-        with _showing(events, f"image {tag}") as display, tempfile.TemporaryDirectory(prefix="lab-image-") as scratch:
+        events = event_stream()
+        with showing(events, f"image {tag}") as display, tempfile.TemporaryDirectory(prefix="lab-image-") as scratch:
             events.stage(tag, Stage.BUILDING_IMAGE, "fetching lab-agent's wheels")
             ready = prepare_context(context, Path(scratch))
 
@@ -382,7 +336,7 @@ def build_image(
 
             runtime.build_image(str(ready), tag, step)
     except LabError as exc:
-        _fail(exc)
+        fail(exc)
     out.print(f"image {tag}: built in {display.elapsed_s:.1f} s")
 
 
@@ -407,6 +361,13 @@ def scenarios() -> None:
     for name in builtin_scenarios():
         _, s = load_scenario(name)
         out.print(f"[bold]{name}[/]: {s.description}")
+
+
+# Commands in modules of their own, on the one app (each module's `register`).
+from lab.ui import capture_cli, console_cli, exercise_cli, graph_cli  # noqa: E402 - they use what is above
+
+for _module in (graph_cli, capture_cli, exercise_cli, console_cli):
+    _module.register(app)
 
 
 def main() -> None:
