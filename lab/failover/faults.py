@@ -425,3 +425,25 @@ def get_fault(name: str) -> Fault:
     if name not in FAULTS:
         raise LabError(f"unknown fault {name!r}: choose from {', '.join(FAULTS)}")
     return FAULTS[name]
+
+
+def target_choices(plan: LabPlan, fault: Fault) -> list[str]:
+    """Every target of the plan that `fault` accepts, in the forms `--target` takes: what a
+    front end offers to choose from (the console's break and failover forms)."""
+    scenario = plan.scenario
+    candidates = ([n for n, spec in scenario.nodes.items() if able(spec.kind, Can.BE_FAULT_TARGET)]
+                  + [f"gateway:{name}" for name in scenario.gateways]
+                  + [f"circuit:{name}" for name, g in scenario.gateways.items() if isinstance(g, ExpressRouteGateway)]
+                  + [f"peering:{p.name}" for p in scenario.peerings]
+                  + [f"zone:{n}" for n in azure_rules().zones.numbers
+                     if any(spec.zone is not None for spec in scenario.nodes.values())]
+                  + [f"link:{n}/{network}" for n, spec in scenario.nodes.items()
+                     if able(spec.kind, Can.BE_FAULT_TARGET) for network in spec.links])
+    accepted = []
+    for text in candidates:
+        try:
+            check_target(plan, fault, text)
+        except LabError:
+            continue
+        accepted.append(text)
+    return accepted

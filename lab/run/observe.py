@@ -92,7 +92,7 @@ class Observation:
     """Probes both ways between each probe pair, and VICI events of every VPN node."""
 
     def __init__(self, plan: LabPlan, adapters: Adapters, clock: LabClock, interval_s: float, port: int,
-                 bound_s: float):
+                 bound_s: float, *, skip_stopped: bool = False):
         if not plan.scenario.probes:
             raise LabError(f"scenario {plan.scenario.name} names no probe hosts (probes:)")
         self.plan = plan
@@ -117,6 +117,9 @@ class Observation:
         self._frr_logs: dict[str, FrrLogReader] = {}
         self.clock = clock
         self.started_ns = 0
+        # A watch of a lab with a fault in place (the console's): a node that isn't running is
+        # watched from when it runs again (its log tail), not a reason to fail.
+        self.skip_stopped = skip_stopped
 
     def directions(self) -> list[DirectionProbes]:
         found = []
@@ -217,14 +220,24 @@ class Observation:
         try:
             for node in self.plan.nodes.values():
                 if runs_ike(node.kind):
-                    info = running_node(runtime, self.plan.lab, node.name)
+                    try:
+                        info = running_node(runtime, self.plan.lab, node.name)
+                    except LabError:
+                        if self.skip_stopped:
+                            continue
+                        raise
                     watch = self.adapters.ike_for(info).watch(VICI_EVENTS, self.bound_s)
                     self._watches.append(watch)
                     self._thread(self._pump_vici, watch, node.name)
             tails = []
             for node in self.plan.nodes.values():
                 if self.tailed_files(node.name):
-                    tail = self._open_tail(running_node(runtime, self.plan.lab, node.name), self.bound_s)
+                    try:
+                        tail = self._open_tail(running_node(runtime, self.plan.lab, node.name), self.bound_s)
+                    except LabError:
+                        if not self.skip_stopped:
+                            raise
+                        tail = None     # _follow opens it once the node runs
                     tails += [tail] if tail is not None else []
                     self._thread(self._follow, tail, node.name)
             for host, peer in peers.items():

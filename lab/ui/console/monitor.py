@@ -1,0 +1,123 @@
+"""What the console watches while no timed run is going: the lab's control events as they come,
+and a light probe both ways between the probe hosts, so a fault left by `break` shows its outage live.
+
+The same watch a failover run uses (`Observation`: VICI subscriptions, the tails of FRR's and
+keepalived's logs, `lab-probe` streams), started with nodes that aren't running skipped (a fault may
+have killed one), in cycles of a few minutes so its records stay small, and again after each fault
+or repair so a restarted node's VICI socket is watched too. A timed run pauses it: the run's own
+probes and events take over, and nothing else loads the machine while it measures.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from lab.model.errors import LabError
+from lab.model.events import ControlEvent, EventStream, LabEvent
+from lab.model.schema import LabPlan
+from lab.run.observe import Observation, measure_clock
+from lab.run.ports import Adapters
+
+# 20 probes a second each way: a gap of 50 ms is visible, and the load is a few hundred packets a second.
+PROBE_INTERVAL_S = 0.05
+# Not the failover runner's port (47000): a run never reads the console's probes.
+PROBE_PORT = 47100
+CYCLE_S = 300.0
+TICK_S = 0.5
+RETRY_S = 3.0
+
+
+@dataclass(frozen=True)
+class DeliveryTick(LabEvent):
+    """The console's probe of one direction so far in this watch cycle: sent and delivered."""
+    cycle: int
+    direction: str
+    sent: int
+    delivered: int
+
+
+class ConsoleMonitor:
+    def __init__(self, plan: LabPlan, adapters: Adapters, events: EventStream,
+                 interval_s: float = PROBE_INTERVAL_S, cycle_s: float = CYCLE_S):
+        self.plan, self.adapters, self.events = plan, adapters, events
+        self.interval_s, self.cycle_s = interval_s, cycle_s
+        self._stop = threading.Event()
+        self._wake = threading.Event()       # end the cycle now: paused, restarted or stopped
+        self._running = threading.Event()    # set while not paused
+        self._running.set()
+        self._idle = threading.Event()       # set while no observation is open
+        self._idle.set()
+        self._thread: threading.Thread | None = None
+        self.cycle = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="console-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self, within_s: float = 10.0) -> None:
+        self._stop.set()
+        self._running.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(within_s)
+
+    def restart(self) -> None:
+        """A new cycle now (after a fault or a repair: a node may have started again)."""
+        self._wake.set()
+
+    def pause(self, within_s: float = 15.0) -> None:
+        """Stops watching until `resume`; returns once the watch's probes have stopped."""
+        self._running.clear()
+        self._wake.set()
+        self._idle.wait(within_s)
+
+    def resume(self) -> None:
+        self._running.set()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._running.wait()
+            if self._stop.is_set():
+                return
+            self._wake.clear()
+            try:
+                observation = self._open()
+            except LabError as exc:
+                self.events.note(self.plan.lab, f"console: watching the lab failed ({exc}); trying again")
+                self._wake.wait(RETRY_S)
+                continue
+            try:
+                self._watch(observation)
+            finally:
+                observation.stop()
+                self._idle.set()
+
+    def _open(self) -> Observation:
+        probes = self.plan.scenario.probes
+        clock = measure_clock(self.adapters, self.plan.nodes[probes[0][0]].container)
+        observation = Observation(self.plan, self.adapters, clock, self.interval_s, PROBE_PORT, self.cycle_s,
+                                  skip_stopped=True)
+        self._idle.clear()
+        try:
+            observation.start()
+        except BaseException:
+            observation.stop()
+            self._idle.set()
+            raise
+        self.cycle += 1
+        return observation
+
+    def _watch(self, observation: Observation) -> None:
+        published = 0
+        ticks = int(self.cycle_s / TICK_S)
+        for _ in range(ticks):
+            if self._wake.wait(TICK_S) or self._stop.is_set():
+                return
+            fresh = observation.live_events[published:]
+            published += len(fresh)
+            for event in sorted(fresh, key=lambda e: e.t_ns):
+                self.events.publish(ControlEvent(self.plan.lab, event=event))
+            for direction in observation.directions():
+                self.events.publish(DeliveryTick(self.plan.lab, cycle=self.cycle, direction=direction.name,
+                                                 sent=len(direction.sent), delivered=len(direction.received)))
