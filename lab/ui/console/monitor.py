@@ -10,8 +10,10 @@ probes and events take over, and nothing else loads the machine while it measure
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
 
+from lab.model.daemon_events import Event
 from lab.model.errors import LabError
 from lab.model.events import ControlEvent, EventStream, LabEvent
 from lab.model.schema import LabPlan
@@ -49,6 +51,10 @@ class ConsoleMonitor:
         self._idle.set()
         self._thread: threading.Thread | None = None
         self.cycle = 0
+        # What was published lately: two overlapping watches see the same events.
+        self._published: deque[Event] = deque(maxlen=2000)
+        self._read = 0       # the current watch's events published so far
+        self._current: Observation | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="console-monitor", daemon=True)
@@ -76,48 +82,70 @@ class ConsoleMonitor:
         self._wake.set()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._running.wait()
-            if self._stop.is_set():
-                return
-            self._wake.clear()
-            try:
-                observation = self._open()
-            except LabError as exc:
-                self.events.note(self.plan.lab, f"console: watching the lab failed ({exc}); trying again")
-                self._wake.wait(RETRY_S)
-                continue
-            try:
+        observation: Observation | None = None
+        try:
+            while not self._stop.is_set():
+                if not self._running.is_set():
+                    self._close(observation)
+                    observation = self._current = None
+                    self._running.wait()
+                    continue
+                self._wake.clear()
+                try:
+                    # The next watch opens before the last one closes: nothing that happens while it
+                    # starts (a VRRP takeover a second after a kill) falls between the two.
+                    fresh = self._open()
+                except LabError as exc:
+                    self.events.note(self.plan.lab, f"console: watching the lab failed ({exc}); trying again")
+                    self._wake.wait(RETRY_S)
+                    continue
+                if observation is not None:
+                    self._publish_events(observation)
+                    observation.stop()
+                observation = self._current = fresh
+                self._read = 0
                 self._watch(observation)
-            finally:
-                observation.stop()
-                self._idle.set()
+        finally:
+            self._close(observation)
+
+    def _close(self, observation: Observation | None) -> None:
+        if observation is not None:
+            self._publish_events(observation)
+            observation.stop()
+        self._idle.set()
 
     def _open(self) -> Observation:
         probes = self.plan.scenario.probes
         clock = measure_clock(self.adapters, self.plan.nodes[probes[0][0]].container)
-        observation = Observation(self.plan, self.adapters, clock, self.interval_s, PROBE_PORT, self.cycle_s,
+        # Each watch its own port: the one it replaces may still be sending for a moment.
+        port = PROBE_PORT + self.cycle % 2
+        observation = Observation(self.plan, self.adapters, clock, self.interval_s, port, self.cycle_s,
                                   skip_stopped=True)
         self._idle.clear()
         try:
             observation.start()
         except BaseException:
             observation.stop()
-            self._idle.set()
+            if self._current is None:
+                self._idle.set()
             raise
         self.cycle += 1
         return observation
 
     def _watch(self, observation: Observation) -> None:
-        published = 0
-        ticks = int(self.cycle_s / TICK_S)
-        for _ in range(ticks):
+        for _ in range(int(self.cycle_s / TICK_S)):
             if self._wake.wait(TICK_S) or self._stop.is_set():
                 return
-            fresh = observation.live_events[published:]
-            published += len(fresh)
-            for event in sorted(fresh, key=lambda e: e.t_ns):
-                self.events.publish(ControlEvent(self.plan.lab, event=event))
+            self._publish_events(observation)
             for direction in observation.directions():
                 self.events.publish(DeliveryTick(self.plan.lab, cycle=self.cycle, direction=direction.name,
                                                  sent=len(direction.sent), delivered=len(direction.received)))
+
+    def _publish_events(self, observation: Observation) -> None:
+        fresh = observation.live_events[self._read:]
+        self._read += len(fresh)
+        for event in sorted(fresh, key=lambda e: e.t_ns):
+            if event in self._published:
+                continue
+            self._published.append(event)
+            self.events.publish(ControlEvent(self.plan.lab, event=event))

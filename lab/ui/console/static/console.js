@@ -58,12 +58,14 @@ function fillTargets(faultSelect, targetSelect) {
 function setClass(el, names, on) { names.forEach((n) => el.classList.toggle(n, on.includes(n))); }
 
 function tunnelEndsOf(tunnel) {
-  return (page.state ? page.state.tunnels : []).filter((t) => t.tunnel === tunnel.name);
+  // The device's end says whether the tunnel is up; which instance serves it is the node's colour.
+  const name = (tunnel.connections || {})[tunnel.device] || tunnel.name;
+  return (page.state ? page.state.tunnels : []).filter((t) => t.node === tunnel.device && t.tunnel === name);
 }
 
 function sessionUp(session) {
   const ends = (page.state ? page.state.sessions : []).filter((s) =>
-    Object.entries(session.peer || {}).some(([node, peer]) => s.node === node && s.peer === peer));
+    Object.entries(session.peers || {}).some(([node, peer]) => s.node === node && s.peer === peer));
   if (!ends.length) return null;
   return { up: ends.some((s) => s.state === "Established"), bfdDown: ends.some((s) => s.bfd === "down") };
 }
@@ -75,7 +77,7 @@ function colourTopology() {
   const holders = {};
   Object.entries(page.state.vrrp).forEach(([group, g]) => g.holders.forEach((h) => (holders[h] = [...(holders[h] || []), group])));
   for (const node of page.topology.nodes) {
-    const el = svg.querySelector(`[data-node="${CSS.escape(node.name)}"]`);
+    const el = svg.getElementById(node.id);
     if (!el) continue;
     const info = page.state.nodes[node.name] || {};
     const isInstance = !!node.gateway;
@@ -93,17 +95,26 @@ function colourTopology() {
     }
   }
   for (const tunnel of page.topology.tunnels || []) {
-    const el = svg.querySelector(`#${CSS.escape("tunnel-" + tunnel.id)}`);
+    const el = svg.getElementById(tunnel.id);
     if (!el) continue;
     const ends = tunnelEndsOf(tunnel);
     const up = ends.some((t) => t.up);
     setClass(el, ["up", "down"], ends.length ? [up ? "up" : "down"] : ["down"]);
   }
-  for (const session of page.topology.sessions || []) {
-    const el = svg.querySelector(`#${CSS.escape("bgp-" + session.id)}`);
+  for (const session of page.topology.bgp_sessions || []) {
+    const el = svg.getElementById(session.id);
     if (!el) continue;
     const seen = sessionUp(session);
     setClass(el, ["up", "down", "bfd-down"], seen == null ? [] : [seen.up ? "up" : "down", ...(seen.bfdDown ? ["bfd-down"] : [])]);
+  }
+  // A circuit's link is up while its peering's BGP session is.
+  for (const circuit of page.topology.circuits || []) {
+    for (const link of circuit.links) {
+      const el = svg.getElementById(link.id);
+      const session = (page.topology.bgp_sessions || []).find((s) => s.peering === link.peering);
+      const seen = session ? sessionUp(session) : null;
+      if (el) setClass(el, ["up", "down"], seen == null ? [] : [seen.up ? "up" : "down"]);
+    }
   }
 }
 
@@ -142,9 +153,12 @@ function addDelivery(direction, ratio, now) {
   const series = (page.series[direction] = page.series[direction] || []);
   series.push({ t: now, ratio });
   while (series.length && series[0].t < now - WINDOW_MS) series.shift();
-  if (ratio === 0 && page.outage[direction] == null) page.outage[direction] = now;
-  if (ratio > 0 && page.outage[direction] != null) {
-    page.lastOutage = { direction, seconds: (now - page.outage[direction]) / 1000 };
+  // An outage: from the first tick that lost probes to the first that lost none again.
+  const open = page.outage[direction];
+  if (ratio < 1 && open == null) page.outage[direction] = { since: now, lowest: ratio };
+  else if (ratio < 1) open.lowest = Math.min(open.lowest, ratio);
+  else if (open != null) {
+    page.lastOutage = { direction, seconds: (now - open.since) / 1000, lowest: open.lowest };
     delete page.outage[direction];
   }
 }
@@ -189,10 +203,14 @@ function drawChart() {
     i.style.background = colour; span.append(i, document.createTextNode(name)); return span;
   }));
   const open = Object.entries(page.outage);
+  const percent = (ratio) => `${Math.round(ratio * 100)}%`;
   if (open.length) {
-    text($("outage"), "outage now: " + open.map(([d, t]) => `${d} ${((now - t) / 1000).toFixed(1)} s`).join("; "));
+    text($("outage"), "outage now: " + open.map(([d, o]) =>
+      `${d} ${((now - o.since) / 1000).toFixed(1)} s (delivery down to ${percent(o.lowest)})`).join("; "));
   } else if (page.lastOutage) {
-    text($("outage"), `last outage: ${page.lastOutage.direction} ${page.lastOutage.seconds.toFixed(1)} s`);
+    const o = page.lastOutage;
+    text($("outage"), `last outage: ${o.direction} about ${o.seconds.toFixed(1)} s (delivery down to ${percent(o.lowest)}; ` +
+      "read in half-second steps: a timed failover measures it)");
   } else {
     text($("outage"), "");
   }
