@@ -282,7 +282,7 @@ def css_class(text: str) -> str:
 FONT = "DejaVu Sans, Verdana, Arial, Helvetica, sans-serif"
 LABEL_PX, CAPTION_PX, SMALL_PX, TITLE_PX = 12.0, 10.0, 10.0, 15.0
 NODE_H, NET_H = 50.0, 34.0
-V_GAP, H_GAP, MARGIN = 18.0, 46.0, 24.0
+V_GAP, H_GAP, MARGIN = 18.0, 34.0, 24.0
 FRAME_PAD, LINE_H = 7.0, 12.0
 ZONE_HEADER, ZONE_PAD, ZONE_EMPTY = 16.0, 14.0, 22.0
 
@@ -294,7 +294,7 @@ _EM = {**{c: 0.636 for c in "0123456789"}, "i": 0.278, "l": 0.278, "j": 0.278, "
 
 def text_width(text: str, px: float, bold: bool = False) -> float:
     em = sum(_EM.get(c, 0.72 if c.isupper() else 0.62) for c in text)
-    return em * px * (1.1 if bold else 1.0)
+    return em * px * (1.14 if bold else 1.02)
 
 
 # --- roles: which column a node goes in ---------------------------------------------
@@ -862,10 +862,10 @@ svg {{ font-family: {FONT}; }}
 .network .label {{ font-size: {SMALL_PX + 1}px; font-weight: bold; fill: #303030; text-anchor: middle; }}
 .network .subnet {{ font-size: {SMALL_PX}px; fill: #505050; text-anchor: middle; }}
 .link {{ stroke: {LINK_COLOUR}; stroke-width: 1.2; }}
-.tunnel {{ fill: none; stroke: {TUNNEL_COLOUR}; stroke-width: 9; stroke-linecap: round; opacity: 0.75; }}
-.bgp {{ fill: none; stroke: {BGP_COLOUR}; stroke-width: 1.6; stroke-dasharray: 5 3; }}
-.bgp.bfd {{ stroke-width: 2.6; stroke-dasharray: 9 2 2 2; }}
-.circuit {{ fill: none; stroke: {CIRCUIT_COLOUR}; stroke-width: 10; stroke-linecap: round;
+.tunnel, .legend-tunnel {{ fill: none; stroke: {TUNNEL_COLOUR}; stroke-width: 9; stroke-linecap: round; opacity: 0.75; }}
+.bgp, .legend-bgp {{ fill: none; stroke: {BGP_COLOUR}; stroke-width: 1.6; stroke-dasharray: 5 3; }}
+.bgp.bfd, .legend-bgp.legend-bfd {{ stroke-width: 2.6; stroke-dasharray: 9 2 2 2; }}
+.circuit, .legend-circuit {{ fill: none; stroke: {CIRCUIT_COLOUR}; stroke-width: 10; stroke-linecap: round;
   stroke-linejoin: round; opacity: 0.8; }}
 .zone rect {{ fill: {ZONE_FILL}; stroke: {ZONE_STROKE}; stroke-width: 1; }}
 .zone text {{ font-size: {SMALL_PX}px; fill: #7a6520; font-weight: bold; }}
@@ -1016,10 +1016,10 @@ def _legend_symbol_svg(symbol: str, x: float, y: float) -> str:
         "network": f'<rect x="{_n(x + 2)}" y="{_n(y - 6)}" width="26" height="12" rx="6" fill="{NET_FILL}" '
                    f'stroke="{NET_STROKE}"/>',
         "link": f'<line {line} stroke="{LINK_COLOUR}" stroke-width="1.2"/>',
-        "tunnel": f'<line {line} class="tunnel"/>',
-        "bgp": f'<line {line} class="bgp"/>',
-        "bfd": f'<line {line} class="bgp bfd"/>',
-        "circuit": f'<line {line} class="circuit"/>',
+        "tunnel": f'<line {line} class="legend-tunnel"/>',
+        "bgp": f'<line {line} class="legend-bgp"/>',
+        "bfd": f'<line {line} class="legend-bgp legend-bfd"/>',
+        "circuit": f'<line {line} class="legend-circuit"/>',
         "gateway": f'<rect x="{_n(x + 2)}" y="{_n(y - 6)}" width="26" height="12" rx="3" fill="none" '
                    f'stroke="{GATEWAY_STROKE}"/>',
         "vrrp": f'<rect x="{_n(x + 2)}" y="{_n(y - 6)}" width="26" height="12" rx="3" fill="none" '
