@@ -284,7 +284,7 @@ LABEL_PX, CAPTION_PX, SMALL_PX, TITLE_PX = 12.0, 10.0, 10.0, 15.0
 NODE_H, NET_H = 50.0, 34.0
 V_GAP, H_GAP, MARGIN = 18.0, 34.0, 24.0
 FRAME_PAD, LINE_H = 7.0, 12.0
-ZONE_HEADER, ZONE_PAD, ZONE_EMPTY = 16.0, 14.0, 22.0
+ZONE_HEADER, ZONE_PAD, ZONE_EMPTY = 6.0, 14.0, 30.0
 
 # Advance widths in em of DejaVu Sans (the widest of the usual sans-serif faces), for sizing boxes.
 _EM = {**{c: 0.636 for c in "0123456789"}, "i": 0.278, "l": 0.278, "j": 0.278, "f": 0.352, "t": 0.392,
@@ -580,7 +580,11 @@ def layout(plan: LabPlan) -> Topology:
             widths[s] = 30.0
     xs: dict[int, float] = {}
     x = MARGIN + 8
+    # A band's captions get a column of their own, left of its slots: no frame crosses them.
+    label_w = max(text_width(f"zone {z}", SMALL_PX, bold=True) for z in zone_numbers) + 12 + 2 * FRAME_PAD
     for s in range(last + 1):
+        if band is not None and s == band[0]:
+            x += label_w
         xs[s] = x + widths[s] / 2
         x += widths[s] + H_GAP
     content_w = x - H_GAP + 8 + MARGIN
@@ -609,7 +613,7 @@ def layout(plan: LabPlan) -> Topology:
         frame_views[f.id] = f.view(boxes, list(frame_views.values()))
     zones: list[ZoneView] = []
     if band is not None:
-        band_left = min(xs[s] - widths[s] / 2 for s in range(band[0], band[1] + 1)) - ZONE_PAD - 2
+        band_left = xs[band[0]] - widths[band[0]] / 2 - label_w
         band_right = max(xs[s] + widths[s] / 2 for s in range(band[0], band[1] + 1)) + ZONE_PAD + 2
         for gi, z in enumerate(zone_numbers):
             zones.append(ZoneView(xml_id("zone", str(z)), z, tuple(n for n in plan.nodes if plan.nodes[n].zone == z),
@@ -722,6 +726,11 @@ def _frames(plan: LabPlan) -> list[_Frame]:
         lines = (f"VRRP {addresses[0]}" if addresses else "VRRP", *addresses[1:])
         frames.append(_Frame(xml_id("vrrp", grp.name), grp.name, [f"n:{r}" for r in grp.routers], lines, True))
     return frames
+
+
+def zone_lines(z: ZoneView) -> tuple[str, ...]:
+    """A zone band's caption, in its own column at the band's left."""
+    return (f"zone {z.zone}",) if z.nodes else (f"zone {z.zone}", "no node")
 
 
 def _title_lines(plan: LabPlan, width: float) -> list[str]:
@@ -869,6 +878,7 @@ svg {{ font-family: {FONT}; }}
   stroke-linejoin: round; opacity: 0.8; }}
 .zone rect {{ fill: {ZONE_FILL}; stroke: {ZONE_STROKE}; stroke-width: 1; }}
 .zone text {{ font-size: {SMALL_PX}px; fill: #7a6520; font-weight: bold; }}
+.zone .zone-note {{ font-size: {SMALL_PX - 1}px; font-weight: normal; }}
 .gateway rect, .location rect {{ fill: none; stroke: {GATEWAY_STROKE}; stroke-width: 1.2; }}
 .location rect {{ stroke: #c08a3a; }}
 .gateway text, .location text {{ font-size: {SMALL_PX}px; fill: #3d3470; }}
@@ -916,10 +926,10 @@ def render_svg(topo: Topology) -> str:
     out.append('<g id="layer-zones">')
     for z in topo.zones:
         b = z.box
-        text = f"zone {z.zone}" + ("" if z.nodes else " (no node of the lab)")
+        lines = "".join(_text(b.left + 6, b.top + 14 + i * LINE_H, line, "zone-label" if i == 0 else "zone-note")
+                        for i, line in enumerate(zone_lines(z)))
         out.append(f'<g id="{z.id}" class="zone" data-zone="{z.zone}"><rect x="{_n(b.left)}" y="{_n(b.top)}" '
-                   f'width="{_n(b.w)}" height="{_n(b.h)}" rx="6"/>{_text(b.left + 6, b.top + 12, text, "zone-label")}'
-                   "</g>")
+                   f'width="{_n(b.w)}" height="{_n(b.h)}" rx="6"/>{lines}</g>')
     out.append("</g>")
 
     out.append('<g id="layer-frames">')
@@ -1069,8 +1079,9 @@ def render_png(topo: Topology) -> bytes:
         text(MARGIN, MARGIN + TITLE_PX + 14 + i * (SMALL_PX + 4), line, SMALL_PX + 1, "#404040")
     for z in topo.zones:
         rounded(z.box, ZONE_FILL, ZONE_STROKE, 1.0, 6, z=0)
-        text(z.box.left + 6, z.box.top + 12, f"zone {z.zone}" + ("" if z.nodes else " (no node of the lab)"),
-             SMALL_PX, "#7a6520", "bold", z=1)
+        for i, line in enumerate(zone_lines(z)):
+            text(z.box.left + 6, z.box.top + 14 + i * LINE_H, line, SMALL_PX - (1 if i else 0), "#7a6520",
+                 "normal" if i else "bold", z=1)
     for f, edge, colour in ([(g, GATEWAY_STROKE, "#3d3470") for g in topo.gateways]
                             + [(c.location, "#c08a3a", "#7a4f10") for c in topo.circuits]):
         rounded(f.box, "none", edge, 1.2, 8)

@@ -19,7 +19,7 @@ from lab.plan.load import builtin_scenarios, load_plan
 from lab.render.configs import render_strongswan
 from lab.ui.cli import app
 from lab.ui.topology import (FRAME_PAD, LABEL_PX, CAPTION_PX, LINE_H, SMALL_PX, Box, layout, render_png, render_svg,
-                             text_width, xml_id)
+                             text_width, xml_id, zone_lines)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = builtin_scenarios()
@@ -195,8 +195,10 @@ def _text_boxes(topo) -> list[tuple[str, Box]]:
         top = f.box.bottom - height - 2 if below else f.box.top + 2
         boxes.append((f.id, Box(f.box.left + FRAME_PAD + width / 2, top + height / 2, width, height)))
     for z in topo.zones:
-        width = text_width(f"zone {z.zone} (no node of the lab)", SMALL_PX, bold=True)
-        boxes.append((z.id, Box(z.box.left + 6 + width / 2, z.box.top + 8, width, 12)))
+        lines = zone_lines(z)
+        width = max(text_width(line, SMALL_PX, bold=True) for line in lines)
+        height = len(lines) * LINE_H
+        boxes.append((z.id, Box(z.box.left + 6 + width / 2, z.box.top + 4 + height / 2, width, height)))
     return boxes
 
 
@@ -215,6 +217,13 @@ def test_nothing_is_drawn_over_a_node_or_a_network(drawn):
             assert (n.name in f.members) == f.box.overlaps(n.box), f"{f.id} and {n.name}"
         for net in topo.networks:
             assert not f.box.overlaps(net.box), f"{f.id} and {net.name}"
+        for c, text in _text_boxes(topo):
+            assert c == f.id or not text.overlaps(f.box) or f.box.holds(text.left, text.top) and \
+                f.box.holds(text.right, text.bottom), f"{c}'s caption is crossed by {f.id}"
+    for z in topo.zones:
+        for c, text in _text_boxes(topo):
+            assert c == z.id or not text.overlaps(z.box) or z.box.holds(text.left, text.top) and \
+                z.box.holds(text.right, text.bottom), f"{c}'s caption is crossed by {z.id}"
     bottom = max([b.bottom for _, b in boxes] + [f.box.bottom for f in frames] + [z.box.bottom for z in topo.zones])
     assert bottom < topo.height - 40          # the legend is below it all
     assert all(b.left > 0 and b.right < topo.width for _, b in boxes)
