@@ -31,6 +31,22 @@ SVG ids (each a valid XML id; `xml_id` builds them, the same way in as_dict()):
   legend               <g class="legend">
 A name is kept as it is when it is plain [A-Za-z0-9-]; any other character becomes _HEX_, and the
 parts of a compound id are joined by '.', so ids are unique for any names (names never hold '.').
+
+as_dict() (JSON-ready; x, y are a box's centre, w, h its size, in the SVG's units):
+  scenario, description, profile, width, height
+  nodes        [{id, name, kind, role, label, caption, zone, gateway, state_id, x, y, w, h}]
+  networks     [{id, name, subnet, members, x, y, w, h}]
+  links        [{id, node, network, address}]
+  tunnels      [{id, name, device, gateway, instances, connections: {node: IKE connection name}}]
+  bgp_sessions [{id, a, b, peers: {node: the peer address that node configures}, bfd, kind, tunnel, peering}]
+  circuit      {gateway, msees, location: frame, links: [{id, peering, network, ce, msee, role}]} or null
+               (the first ExpressRoute gateway's; `circuits` lists every one)
+  gateways     [frame]   frame = {id, name, members, lines, x, y, w, h}
+  vrrp_groups  [{id, name, members, address, addresses, network (where its adverts go)}]
+  zones        [{id, zone, nodes, x, y, w, h}]: zones 1-3 when any node is placed in one, else []
+A live event maps back with tunnel_at(node, connection) (VICI's ike-updown) and sessions_at(node,
+peer address) (FRR's neighbour): several sessions share one end where the peer is a shared address
+(an active-standby gateway's VIP: one per instance behind it).
 """
 from __future__ import annotations
 
@@ -222,6 +238,14 @@ class Topology:
 
     def node(self, name: str) -> NodeView:
         return next(n for n in self.nodes if n.name == name)
+
+    def tunnel_at(self, node: str, connection: str) -> str | None:
+        """The id of the tunnel a node's IKE connection of that name is (a VICI event's), or None."""
+        return next((t.id for t in self.tunnels if dict(t.connections).get(node) == connection), None)
+
+    def sessions_at(self, node: str, peer_address: str) -> list[str]:
+        """The ids of the BGP sessions a node configures toward that peer address (an FRR event's)."""
+        return [s.id for s in self.sessions if dict(s.peers).get(node) == peer_address]
 
     def as_dict(self) -> dict:
         """JSON-ready, for the console: every object with the id of what draws it in the SVG."""

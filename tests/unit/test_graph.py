@@ -92,6 +92,19 @@ def test_every_tunnel_is_drawn_to_each_instance_with_each_ends_connection_name(d
         assert named == rendered
 
 
+def test_live_events_map_back_to_what_draws_them(drawn):
+    plan, topo, _ = drawn
+    for t in plan.tunnels:
+        for node in (t.device, *t.instances):
+            assert topo.tunnel_at(node, t.name) == xml_id("tunnel", t.name)
+    assert topo.tunnel_at("no-such-node", "x") is None
+    for b in plan.bgp_sessions:
+        found = topo.sessions_at(b.node, str(b.peer_address))
+        assert found and all(s.startswith("bgp-") for s in found)
+        # More than one only where the peer address is shared (a VRRP group's) or rides a shared tunnel.
+        assert len(found) == 1 or any(a == b.peer_address for g in plan.vrrp_groups for a, _, _ in g.addresses)
+
+
 def _peer_owners(plan, session):
     """Who a session's peer address belongs to: a node's link, or the routers of a VRRP group sharing it."""
     on_link = {n for n, node in plan.nodes.items() if session.peer_address in node.links.values()}
