@@ -12,7 +12,7 @@ RESULTS ?= results
 # More `lab up` options, e.g. UP_ARGS="--profile fast --lab mine".
 UP_ARGS ?=
 
-.PHONY: lab-up lab-down lab-status test test-all test-unit test-integration images base-image node-image engine compose-tool venv bench bench-throughput bench-plan bench-side-by-side clean failover failover-all figures test-figures
+.PHONY: lab-up lab-down lab-status test test-all test-unit test-integration test-browser browser graphs images base-image node-image engine compose-tool venv bench bench-throughput bench-plan bench-side-by-side clean failover failover-all figures test-figures
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -48,18 +48,30 @@ lab-down: venv
 lab-status: venv
 	$(LAB) status
 
+# Debian's chromium for the browser tests (tests/browser), installed only when missing (~18 s the first time).
+browser:
+	bash scripts/ensure-browser.sh
+
 # Every scenario and every claim of the README; the long sweeps (marker sweep: every ESP row, every
 # fault timed, every Ctrl-C moment) and the published figures are in `make test-all`.
-test: images compose-tool
+test: images compose-tool browser
 	$(PYTEST) -v -rs -m "not figures and not sweep"
 
 # Everything: `make test`, the sweeps and `make test-figures` (about an hour).
-test-all: images compose-tool
+test-all: images compose-tool browser
 	$(PYTEST) -v -rs
 
 # The README's published failover figures re-measured, each against its committed report (~40 min).
 test-figures: images
 	$(PYTEST) -v -rs -m figures
+
+# The browser tests that need no lab (the harness); the console's own need one: make test.
+test-browser: venv browser
+	$(PYTEST) -v -rs -m "browser and not integration"
+
+# The README's topology pictures (docs/graphs/), one per built-in scenario, from the plans alone.
+graphs: venv
+	$(VENV)/bin/python scripts/graphs.py
 
 test-unit: venv
 	$(PYTEST) -v tests/unit tests/golden tests/errors

@@ -31,9 +31,15 @@ from lab.ui.progress import log, setup_logging
 from lab.plan.load import builtin_profiles, builtin_scenarios, load_plan
 from lab.run.paths import route_paths
 from lab.run.status import LabStatus, running_node
-from lab.adapters.wiring import real_adapters
 from lab.ui.cli_common import BUSY_EXIT  # noqa: F401 - the tests import it from here
 from lab.ui.cli_common import NOT_MEASURED_EXIT, checked, err, event_stream, fail, lab_option, out, showing
+
+def real_adapters():
+    """The engine's adapters; docker and requests load only for a command that reaches a lab."""
+    from lab.adapters.wiring import real_adapters as connect
+
+    return connect()
+
 
 # No locals in tracebacks: they could hold pre-shared keys.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Azure VPN gateway high-availability lab.")
