@@ -27,6 +27,7 @@ from lab.model.names import check_lab_name
 from lab.model.schema import LabPlan
 from lab.plan.load import load_plan
 from lab.run import lifecycle
+from lab.run.capture import SECONDS_DEFAULT, capture as capture_packets, capture_request
 from lab.run.ports import Adapters
 from lab.run.locks import hold_lab
 from lab.run.state import lab_dir
@@ -327,6 +328,14 @@ class LabSession:
         """Undoes every fault `break_` left in place and fails back to the initial instances."""
         self.events.stage(self.name, Stage.REPAIRING)
         return repair_lab(self.plan, self.adapters, self.state_dir)
+
+    # -- observing -------------------------------------------------------------------------------
+    def capture(self, node: str, link: str | None = None, bpf: str | None = None,
+                seconds: float = SECONDS_DEFAULT) -> bytes:
+        """A pcap taken by tcpdump in `node`'s namespace on `link` (default: every interface) for
+        `seconds` (1 to 120), with a tcpdump filter `bpf`; checked before the engine is asked.
+        What it can show, and why no key is in it: docs/capture.md."""
+        return capture_packets(self.plan, self.adapters, capture_request(self.plan, node, link, bpf, seconds))
 
 
 def _real_adapters() -> Adapters:

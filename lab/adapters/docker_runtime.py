@@ -247,6 +247,12 @@ class DockerRuntime:
         stdout, stderr = result.output or (None, None)
         return result.exit_code, (stdout or b"").decode(errors="replace"), (stderr or b"").decode(errors="replace")
 
+    def exec_bytes(self, name: str, argv: list[str], timeout_s: float = 10.0) -> tuple[int, bytes, str]:
+        """(exit code, stdout as bytes, stderr): for commands whose stdout is binary (a pcap)."""
+        result = self._exec_run(name, argv, timeout_s, demux=True)
+        stdout, stderr = result.output or (None, None)
+        return result.exit_code, stdout or b"", (stderr or b"").decode(errors="replace")
+
     def clock_samples(self, name: str, count: int) -> list[tuple[int, int, int, int]]:
         """Round trips to lab-agent's clock over one exec session's stdin and stdout.
 
