@@ -55,7 +55,7 @@ browser:
 # Every scenario and every claim of the README; the long sweeps (marker sweep: every ESP row, every
 # fault timed, every Ctrl-C moment) and the published figures are in `make test-all`.
 test: images compose-tool browser
-	$(PYTEST) -v -rs -m "not figures and not sweep"
+	$(PYTEST) -v -rs --durations=25 -m "not figures and not sweep"
 
 # Everything: `make test`, the sweeps and `make test-figures` (about an hour).
 test-all: images compose-tool browser

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import signal
 import stat
 import threading
 from pathlib import Path
@@ -34,6 +35,10 @@ def read_token(path: Path) -> str:
         raise LabError(f"--token-file {path}: the token must be 16 to 256 characters of letters, digits and ._~+/=- "
                        "(e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
     return token
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def check_host(host: str, token_file: Optional[Path]) -> str | None:
@@ -73,11 +78,13 @@ def register(app: typer.Typer) -> None:
             fail(exc)
         except OSError as exc:
             fail(LabError(f"--host {host} --port {port}: {exc.strerror or exc}"))
+        # SIGTERM (a service manager, a test) ends it as Ctrl-C does: a run in progress is let finish.
+        signal.signal(signal.SIGTERM, _interrupt)
         console.start()
         thread = threading.Thread(target=server.serve_forever, name="console-http", daemon=True)
         thread.start()
         out.print(f"lab {session.name} ({session.plan.scenario.name}, profile {session.plan.profile.name}): "
-                  f"console at {server.url}" + (" (token needed)" if token else ""), highlight=False)
+                  f"console at {server.url}" + (" (token needed)" if token else ""), highlight=False, soft_wrap=True)
         out.print("Ctrl-C stops it; the lab keeps running.", highlight=False)
         try:
             thread.join()

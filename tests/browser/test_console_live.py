@@ -36,7 +36,8 @@ FAILOVER_MS = 180_000
 
 @pytest.fixture(scope="module")
 def console(lab_factory):
-    """A converged lab and `lab ui` serving it; stopped with Ctrl-C as a user would."""
+    """A converged lab and `lab ui` serving it; stopped by SIGTERM, which it takes as Ctrl-C (a
+    background job's Ctrl-C is ignored)."""
     session = lab_factory.start(LabChoice("active-standby", "fast"))
     process = subprocess.Popen([LAB_COMMAND, "ui", "--lab", session.name], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=os.environ.copy())
@@ -46,7 +47,7 @@ def console(lab_factory):
         assert found, f"lab ui printed {line!r}; stderr: {process.stderr.read() if process.poll() is not None else ''}"
         yield session, found.group(1).rstrip("/")
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:

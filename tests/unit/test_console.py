@@ -216,3 +216,14 @@ def test_host_beyond_loopback_needs_a_token_file_only_its_owner_reads(tmp_path):
         read_token(token)
     with pytest.raises(LabError, match="No such file"):
         read_token(tmp_path / "missing")
+
+
+def test_lab_ui_beyond_loopback_without_a_token_is_one_line():
+    from typer.testing import CliRunner
+
+    from lab.ui import cli
+
+    result = CliRunner().invoke(cli.app, ["ui", "--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--token-file" in lines[0], result.output
