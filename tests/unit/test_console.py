@@ -15,7 +15,7 @@ from lab.plan.load import load_plan
 from lab.run.status import BgpRow, GatewayRow, LabStatus, NodeRow, TunnelRow, VrrpRow
 from lab.session import LabSession
 from lab.ui.console.live import LiveState
-from lab.ui.console.monitor import DeliveryTick
+from lab.ui.console.monitor import DeliveryBins, DeliveryTick
 from lab.ui.console.server import Console, ConsoleServer, event_json
 from lab.ui.console_cli import check_host, read_token
 
@@ -69,7 +69,8 @@ def test_every_event_the_page_reads_has_a_type():
     assert event_json(ControlEvent("x", event=event))["kind"] == ev.IKE_UP
     assert event_json(StageChanged("x", Stage.BREAKING, "kill on a"))["stage"] == "breaking"
     assert event_json(ProbeTick("x", 1, "a → b", 10, 2, None, 0.5))["type"] == "probe"
-    assert event_json(DeliveryTick("x", cycle=1, direction="a → b", sent=5, delivered=4))["type"] == "delivery"
+    tick = DeliveryTick("x", cycle=1, direction="a → b", at_ms=1000, width_ms=250, sent=5, delivered=4)
+    assert event_json(tick)["type"] == "delivery" and event_json(tick)["at_ms"] == 1000
     assert event_json(Note("x", "hello"))["level"] == "info"
 
 
@@ -227,3 +228,16 @@ def test_lab_ui_beyond_loopback_without_a_token_is_one_line():
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "--token-file" in lines[0], result.output
+
+
+def test_delivery_is_counted_by_sending_time_once_a_bin_has_settled():
+    ms = 1_000_000
+    bins = DeliveryBins(start_ns=0)
+    sent = [(slot, slot * 50 * ms) for slot in range(20)]            # 20 a second for a second
+    received = [(slot, t, t + 5 * ms) for slot, t in sent if slot not in (6, 7)]
+    # Receipts lag their sends: a bin is not counted until 0.4 s after it ends.
+    assert bins.settled(sent, received[:3], now_ns=600 * ms) == []
+    assert bins.settled(sent, received[:3], now_ns=650 * ms) == [(0, 5, 3)]
+    # A receipt that came late, but before its bin settled, counts; slots 6 and 7 never came.
+    assert bins.settled(sent, received, now_ns=1400 * ms) == [(250 * ms, 5, 3), (500 * ms, 5, 5), (750 * ms, 5, 5)]
+    assert bins.settled(sent, received, now_ns=1400 * ms) == []

@@ -29,13 +29,47 @@ TICK_S = 0.5
 RETRY_S = 3.0
 
 
+# Probes are counted by when they were sent, in bins of this width, once a bin is this old: a probe
+# not received by then is counted lost (the failover runner's threshold is 100 ms; this is a picture).
+BIN_S = 0.25
+SETTLE_S = 0.4
+
+
 @dataclass(frozen=True)
 class DeliveryTick(LabEvent):
-    """The console's probe of one direction so far in this watch cycle: sent and delivered."""
+    """What the console's probe of one direction delivered of what it sent in one bin of time."""
     cycle: int
     direction: str
+    at_ms: int            # the bin's start, wall clock (ms since the epoch)
+    width_ms: int
     sent: int
     delivered: int
+
+
+class DeliveryBins:
+    """One watch's probes of one direction, counted bin by bin as each bin settles."""
+
+    def __init__(self, start_ns: int):
+        self.next_ns = start_ns
+        self._sent_read = 0
+        self._received: set[int] = set()
+        self._received_read = 0
+
+    def settled(self, sent: list, received: list, now_ns: int) -> list[tuple[int, int, int]]:
+        """(bin start, sent, delivered) for every bin that settled since the last call."""
+        for slot, _, _ in received[self._received_read:]:
+            self._received.add(slot)
+        self._received_read = len(received)
+        width, found = int(BIN_S * 1e9), []
+        while self.next_ns + width <= now_ns - int(SETTLE_S * 1e9):
+            end = self.next_ns + width
+            slots = []
+            while self._sent_read < len(sent) and sent[self._sent_read][1] < end:
+                slots.append(sent[self._sent_read][0])
+                self._sent_read += 1
+            found.append((self.next_ns, len(slots), sum(1 for slot in slots if slot in self._received)))
+            self.next_ns = end
+        return found
 
 
 class ConsoleMonitor:
@@ -133,13 +167,21 @@ class ConsoleMonitor:
         return observation
 
     def _watch(self, observation: Observation) -> None:
+        bins: dict[str, DeliveryBins] = {}
+        clock = observation.clock
         for _ in range(int(self.cycle_s / TICK_S)):
             if self._wake.wait(TICK_S) or self._stop.is_set():
                 return
             self._publish_events(observation)
+            now = clock.now_ns()
             for direction in observation.directions():
-                self.events.publish(DeliveryTick(self.plan.lab, cycle=self.cycle, direction=direction.name,
-                                                 sent=len(direction.sent), delivered=len(direction.received)))
+                counted = bins.setdefault(direction.name, DeliveryBins(observation.started_ns))
+                for start_ns, sent, delivered in counted.settled(direction.sent, direction.received, now):
+                    if sent:
+                        self.events.publish(DeliveryTick(
+                            self.plan.lab, cycle=self.cycle, direction=direction.name,
+                            at_ms=clock.wall.to_realtime(start_ns) // 1_000_000, width_ms=int(BIN_S * 1000),
+                            sent=sent, delivered=delivered))
 
     def _publish_events(self, observation: Observation) -> None:
         fresh = observation.live_events[self._read:]

@@ -81,8 +81,8 @@ def event_json(event: LabEvent) -> dict | None:
         return base | {"type": "probe", "run": event.run, "direction": event.direction, "delivered": event.delivered,
                        "lost": event.lost, "flowing_for_s": event.flowing_for_s, "since_event_s": event.since_event_s}
     if isinstance(event, DeliveryTick):
-        return base | {"type": "delivery", "cycle": event.cycle, "direction": event.direction, "sent": event.sent,
-                       "delivered": event.delivered}
+        return base | {"type": "delivery", "cycle": event.cycle, "direction": event.direction, "at_ms": event.at_ms,
+                       "width_ms": event.width_ms, "sent": event.sent, "delivered": event.delivered}
     if isinstance(event, StageChanged):
         return base | {"type": "stage", "stage": event.stage.name.lower(), "text": event.stage.value,
                        "detail": event.detail, "run": event.run, "runs": event.runs}

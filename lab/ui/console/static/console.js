@@ -12,7 +12,6 @@ const KIND_COLOURS = { fault: "#c62828", restore: "#1b8a3a", "ike-up": "#1565c0"
 const page = {
   lab: null, topology: null, state: null,
   series: {},        // direction -> [{t, ratio}]
-  last: {},          // direction -> the previous tick's counters
   outage: {},        // direction -> when delivery stopped (ms), while it is stopped
   lastOutage: null,
   events: [],        // [{t, kind, node, detail}]
@@ -164,23 +163,13 @@ function addDelivery(direction, ratio, now) {
 }
 
 function deliveryTick(message) {
-  // The console's own probes: counters since its watch cycle began.
-  const key = message.direction, now = Date.now();
-  const last = page.last[key];
-  page.last[key] = { cycle: message.cycle, sent: message.sent, delivered: message.delivered, kind: "delivery" };
-  if (!last || last.kind !== "delivery" || last.cycle !== message.cycle) return;
-  const sent = message.sent - last.sent, delivered = message.delivered - last.delivered;
-  if (sent > 0) addDelivery(key, Math.max(0, Math.min(1, delivered / sent)), now);
+  // The console's own probes: what one bin of sending time delivered, counted once it settled.
+  addDelivery(message.direction, message.delivered / message.sent, message.at_ms);
 }
 
 function probeTick(message) {
-  // A timed run's probes: delivered and lost so far in the run's current window.
-  const key = message.direction, now = Date.now();
-  const last = page.last[key];
-  page.last[key] = { run: message.run, delivered: message.delivered, lost: message.lost, kind: "probe" };
-  if (!last || last.kind !== "probe" || last.run !== message.run || message.delivered < last.delivered) return;
-  const delivered = message.delivered - last.delivered, lost = Math.max(0, message.lost - last.lost);
-  if (delivered + lost > 0) addDelivery(key, delivered / (delivered + lost), now);
+  // A timed run's probes: flowing, or interrupted now (the runner's own reading of its probes).
+  addDelivery(message.direction, message.flowing_for_s == null ? 0 : 1, Date.now());
 }
 
 function drawChart() {
@@ -210,7 +199,7 @@ function drawChart() {
   } else if (page.lastOutage) {
     const o = page.lastOutage;
     text($("outage"), `last outage: ${o.direction} about ${o.seconds.toFixed(1)} s (delivery down to ${percent(o.lowest)}; ` +
-      "read in half-second steps: a timed failover measures it)");
+      "counted in quarter-second bins of sending time: a timed failover measures it)");
   } else {
     text($("outage"), "");
   }
@@ -254,6 +243,7 @@ function showOperation(op) {
   if (op.state === "done" && op.result && op.result.done) line += ` — ${[].concat(op.result.done).join("; ")}`;
   text(el, line);
   busy(op.state === "running");
+  if (op.state !== "running") text($("stage"), "");
   if (op.name === "failover" && op.state === "done") showResult(op);
 }
 
