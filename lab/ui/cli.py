@@ -304,17 +304,32 @@ def exec_(
     raise typer.Exit(code)
 
 
+# Each daemon's own log in a node; the entrypoint's output is the container's log.
+DAEMON_LOGS = {"charon": "/var/log/charon.log", "frr": "/var/log/frr/frr.log", "keepalived": "/var/log/keepalived.log"}
+
+
 @app.command()
 def logs(
     node: str = typer.Argument(..., help="node name", callback=checked(names.NODE, "NODE")),
     lab: Optional[str] = lab_option(),
-    tail: Optional[int] = typer.Option(None, help="only the last N lines"),
+    tail: Optional[int] = typer.Option(None, min=1, help="only the last N lines of each log"),
+    source: str = typer.Option("all", help=f"entrypoint, {', '.join(DAEMON_LOGS)} or all"),
 ) -> None:
-    """A node's log: its entrypoint, charon and keepalived."""
+    """A node's logs: its entrypoint's output, then charon's, FRR's and keepalived's, where it runs them."""
+    if source not in ("all", "entrypoint", *DAEMON_LOGS):
+        fail(LabError(f"--source {source!r}: choose from all, entrypoint, {', '.join(DAEMON_LOGS)}"))
     try:
         adapters = real_adapters()
         name = lifecycle.pick_lab(lab, adapters, DEFAULT_SCENARIO)
-        sys.stdout.write(adapters.runtime.logs(names.container_name(name, node), tail=tail))
+        container = names.container_name(name, node)
+        if source in ("all", "entrypoint"):
+            sys.stdout.write(adapters.runtime.logs(container, tail=tail))
+        for daemon, path in DAEMON_LOGS.items():
+            if source not in ("all", daemon):
+                continue
+            lines = adapters.runtime.read_file(container, path).splitlines(keepends=True)
+            if lines:
+                sys.stdout.write(f"==> {daemon} ({path}) <==\n" + "".join(lines[-tail:] if tail else lines))
     except LabError as exc:
         fail(exc)
 

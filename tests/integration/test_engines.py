@@ -202,6 +202,9 @@ def test_a_docker_group_member_runs_the_readme_commands_and_every_operation(acco
         lifecycle.teardown(lab, adapters)
 
 
+# About 2.5 min: in make test-all. make test keeps the docker-group member's run of every operation
+# and the one-line refusal of a client without access.
+@pytest.mark.sweep
 def test_a_client_with_only_tcp_to_the_engine_and_its_own_clock_runs_every_operation(accounts, adapters):
     _, remote, repo = accounts
     # No way in but the API: not the engine's socket, not the containers' /proc.
