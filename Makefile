@@ -53,9 +53,11 @@ browser:
 	bash scripts/ensure-browser.sh
 
 # Every scenario and every claim of the README; the long sweeps (marker sweep: every ESP row, every
-# fault timed, every Ctrl-C moment) and the published figures are in `make test-all`.
+# fault timed, every Ctrl-C moment) and the published figures are in `make test-all`. The tests without
+# Docker first, on both cores; then the real labs and the browser, one at a time (their timings count).
 test: images compose-tool browser
-	$(PYTEST) -v -rs --durations=25 -m "not figures and not sweep"
+	$(PYTEST) -q -rs -n 2 -m "not figures and not sweep" tests/unit tests/golden tests/errors
+	$(PYTEST) -v -rs --durations=25 -m "not figures and not sweep" tests/integration tests/browser
 
 # Everything: `make test`, the sweeps and `make test-figures` (about an hour).
 test-all: images compose-tool browser
