@@ -22,7 +22,9 @@ STATE_ENV = "LAB_STATE_DIR"
 # Written first into every folder the lab makes, holding the lab's name: the lab's proof of its own.
 MARKER = ".azlab"
 # Every file the lab writes in a lab's folder; `lab down` removes these, the marker and the folder.
-LAB_FILES = ("psk.json", "plan-source.json", "injected-faults.json", "config.key")
+# The last two are an exercise's (lab/training/exercises.py): its record and its scenario copy end with the lab.
+LAB_FILES = ("psk.json", "plan-source.json", "injected-faults.json", "config.key",
+             "exercise.json", "exercise-scenario.yaml")
 
 
 def state_root() -> Path:
