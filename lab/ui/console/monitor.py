@@ -33,6 +33,8 @@ RETRY_S = 3.0
 # not received by then is counted lost (the failover runner's threshold is 100 ms; this is a picture).
 BIN_S = 0.25
 SETTLE_S = 0.4
+# The first second of a watch is not counted: its probes are starting at both ends.
+WARM_UP_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,8 @@ class ConsoleMonitor:
             self._publish_events(observation)
             now = clock.now_ns()
             for direction in observation.directions():
-                counted = bins.setdefault(direction.name, DeliveryBins(observation.started_ns))
+                counted = bins.setdefault(direction.name,
+                                          DeliveryBins(observation.started_ns + int(WARM_UP_S * 1e9)))
                 for start_ns, sent, delivered in counted.settled(direction.sent, direction.received, now):
                     if sent:
                         self.events.publish(DeliveryTick(

@@ -310,6 +310,9 @@ class Console:
             return do_repair
         if name == "failover":
             fault, target = self._fault_and_target(request, session.default_target)
+            interval_ms = request.get("interval_ms", 20)
+            if not isinstance(interval_ms, (int, float)) or isinstance(interval_ms, bool) or not 1 <= interval_ms <= 1000:
+                raise LabError(f"interval_ms {interval_ms!r}: a probe interval from 1 to 1000 ms")
             runs = request.get("runs", 1)
             if not isinstance(runs, int) or isinstance(runs, bool) or not 1 <= runs <= 10:
                 raise LabError(f"runs {runs!r}: a whole number from 1 to 10")
@@ -322,7 +325,7 @@ class Console:
                                "and start the console again")
 
             def do_failover(operation: Operation) -> dict:
-                return self._failover(operation, fault, target, runs)
+                return self._failover(operation, fault, target, runs, float(interval_ms))
             return do_failover
         raise LabError(f"unknown operation {name!r}")
 
@@ -340,13 +343,13 @@ class Console:
         if self.monitor is not None:
             self.monitor.restart()
 
-    def _failover(self, operation: Operation, fault: str, target: str, runs: int) -> dict:
+    def _failover(self, operation: Operation, fault: str, target: str, runs: int, interval_ms: float) -> dict:
         from lab.ui.failover_view import failover_dict, write_outputs
 
         if self.monitor is not None:
             self.monitor.pause()
         try:
-            result = self.session.failover(fault, target, runs=runs)
+            result = self.session.failover(fault, target, runs=runs, interval_ms=interval_ms)
         finally:
             if self.monitor is not None:
                 self.monitor.resume()

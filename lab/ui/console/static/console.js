@@ -4,6 +4,8 @@
 "use strict";
 
 const WINDOW_MS = 60000;          // the strip chart's and the timeline's width
+const RUN_WINDOW_MS = 500;        // a timed run's delivery, over this much of the latest ticks
+const RUN_INTERVAL_MS = 20;       // a timed run's probe interval, unless the run asked for another
 const COLOURS = ["#1565c0", "#e65100", "#6a1b9a", "#00838f", "#558b2f", "#ad1457"];
 const KIND_COLOURS = { fault: "#c62828", restore: "#1b8a3a", "ike-up": "#1565c0", "ike-down": "#c62828",
   "child-up": "#1565c0", "child-down": "#c62828", "bgp-up": "#6a1b9a", "bgp-down": "#6a1b9a",
@@ -15,6 +17,8 @@ const page = {
   outage: {},        // direction -> when delivery stopped (ms), while it is stopped
   lastOutage: null,
   events: [],        // [{t, kind, node, detail}]
+  runProbes: {},     // direction -> a timed run's latest ticks
+  runIntervalMs: RUN_INTERVAL_MS,
   operation: null,
 };
 
@@ -168,8 +172,18 @@ function deliveryTick(message) {
 }
 
 function probeTick(message) {
-  // A timed run's probes: flowing, or interrupted now (the runner's own reading of its probes).
-  addDelivery(message.direction, message.flowing_for_s == null ? 0 : 1, Date.now());
+  // A timed run's probes: the slots delivered over the last half second against the slots sent
+  // in it (one every interval). Half a second evens out the bursts in which receipts reach us.
+  const now = Date.now(), key = message.direction;
+  const history = (page.runProbes[key] = page.runProbes[key] || []);
+  if (history.length && (history[history.length - 1].run !== message.run ||
+                         message.delivered < history[history.length - 1].delivered)) history.length = 0;
+  history.push({ t: now, run: message.run, delivered: message.delivered });
+  while (history.length > 1 && history[1].t <= now - RUN_WINDOW_MS) history.shift();
+  const first = history[0], elapsed = (now - first.t) / 1000;
+  if (elapsed < RUN_WINDOW_MS / 2000) return;
+  const expected = elapsed / (page.runIntervalMs / 1000);
+  addDelivery(key, Math.max(0, Math.min(1, (message.delivered - first.delivered) / expected)), now);
 }
 
 function drawChart() {
@@ -235,6 +249,7 @@ function busy(on) {
 
 function showOperation(op) {
   page.operation = op;
+  if (op.name === "failover") page.runIntervalMs = (op.request && op.request.interval_ms) || RUN_INTERVAL_MS;
   const el = $("operation");
   el.className = "operation " + op.state;
   const what = op.name + (op.request && op.request.fault ? ` ${op.request.fault} on ${op.request.target || "(default)"}` : "");
