@@ -1,8 +1,6 @@
 """`lab capture NODE[:LINK]`: a pcap taken by tcpdump in a node, written to a file (docs/capture.md)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -12,36 +10,16 @@ from rich.markup import escape
 from lab.model.errors import LabError
 from lab.run.capture import ANY, PACKET_CAP, SECONDS_DEFAULT, SECONDS_MAX, SECONDS_MIN, SNAPLEN, packet_count
 from lab.session import LabSession
-from lab.ui.cli_common import event_stream, fail, lab_option, out, showing
+from lab.ui.cli_common import check_out_file, event_stream, fail, lab_option, out, showing, write_atomically
 
 SUFFIX = ".pcap"   # tcpdump writes classic pcap, not pcapng
-FILE_MODE = 0o644  # a capture holds no key (docs/capture.md): anyone may open it in Wireshark
 
 
 def check_out(path: Path) -> Path:
     """--out as a file we may write: a .pcap, not a folder, in a folder that exists."""
     if path.suffix != SUFFIX:
         raise LabError(f"--out {path}: a capture is written to a {SUFFIX} file")
-    if path.is_dir():
-        raise LabError(f"--out {path}: is a folder")
-    if not path.parent.is_dir():
-        raise LabError(f"--out {path}: folder {path.parent} does not exist")
-    return path
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """A temporary file beside `path`, renamed over it: a reader never sees half a capture."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temporary, FILE_MODE)   # mkstemp makes it 0600, whatever the umask
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    return check_out_file(path)
 
 
 def attach(lab: Optional[str]) -> LabSession:

@@ -4,7 +4,10 @@ The commands live in `lab.ui.cli` and in modules of their own (graph, capture, e
 registered on the one app there; all of them fail, check names and show progress the same way."""
 from __future__ import annotations
 
+import os
+import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import typer
@@ -62,3 +65,30 @@ def showing(events: EventStream, what: str) -> Iterator[StageDisplay]:
             yield display
     finally:
         stop()
+
+
+def check_out_file(path: Path) -> Path:
+    """An --out we may write: a file (not a folder) in a folder that exists."""
+    if path.is_dir():
+        raise LabError(f"--out {path}: is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise LabError(f"--out {path}: folder {path.parent} does not exist")
+    return path
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """All of `data` at `path` or nothing: a temporary file beside it, renamed over it, with the
+    mode a plain open() would have given it (not mkstemp's 0600: what `lab` writes here holds no key)."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -4,8 +4,6 @@ Nothing here (or in lab/ui/topology.py) imports docker: the picture needs the pl
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -15,7 +13,7 @@ from lab.model.errors import LabError
 from lab.model.schema import LabPlan
 from lab.plan.load import builtin_profiles, builtin_scenarios, load_plan
 from lab.session import DEFAULT_SCENARIO
-from lab.ui.cli_common import fail, out
+from lab.ui.cli_common import check_out_file, fail, out, write_atomically
 from lab.ui.topology import layout, render_png, render_svg
 
 FORMATS = ("svg", "png")
@@ -39,31 +37,6 @@ def chosen_format(fmt: Optional[str], out_path: Optional[Path]) -> str:
     return fmt or suffix or "svg"
 
 
-def checked_out(out_path: Path) -> Path:
-    """Where the graph goes: a file in a folder that exists (not a folder itself)."""
-    if out_path.is_dir():
-        raise LabError(f"--out {out_path}: is a folder; give a file name")
-    folder = out_path.parent
-    if not folder.is_dir():
-        raise LabError(f"--out {out_path}: no folder {folder}")
-    return out_path
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """All of `data` at `path` or nothing: a temporary file beside it, renamed over it."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # as a plain open() would have made it, not mkstemp's 0600
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def graph(
     scenario: str = typer.Argument(DEFAULT_SCENARIO, help=f"built-in scenario ({', '.join(builtin_scenarios())}) "
                                                           "or a YAML file"),
@@ -77,10 +50,10 @@ def graph(
     try:
         chosen = chosen_format(fmt, out_path)
         if out_path is not None:
-            checked_out(out_path)
+            check_out_file(out_path)
         plan = load_plan(scenario, profile)
         target = out_path if out_path is not None else Path.cwd() / f"{plan.scenario.name}.{chosen}"
-        checked_out(target)
+        check_out_file(target)
         write_atomically(target, render_graph(plan, chosen))
     except LabError as exc:
         fail(exc)

@@ -329,7 +329,7 @@ def invoke(*args):
     (["--format", "pdf"], "--format 'pdf': a graph is svg or png"),
     (["--format", "svg", "--out", "g.png"], "--out g.png: its suffix .png disagrees with --format svg"),
     (["--out", "g.txt"], "--out g.txt: a graph file ends in .svg or .png"),
-    (["--out", "missing/g.svg"], "--out missing/g.svg: no folder missing"),
+    (["--out", "missing/g.svg"], "--out missing/g.svg: folder missing does not exist"),
     (["--out", "."], "--out .: is a folder; give a file name"),
     (["no-such-scenario"], "no-such-scenario: unknown scenario"),
 ], ids=["bad-format", "suffix-mismatch", "bad-suffix", "missing-folder", "a-folder", "unknown-scenario"])
