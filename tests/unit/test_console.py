@@ -241,3 +241,70 @@ def test_delivery_is_counted_by_sending_time_once_a_bin_has_settled():
     # A receipt that came late, but before its bin settled, counts; slots 6 and 7 never came.
     assert bins.settled(sent, received, now_ns=1400 * ms) == [(250 * ms, 5, 3), (500 * ms, 5, 5), (750 * ms, 5, 5)]
     assert bins.settled(sent, received, now_ns=1400 * ms) == []
+
+
+def _raw(server, data: bytes) -> bytes:
+    """Bytes sent as they are on one connection; everything the console answers until it closes."""
+    import socket
+
+    with socket.create_connection(server.server_address[:2], timeout=5) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_refused_post_ends_its_connection_so_its_body_is_never_a_request(served):
+    server, session = served()
+    host, port = server.server_address[:2]
+    # What another site's page can send without a preflight: a text/plain POST whose body is a request.
+    inner = (f"POST /api/repair HTTP/1.1\r\nHost: {host}:{port}\r\nX-Lab-Console: 1\r\n"
+             "Content-Length: 0\r\n\r\n").encode()
+    outer = (f"POST /api/repair HTTP/1.1\r\nHost: {host}:{port}\r\nOrigin: http://elsewhere.example\r\n"
+             f"Content-Type: text/plain\r\nContent-Length: {len(inner)}\r\n\r\n").encode() + inner
+    answer = _raw(server, outer)
+    assert answer.startswith(b"HTTP/1.1 403") and answer.count(b"HTTP/1.1 ") == 1, answer
+    assert server.console.running_operation() is None
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", "1e3"])
+def test_a_content_length_that_is_not_a_number_of_bytes_is_a_400(served, length):
+    server, _ = served()
+    host, port = server.server_address[:2]
+    answer = _raw(server, (f"POST /api/repair HTTP/1.1\r\nHost: {host}:{port}\r\nX-Lab-Console: 1\r\n"
+                           f"Content-Length: {length}\r\n\r\n{{}}").encode())
+    assert answer.startswith(b"HTTP/1.1 400") and b"Content-Length" in answer, answer
+
+
+def test_a_capture_needs_the_console_header(served):
+    server, _ = served()
+    # An <img src> on another site's page can't add it: no tcpdump for it.
+    response, data = _request(server, "GET", "/api/capture?node=onprem-0&seconds=1")
+    assert response.status == 403 and "X-Lab-Console" in json.loads(data)["error"]
+    response, data = _request(server, "GET", "/api/capture?node=nowhere", headers={"X-Lab-Console": "1"})
+    assert response.status == 400 and "unknown node" in json.loads(data)["error"]
+
+
+def test_with_a_token_any_host_name_and_its_own_origin_serve(served):
+    token = "s3cret-token-of-enough-length"
+    server, _ = served(token)
+    named = {"Host": "lab-laptop.example:8080", "Authorization": f"Bearer {token}"}
+    assert _request(server, "GET", "/api/lab", headers=named)[0].status == 200
+    assert _request(server, "GET", "/api/lab", headers={"Host": "lab-laptop.example:8080"})[0].status == 401
+    response, data = _request(server, "POST", "/api/break", {"fault": "explode"},
+                              {**POST, **named, "Origin": "http://lab-laptop.example:8080"})
+    assert response.status == 400 and "choose from" in json.loads(data)["error"]
+    response, _ = _request(server, "POST", "/api/break", {"fault": "explode"},
+                           {**POST, **named, "Origin": "http://elsewhere.example"})
+    assert response.status == 403
+
+
+def test_an_unexpected_failure_is_a_500_in_one_line(served, monkeypatch):
+    server, _ = served()
+
+    def broken() -> dict:
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(server.console, "state_dict", broken)
+    response, data = _request(server, "GET", "/api/state")
+    assert response.status == 500 and json.loads(data) == {"error": "RuntimeError: see the console's log"}

@@ -11,13 +11,15 @@
     POST /api/failover          {"fault", "target"?, "profile"?, "runs"?} -> 202 {"operation"}
     GET  /api/operations/ID     what became of an operation (running, done with its result, failed)
     GET  /api/operations/ID/files/NAME   a finished failover's report file
-    GET  /api/capture?node=N&link=L&seconds=S&filter=BPF   a pcap, as a download
+    GET  /api/capture?node=N&link=L&seconds=S&filter=BPF   a pcap, as a download (X-Lab-Console: 1)
 
-One operation at a time (409 while one runs). Served on 127.0.0.1 by default, where a request must
-name this host and port (a DNS-rebinding page can't) and a POST must carry `X-Lab-Console: 1` from
-the page's own origin (another site's page can't send it without a CORS preflight, which is never
-answered). On any other address every API call needs the token the user gave (`Authorization:
-Bearer TOKEN`, or the cookie `POST /api/login` sets). docs/console.md documents the API for scripts.
+One operation and one capture at a time (409 while one runs). Served on 127.0.0.1 by default, where
+a request must name this host and port (a DNS-rebinding page can't) and a POST or a capture must
+carry `X-Lab-Console: 1` from the page's own origin (another site's page can't send it without a
+CORS preflight, which is never answered); a refused request ends its connection, so no body is
+read as a request. With a token (any other address) every API call needs it (`Authorization:
+Bearer TOKEN`, or the cookie `POST /api/login` sets), whatever Host it names. docs/console.md
+documents the API for scripts.
 """
 from __future__ import annotations
 
@@ -64,6 +66,9 @@ STATUS_SOON_S = 0.7           # after a best-path change or an operation: read a
 CLIENT_QUEUE = 2000           # events a slow page may fall behind by before it is dropped
 KEEPALIVE_S = 15.0
 MAX_BODY = 16 * 1024
+# A connection that sends nothing for this long is closed (a stalled page's stream too): a silent
+# client can't hold a handler thread for ever.
+IDLE_S = 60.0
 # A failover's runs are bounded by the runner; this bounds the wait for one at Ctrl-C.
 OPERATION_WITHIN_S = 900.0
 TOKEN_COOKIE = "lab_console"
@@ -136,6 +141,7 @@ class Console:
         self._clients: list[queue.Queue] = []
         self._operations: dict[str, Operation] = {}
         self._busy = threading.Lock()                 # one operation at a time
+        self._capturing = threading.Lock()            # one capture at a time (each holds up to 32 MB)
         self._stop = threading.Event()
         self._read_now = threading.Event()
         self._reader: threading.Thread | None = None
@@ -373,7 +379,12 @@ class Console:
             seconds = float(query.get("seconds", "10"))
         except ValueError:
             raise LabError(f"seconds {query.get('seconds')!r}: a number of seconds") from None
-        data = self.session.capture(node, link, bpf, seconds)
+        if not self._capturing.acquire(blocking=False):
+            raise Busy("a capture")
+        try:
+            data = self.session.capture(node, link, bpf, seconds)
+        finally:
+            self._capturing.release()
         where = f"{node}-{link}" if link else node
         return f"{self.plan.lab}-{where}-{time.strftime('%Y%m%d-%H%M%S')}.pcap", data
 
@@ -413,6 +424,7 @@ class ConsoleServer(ThreadingHTTPServer):
 class ConsoleHandler(BaseHTTPRequestHandler):
     server: ConsoleServer
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_S
 
     # -- plumbing --------------------------------------------------------------------------------
     def log_message(self, format: str, *args: Any) -> None:    # noqa: A002 - the base class's name
@@ -441,9 +453,14 @@ class ConsoleHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _error(self, status: int, message: str) -> None:
+        # The connection ends with a refusal: a body left unread (a refused POST's) must never be
+        # read as the next request on it, or another site's page could send one past every check.
+        self.close_connection = True
         self._send_json(status, {"error": message})
 
     def _host_ok(self) -> bool:
+        if self.server.console.token is not None:
+            return True     # the token guards every call, whatever name the room uses for this machine
         host, port = self.server.server_address[:2]
         allowed = {f"{host}:{port}"} | ({f"localhost:{port}"} if host == "127.0.0.1" else set())
         return self.headers.get("Host", "") in allowed
@@ -462,11 +479,15 @@ class ConsoleHandler(BaseHTTPRequestHandler):
         if self.headers.get("X-Lab-Console") != "1":
             return False
         origin = self.headers.get("Origin")
-        host, port = self.server.server_address[:2]
-        return origin is None or origin in (f"http://{host}:{port}", f"http://localhost:{port}")
+        return origin is None or origin == f"http://{self.headers.get('Host', '')}"
 
     def _body(self) -> dict:
-        length = int(self.headers.get("Content-Length") or 0)
+        if "Transfer-Encoding" in self.headers:
+            raise LabError("request body: send it with a Content-Length, not chunked")
+        given = (self.headers.get("Content-Length") or "0").strip()
+        if not given.isdigit():
+            raise LabError(f"Content-Length {given[:20]!r}: a number of bytes")
+        length = int(given)
         if length > MAX_BODY:
             raise LabError(f"request body of {length} bytes: at most {MAX_BODY}")
         if not length:
@@ -502,14 +523,24 @@ class ConsoleHandler(BaseHTTPRequestHandler):
             if path == "/api/events":
                 return self._events()
             if path == "/api/capture":
+                # It runs tcpdump: a side effect another site's <img src> must not set off.
+                if self.headers.get("X-Lab-Console") != "1":
+                    return self._error(HTTPStatus.FORBIDDEN, "a capture needs the header X-Lab-Console: 1")
                 name, data = console.capture(query)
                 return self._send_bytes(200, data, "application/vnd.tcpdump.pcap",
                                         {"Content-Disposition": f'attachment; filename="{name}"'})
             parts = path.split("/")
             if len(parts) >= 4 and parts[2] == "operations":
                 return self._operation(parts[3:])
+        except Busy as exc:
+            return self._error(HTTPStatus.CONFLICT, str(exc))
         except LabError as exc:
             return self._error(HTTPStatus.BAD_REQUEST, str(exc))
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True
+            return None
+        except Exception as exc:  # noqa: BLE001 - one line to the client, the traceback to the log
+            return self._internal_error(exc)
         return self._error(HTTPStatus.NOT_FOUND, f"no such path {path}")
 
     def do_POST(self) -> None:  # noqa: N802
@@ -533,7 +564,16 @@ class ConsoleHandler(BaseHTTPRequestHandler):
             return self._error(HTTPStatus.CONFLICT, str(exc))
         except LabError as exc:
             return self._error(HTTPStatus.BAD_REQUEST, str(exc))
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True
+            return None
+        except Exception as exc:  # noqa: BLE001
+            return self._internal_error(exc)
         return self._error(HTTPStatus.NOT_FOUND, f"no such path {path}")
+
+    def _internal_error(self, exc: Exception) -> None:
+        log.exception("console: %s %s failed", self.command, urlsplit(self.path).path)
+        return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: see the console's log")
 
     def _login(self, body: dict) -> None:
         console = self.server.console
