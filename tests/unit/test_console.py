@@ -308,3 +308,21 @@ def test_an_unexpected_failure_is_a_500_in_one_line(served, monkeypatch):
     monkeypatch.setattr(server.console, "state_dict", broken)
     response, data = _request(server, "GET", "/api/state")
     assert response.status == 500 and json.loads(data) == {"error": "RuntimeError: see the console's log"}
+
+
+def test_the_wait_at_ctrl_c_grows_with_the_runs_of_the_failover(served, monkeypatch):
+    from lab.ui.console import server as console_server
+
+    server, _ = served()
+    waited = []
+
+    class Held:
+        def acquire(self, timeout):
+            waited.append(timeout)
+            return False
+    monkeypatch.setattr(server.console, "_busy", Held())
+    assert not server.console.wait_idle()
+    monkeypatch.setattr(server.console, "running_operation",
+                        lambda: console_server.Operation("x", "failover", {"fault": "kill", "runs": 4}))
+    assert not server.console.wait_idle()
+    assert waited == [console_server.OPERATION_WITHIN_S, 4 * console_server.OPERATION_WITHIN_S]

@@ -69,7 +69,8 @@ MAX_BODY = 16 * 1024
 # A connection that sends nothing for this long is closed (a stalled page's stream too): a silent
 # client can't hold a handler thread for ever.
 IDLE_S = 60.0
-# A failover's runs are bounded by the runner; this bounds the wait for one at Ctrl-C.
+# A failover's runs are bounded by the runner (each well under this); this bounds the wait at Ctrl-C,
+# per run of the operation (a page may ask for 10: a flat bound gave up mid-run, the fault in place).
 OPERATION_WITHIN_S = 900.0
 TOKEN_COOKIE = "lab_console"
 STATIC = "static"
@@ -277,8 +278,13 @@ class Console:
     def running_operation(self) -> Operation | None:
         return next((o for o in self._operations.values() if o.state == "running"), None)
 
-    def wait_idle(self, within_s: float = OPERATION_WITHIN_S) -> bool:
-        """Waits for the running operation (a failover puts the lab back before it ends); False: still running."""
+    def wait_idle(self, within_s: float | None = None) -> bool:
+        """Waits for the running operation (a failover puts the lab back before it ends); False: still running.
+        Without `within_s`, OPERATION_WITHIN_S for each of its runs."""
+        if within_s is None:
+            running = self.running_operation()
+            runs = running.request.get("runs", 1) if running is not None else 1
+            within_s = OPERATION_WITHIN_S * (runs if isinstance(runs, int) and runs > 0 else 1)
         if self._busy.acquire(timeout=within_s):
             self._busy.release()
             return True
