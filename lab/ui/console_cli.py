@@ -5,6 +5,7 @@ import ipaddress
 import re
 import signal
 import stat
+import tempfile
 import threading
 from pathlib import Path
 from typing import Optional
@@ -12,7 +13,7 @@ from typing import Optional
 import typer
 
 from lab.model.errors import LabError
-from lab.ui.cli_common import event_stream, fail, lab_option, out
+from lab.ui.cli_common import err, event_stream, fail, lab_option, out
 
 LOOPBACK = "127.0.0.1"
 # What a token may hold: it goes into a cookie and a header as it is.
@@ -39,6 +40,16 @@ def read_token(path: Path) -> str:
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def check_results_folder(path: Path) -> None:
+    """--results, made now and written to once, so a run's reports don't fail after the run."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".lab-ui-"):
+            pass
+    except OSError as exc:
+        raise LabError(f"--results {path}: can't write there ({exc.strerror or exc})") from None
 
 
 def check_host(host: str, token_file: Optional[Path]) -> str | None:
@@ -71,6 +82,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             token = check_host(host, token_file)
+            check_results_folder(results)
             session = LabSession.attach(lab, adapters=real_adapters(), events=event_stream())
             console = Console(session, results, token=token)
             server = ConsoleServer(console, host, port)
@@ -91,10 +103,25 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             pass
         finally:
-            running = console.running_operation()
-            if running is not None:
-                out.print(f"waiting for the {running.name} to finish (it puts the lab back as it was)...")
-                console.wait_idle()
+            _let_the_operation_finish(console)
             server.shutdown()
             console.stop()
             server.server_close()
+
+
+def _let_the_operation_finish(console) -> None:
+    """A run in progress puts the lab back as it was before it ends: Ctrl-C again doesn't cut it short."""
+    running = console.running_operation()
+    if running is None:
+        return
+    out.print(f"waiting for the {running.name} to finish (it puts the lab back as it was); "
+              "Ctrl-C again does not stop it", highlight=False)
+    while True:
+        try:
+            finished = console.wait_idle()
+            break
+        except KeyboardInterrupt:
+            out.print(f"still waiting for the {running.name}", highlight=False)
+    if not finished:
+        err.print(f"the {running.name} did not finish in time: `lab repair --lab {console.plan.lab}` undoes "
+                  "a fault it left", highlight=False)

@@ -326,3 +326,14 @@ def test_the_wait_at_ctrl_c_grows_with_the_runs_of_the_failover(served, monkeypa
                         lambda: console_server.Operation("x", "failover", {"fault": "kill", "runs": 4}))
     assert not server.console.wait_idle()
     assert waited == [console_server.OPERATION_WITHIN_S, 4 * console_server.OPERATION_WITHIN_S]
+
+
+def test_a_results_folder_that_cannot_be_written_is_refused_when_the_console_starts(tmp_path):
+    from lab.ui.console_cli import check_results_folder
+
+    check_results_folder(tmp_path / "new" / "folder")
+    assert (tmp_path / "new" / "folder").is_dir() and not list((tmp_path / "new" / "folder").iterdir())
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(LabError, match="--results .*can't write there"):
+        check_results_folder(blocker / "sub")

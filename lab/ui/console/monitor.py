@@ -9,6 +9,8 @@ probes and events take over, and nothing else loads the machine while it measure
 """
 from __future__ import annotations
 
+import logging
+import random
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -20,10 +22,13 @@ from lab.model.schema import LabPlan
 from lab.run.observe import Observation, measure_clock
 from lab.run.ports import Adapters
 
+log = logging.getLogger("lab.console")
+
 # 20 probes a second each way: a gap of 50 ms is visible, and the load is a few hundred packets a second.
 PROBE_INTERVAL_S = 0.05
 # Not the failover runner's port (47000): a run never reads the console's probes.
 PROBE_PORT = 47100
+PROBE_PORTS = 64       # 47100-47163: one per watch in turn
 CYCLE_S = 300.0
 TICK_S = 0.5
 RETRY_S = 3.0
@@ -91,6 +96,8 @@ class ConsoleMonitor:
         self._published: deque[Event] = deque(maxlen=2000)
         self._read = 0       # the current watch's events published so far
         self._current: Observation | None = None
+        self._attempt = 0
+        self._port_base = random.randrange(PROBE_PORTS)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="console-monitor", daemon=True)
@@ -135,12 +142,24 @@ class ConsoleMonitor:
                     self.events.note(self.plan.lab, f"console: watching the lab failed ({exc}); trying again")
                     self._wake.wait(RETRY_S)
                     continue
+                except Exception as exc:  # noqa: BLE001 - the watch must outlive a bug: said, logged, retried
+                    log.exception("console: opening the watch failed")
+                    self.events.note(self.plan.lab, f"console: watching the lab failed ({type(exc).__name__}); "
+                                                    "trying again", logging.WARNING)
+                    self._wake.wait(RETRY_S)
+                    continue
                 if observation is not None:
                     self._publish_events(observation)
                     observation.stop()
                 observation = self._current = fresh
                 self._read = 0
-                self._watch(observation)
+                try:
+                    self._watch(observation)
+                except Exception as exc:  # noqa: BLE001 - as above: a new watch replaces this one
+                    log.exception("console: the watch failed")
+                    self.events.note(self.plan.lab, f"console: the watch failed ({type(exc).__name__}); "
+                                                    "starting another", logging.WARNING)
+                    self._wake.wait(RETRY_S)
         finally:
             self._close(observation)
 
@@ -153,8 +172,10 @@ class ConsoleMonitor:
     def _open(self) -> Observation:
         probes = self.plan.scenario.probes
         clock = measure_clock(self.adapters, self.plan.nodes[probes[0][0]].container)
-        # Each watch its own port: the one it replaces may still be sending for a moment.
-        port = PROBE_PORT + self.cycle % 2
+        # Each watch its own port: the one it replaces may still be sending for a moment, and a
+        # console that was killed leaves its probes running until their bound.
+        self._attempt += 1
+        port = PROBE_PORT + (self._port_base + self._attempt) % PROBE_PORTS
         observation = Observation(self.plan, self.adapters, clock, self.interval_s, port, self.cycle_s,
                                   skip_stopped=True)
         self._idle.clear()
