@@ -5,6 +5,7 @@
 
 const WINDOW_MS = 60000;          // the strip chart's and the timeline's width
 const RUN_WINDOW_MS = 500;        // a timed run's delivery, over this much of the latest ticks
+const RUN_LOSS_BELOW = 0.8;       // a timed run's estimate counts as loss below this
 const RUN_INTERVAL_MS = 20;       // a timed run's probe interval, unless the run asked for another
 const COLOURS = ["#1565c0", "#e65100", "#6a1b9a", "#00838f", "#558b2f", "#ad1457"];
 const KIND_COLOURS = { fault: "#c62828", restore: "#1b8a3a", "ike-up": "#1565c0", "ike-down": "#c62828",
@@ -152,14 +153,15 @@ function renderState() {
 }
 
 // -- the strip chart -----------------------------------------------------------------------------
-function addDelivery(direction, ratio, now) {
+function addDelivery(direction, ratio, now, lossBelow = 1) {
   const series = (page.series[direction] = page.series[direction] || []);
   series.push({ t: now, ratio });
   while (series.length && series[0].t < now - WINDOW_MS) series.shift();
-  // An outage: from the first tick that lost probes to the first that lost none again.
+  // An outage: from the first point that lost probes to the first that lost none again (below
+  // `lossBelow`: a timed run's points are estimates, a tenth either way).
   const open = page.outage[direction];
-  if (ratio < 1 && open == null) page.outage[direction] = { since: now, lowest: ratio };
-  else if (ratio < 1) open.lowest = Math.min(open.lowest, ratio);
+  if (ratio < lossBelow && open == null) page.outage[direction] = { since: now, lowest: ratio };
+  else if (ratio < lossBelow) open.lowest = Math.min(open.lowest, ratio);
   else if (open != null) {
     page.lastOutage = { direction, seconds: (now - open.since) / 1000, lowest: open.lowest };
     delete page.outage[direction];
@@ -183,7 +185,7 @@ function probeTick(message) {
   const first = history[0], elapsed = (now - first.t) / 1000;
   if (elapsed < RUN_WINDOW_MS / 2000) return;
   const expected = elapsed / (page.runIntervalMs / 1000);
-  addDelivery(key, Math.max(0, Math.min(1, (message.delivered - first.delivered) / expected)), now);
+  addDelivery(key, Math.max(0, Math.min(1, (message.delivered - first.delivered) / expected)), now, RUN_LOSS_BELOW);
 }
 
 function drawChart() {
