@@ -516,56 +516,20 @@ class ConsoleHandler(BaseHTTPRequestHandler):
             return self._static(path)
         if not self._token_ok():
             return self._error(HTTPStatus.UNAUTHORIZED, "a token is needed: Authorization: Bearer TOKEN")
-        console = self.server.console
-        try:
-            if path == "/api/lab":
-                return self._send_json(200, console.lab_info())
-            if path == "/api/topology":
-                return self._send_json(200, console.topology())
-            if path == "/api/topology.svg":
-                return self._send_bytes(200, console.topology_svg().encode(), "image/svg+xml")
-            if path == "/api/state":
-                return self._send_json(200, console.state_dict())
-            if path == "/api/events":
-                return self._events()
-            if path == "/api/capture":
-                # It runs tcpdump: a side effect another site's <img src> must not set off.
-                if self.headers.get("X-Lab-Console") != "1":
-                    return self._error(HTTPStatus.FORBIDDEN, "a capture needs the header X-Lab-Console: 1")
-                name, data = console.capture(query)
-                return self._send_bytes(200, data, "application/vnd.tcpdump.pcap",
-                                        {"Content-Disposition": f'attachment; filename="{name}"'})
-            parts = path.split("/")
-            if len(parts) >= 4 and parts[2] == "operations":
-                return self._operation(parts[3:])
-        except Busy as exc:
-            return self._error(HTTPStatus.CONFLICT, str(exc))
-        except LabError as exc:
-            return self._error(HTTPStatus.BAD_REQUEST, str(exc))
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            self.close_connection = True
-            return None
-        except Exception as exc:  # noqa: BLE001 - one line to the client, the traceback to the log
-            return self._internal_error(exc)
-        return self._error(HTTPStatus.NOT_FOUND, f"no such path {path}")
+        self._answer(lambda: self._get(path, query))
 
     def do_POST(self) -> None:  # noqa: N802
         if not self._host_ok():
             return self._error(HTTPStatus.MISDIRECTED_REQUEST, "unknown Host: use the console's own address")
         if not self._post_ok():
             return self._error(HTTPStatus.FORBIDDEN, "a POST needs the header X-Lab-Console: 1 from the console's own page")
-        console = self.server.console
-        path = urlsplit(self.path).path
+        self._answer(lambda: self._post(urlsplit(self.path).path))
+
+    def _answer(self, route: Callable[[], bool]) -> None:
+        """Runs a route; what it raises becomes one line to the client (the traceback, if any, to the log)."""
         try:
-            body = self._body()
-            if path == "/api/login":
-                return self._login(body)
-            if not self._token_ok():
-                return self._error(HTTPStatus.UNAUTHORIZED, "a token is needed: Authorization: Bearer TOKEN")
-            name = path.removeprefix("/api/")
-            if name in ("break", "repair", "failover"):
-                operation = console.start_operation(name, body)
-                return self._send_json(HTTPStatus.ACCEPTED, operation.as_dict())
+            if route():
+                return
         except Busy as exc:
             return self._error(HTTPStatus.CONFLICT, str(exc))
         except LabError as exc:
@@ -573,9 +537,51 @@ class ConsoleHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
             return None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - see the docstring
             return self._internal_error(exc)
-        return self._error(HTTPStatus.NOT_FOUND, f"no such path {path}")
+        self._error(HTTPStatus.NOT_FOUND, f"no such path {urlsplit(self.path).path}")
+
+    def _get(self, path: str, query: dict[str, str]) -> bool:
+        """Answers a GET of the API; False: no such path."""
+        console = self.server.console
+        if path == "/api/lab":
+            self._send_json(200, console.lab_info())
+        elif path == "/api/topology":
+            self._send_json(200, console.topology())
+        elif path == "/api/topology.svg":
+            self._send_bytes(200, console.topology_svg().encode(), "image/svg+xml")
+        elif path == "/api/state":
+            self._send_json(200, console.state_dict())
+        elif path == "/api/events":
+            self._events()
+        elif path == "/api/capture":
+            # It runs tcpdump: a side effect another site's <img src> must not set off.
+            if self.headers.get("X-Lab-Console") != "1":
+                self._error(HTTPStatus.FORBIDDEN, "a capture needs the header X-Lab-Console: 1")
+                return True
+            name, data = console.capture(query)
+            self._send_bytes(200, data, "application/vnd.tcpdump.pcap",
+                             {"Content-Disposition": f'attachment; filename="{name}"'})
+        elif len(path.split("/")) >= 4 and path.split("/")[2] == "operations":
+            self._operation(path.split("/")[3:])
+        else:
+            return False
+        return True
+
+    def _post(self, path: str) -> bool:
+        """Answers a POST of the API; False: no such path."""
+        body = self._body()
+        if path == "/api/login":
+            self._login(body)
+            return True
+        if not self._token_ok():
+            self._error(HTTPStatus.UNAUTHORIZED, "a token is needed: Authorization: Bearer TOKEN")
+            return True
+        name = path.removeprefix("/api/")
+        if name not in ("break", "repair", "failover"):
+            return False
+        self._send_json(HTTPStatus.ACCEPTED, self.server.console.start_operation(name, body).as_dict())
+        return True
 
     def _internal_error(self, exc: Exception) -> None:
         log.exception("console: %s %s failed", self.command, urlsplit(self.path).path)
