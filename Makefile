@@ -55,7 +55,7 @@ browser:
 # Every scenario and every claim of the README; the long sweeps (marker sweep: every ESP row, every
 # fault timed, every Ctrl-C moment) and the published figures are in `make test-all`. The tests without
 # Docker first, on both cores; then the real labs and the browser, one at a time (their timings count).
-test: images compose-tool browser
+test: images browser
 	$(PYTEST) -q -rs -n 2 -m "not figures and not sweep" tests/unit tests/golden tests/errors
 	$(PYTEST) -v -rs --durations=25 -m "not figures and not sweep" tests/integration tests/browser
 

@@ -58,6 +58,8 @@ def mounts(adapters, container: str) -> dict[str, list[tuple[str, str, bool]]]:
     return found
 
 
+# About 75 s (and Debian's docker-compose installed): in make test-all.
+@pytest.mark.sweep
 def test_compose_lab_converges_fails_over_and_goes_with_lab_down(adapters, state_dir, tmp_path):
     assert shutil.which("docker-compose"), "docker-compose is not installed: `bash scripts/ensure-engine.sh` installs Debian's"
     plan = lifecycle.place_segments(load_plan("active-standby", lab=f"it-compose-{uuid.uuid4().hex[:6]}"), adapters)

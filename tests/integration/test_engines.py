@@ -189,6 +189,9 @@ def operate(user, repo: Path, lab: str, adapters, env: dict[str, str] | None = N
     assert down.returncode == 0, down.stderr[-1500:]
 
 
+# About 105 s: in make test-all with the TCP-only client; make test keeps the one-line refusal of a
+# user without access.
+@pytest.mark.sweep
 def test_a_docker_group_member_runs_the_readme_commands_and_every_operation(accounts, adapters):
     member, _, repo = accounts
     lab = f"mem-{uuid.uuid4().hex[:6]}"
@@ -202,8 +205,7 @@ def test_a_docker_group_member_runs_the_readme_commands_and_every_operation(acco
         lifecycle.teardown(lab, adapters)
 
 
-# About 2.5 min: in make test-all. make test keeps the docker-group member's run of every operation
-# and the one-line refusal of a client without access.
+# About 2.5 min: in make test-all.
 @pytest.mark.sweep
 def test_a_client_with_only_tcp_to_the_engine_and_its_own_clock_runs_every_operation(accounts, adapters):
     _, remote, repo = accounts

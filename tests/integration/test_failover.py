@@ -77,7 +77,7 @@ def test_repeated_up_leaves_every_nodes_files_as_rendered(fast_lab, adapters):
 def test_kill_fast(fast_lab, adapters):
     events, heard = EventStream(), Recorder()
     events.subscribe(heard)
-    report, stages = run_fault(fast_lab, adapters, "kill", events, runs=3)
+    report, stages = run_fault(fast_lab, adapters, "kill", events, runs=1)
     # FRR's and keepalived's changes were published as the runs went on, not only read after them.
     assert {"frr", "vrrp"} <= {c.event.source for c in heard.of(ControlEvent)}
     assert {Stage.BASELINE, Stage.MEASURING_FAILOVER, Stage.RESTORING, Stage.FAILING_BACK} <= set(stages)
@@ -87,8 +87,9 @@ def test_kill_fast(fast_lab, adapters):
         assert "vrrp-master" in kinds(run, "azure-gw-1")
         assert "child-up" in kinds(run, "azure-gw-1") and "bgp-up" in kinds(run, "onprem-0")
         assert_back_to_initial(fast_lab, adapters, run)
-    # The README's claim (docs/figures/as-fast-kill): the median of 3 within its margin of the published one.
-    assert_within_published(report, "as-fast-kill")
+    assert report.passed, report.verdict
+    # The README's figure (docs/figures/as-fast-kill, N=5) is held to its margin by make test-figures
+    # (tests/integration/test_figures.py): three runs of it here cost make test a minute and a half.
 
 
 # Each fault timed on its own is a sweep (`make test-all`): `make test` times kill and pause (the README's
