@@ -17,6 +17,8 @@ import subprocess
 import sys
 import uuid
 
+import pytest
+
 from lab.failover.published import published
 from lab.plan.load import load_plan
 from lab.render.compose import write_compose
