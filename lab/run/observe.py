@@ -40,6 +40,8 @@ from lab.run.ports import Adapters
 
 VICI_EVENTS = ["ike-updown", "child-updown", "ike-rekey"]
 FRR_LOG = "/var/log/frr/frr.log"
+# charon's own log (the entrypoint sends its stderr there): `lab logs` shows it.
+CHARON_LOG = "/var/log/charon.log"
 # keepalived's own log (lab-vrrp starts it with --log-console into it).
 KEEPALIVED_LOG = "/var/log/keepalived.log"
 # How often a tail whose node went away (killed) looks for it again.

@@ -30,6 +30,7 @@ from lab.session import DEFAULT_SCENARIO, LabSession
 from lab.ui.progress import log, setup_logging
 from lab.plan.load import builtin_profiles, builtin_scenarios, load_plan
 from lab.run.paths import route_paths
+from lab.run.observe import CHARON_LOG, FRR_LOG, KEEPALIVED_LOG
 from lab.run.status import LabStatus, running_node
 from lab.ui.cli_common import BUSY_EXIT  # noqa: F401 - the tests import it from here
 from lab.ui.cli_common import NOT_MEASURED_EXIT, checked, err, event_stream, fail, lab_option, out, showing
@@ -305,7 +306,7 @@ def exec_(
 
 
 # Each daemon's own log in a node; the entrypoint's output is the container's log.
-DAEMON_LOGS = {"charon": "/var/log/charon.log", "frr": "/var/log/frr/frr.log", "keepalived": "/var/log/keepalived.log"}
+DAEMON_LOGS = {"charon": CHARON_LOG, "frr": FRR_LOG, "keepalived": KEEPALIVED_LOG}
 
 
 @app.command()

@@ -112,10 +112,18 @@ def _chosen(number: Optional[str], lab: Optional[str]):
     return training.started_on(name, adapters), name
 
 
+def _number_argument():
+    return typer.Argument(None, metavar="[N]", help="the exercise (default: the lab's)")
+
+
+def _exercise_lab_option():
+    return lab_option("the exercise's lab (default: exN, or the one exercise lab running)")
+
+
 @exercise_app.command()
 def hint(
-    number: Optional[str] = typer.Argument(None, metavar="[N]", help="the exercise (default: the lab's)"),
-    lab: Optional[str] = lab_option("the exercise's lab (default: exN, or the one exercise lab running)"),
+    number: Optional[str] = _number_argument(),
+    lab: Optional[str] = _exercise_lab_option(),
 ) -> None:
     """A nudge toward the problem."""
     try:
@@ -127,8 +135,8 @@ def hint(
 
 @exercise_app.command()
 def solution(
-    number: Optional[str] = typer.Argument(None, metavar="[N]", help="the exercise (default: the lab's)"),
-    lab: Optional[str] = lab_option("the exercise's lab (default: exN, or the one exercise lab running)"),
+    number: Optional[str] = _number_argument(),
+    lab: Optional[str] = _exercise_lab_option(),
 ) -> None:
     """The exact commands that fix it: shell lines to paste (comments start with #)."""
     try:

@@ -32,6 +32,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, is_dataclass
+from functools import cached_property, lru_cache
 from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -244,15 +245,20 @@ class Console:
                 "nodes": [{"name": n.name, "kind": n.kind, "links": sorted(n.links)} for n in plan.nodes.values()],
                 "faults": [f for f in faults if f["targets"]]}
 
-    def topology(self) -> dict:
+    @cached_property
+    def _layout(self):
+        """The plan's layout: the plan doesn't change while the console runs, so it is laid out once."""
         from lab.ui.topology import layout
 
-        return layout(self.plan).as_dict()
+        return layout(self.plan)
+
+    def topology(self) -> dict:
+        return self._layout.as_dict()
 
     def topology_svg(self) -> str:
-        from lab.ui.topology import layout, render_svg
+        from lab.ui.topology import render_svg
 
-        return render_svg(layout(self.plan))
+        return render_svg(self._layout)
 
     def state_dict(self) -> dict:
         with self._lock:
@@ -393,6 +399,12 @@ class Console:
             self._capturing.release()
         where = f"{node}-{link}" if link else node
         return f"{self.plan.lab}-{where}-{time.strftime('%Y%m%d-%H%M%S')}.pcap", data
+
+
+@lru_cache(maxsize=1)
+def _static_files() -> dict:
+    """The page's files, by name, as the package ships them (read from the package once)."""
+    return {f.name: f for f in resources.files("lab.ui.console").joinpath(STATIC).iterdir() if f.is_file()}
 
 
 def _end(client: queue.Queue) -> None:
@@ -617,7 +629,7 @@ class ConsoleHandler(BaseHTTPRequestHandler):
     def _static(self, path: str) -> None:
         name = "index.html" if path in ("/", "/index.html") else path.removeprefix("/static/")
         # Only the files the package ships, by name: no path from the request reaches the disk.
-        files = {f.name: f for f in resources.files("lab.ui.console").joinpath(STATIC).iterdir() if f.is_file()}
+        files = _static_files()
         if name not in files or (path not in ("/", "/index.html") and not path.startswith("/static/")):
             return self._error(HTTPStatus.NOT_FOUND, f"no such page {path}")
         kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
